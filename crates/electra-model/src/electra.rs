@@ -1,0 +1,549 @@
+//! The ELECTRA encoder, read top-down: embeddings, attention, layer, encoder tower, heads, and
+//! the two Hugging Face model classes (discriminator and generator).
+//!
+//! The configuration lives in [`crate::config`]. Every block names the paper section or the HF
+//! class (`transformers/models/electra/modeling_electra.py`) it mirrors. Shapes: `b` batch,
+//! `s` sequence, `E` embedding size, `H` hidden size, `V` vocabulary.
+//!
+//! Sharing: the embeddings are a block of their own ([`ElectraEmbeddings`]) and the tower
+//! ([`ElectraEncoder`]) starts from their output, so a pre-training model can own one embedding
+//! block and feed both towers (spec 2.3), while [`ElectraModel`] mirrors HF's layout for a single
+//! network.
+
+use burn::module::{Initializer, Param};
+use burn::nn::{
+    Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear,
+    LinearConfig,
+};
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use burn::tensor::activation::{gelu, gelu_approximate, relu, softmax};
+
+use crate::config::{Activation, ElectraConfig};
+
+/// The additive value for masked (padding) keys, as the reference code uses (spec 2.1).
+pub const MASK_VALUE: f32 = -10000.0;
+
+/// Applies the configured activation.
+pub fn activate<B: Backend, const D: usize>(act: Activation, x: Tensor<B, D>) -> Tensor<B, D> {
+    match act {
+        Activation::Gelu => gelu(x),
+        Activation::GeluNew => gelu_approximate(x),
+        Activation::Relu => relu(x),
+    }
+}
+
+/// A tensor drawn from N(0, std²) truncated at ±2·std, as TF's `truncated_normal_initializer`
+/// does (spec 2.7): values outside the bounds are redrawn (eight rounds, after which the chance
+/// of a value still outside is below 1e-10 per element; those are clamped).
+pub fn truncated_normal<B: Backend, const D: usize>(
+    shape: [usize; D],
+    std: f64,
+    device: &B::Device,
+) -> Tensor<B, D> {
+    let bound = 2.0 * std;
+    let mut t = Tensor::<B, D>::random(shape, Distribution::Normal(0.0, std), device);
+    for _ in 0..8 {
+        let outside = t.clone().abs().greater_elem(bound);
+        let fresh = Tensor::random(shape, Distribution::Normal(0.0, std), device);
+        t = t.mask_where(outside, fresh);
+    }
+    t.clamp(-bound, bound)
+}
+
+/// A `Linear` whose weight is truncated-normal(0, std) and whose bias is zero (spec 2.7: the
+/// attention, feed-forward and head kernels).
+fn linear_truncated<B: Backend>(
+    d_in: usize,
+    d_out: usize,
+    std: f64,
+    device: &B::Device,
+) -> Linear<B> {
+    let mut linear = LinearConfig::new(d_in, d_out)
+        .with_initializer(Initializer::Zeros)
+        .init(device);
+    linear.weight = Param::from_tensor(truncated_normal([d_in, d_out], std, device));
+    linear
+}
+
+/// A `Linear` with TF's default Glorot-uniform kernel and a zero bias (spec 2.7:
+/// `embeddings_project` and the discriminator's `dense_prediction`).
+fn linear_glorot<B: Backend>(d_in: usize, d_out: usize, device: &B::Device) -> Linear<B> {
+    let mut linear = LinearConfig::new(d_in, d_out)
+        .with_initializer(Initializer::Zeros)
+        .init(device);
+    linear.weight = Initializer::XavierUniform { gain: 1.0 }.init_with(
+        [d_in, d_out],
+        Some(d_in),
+        Some(d_out),
+        device,
+    );
+    linear
+}
+
+/// An `Embedding` table initialised truncated-normal(0, std).
+fn embedding_truncated<B: Backend>(
+    rows: usize,
+    dim: usize,
+    std: f64,
+    device: &B::Device,
+) -> Embedding<B> {
+    let mut embedding = EmbeddingConfig::new(rows, dim)
+        .with_initializer(Initializer::Zeros)
+        .init(device);
+    embedding.weight = Param::from_tensor(truncated_normal([rows, dim], std, device));
+    embedding
+}
+
+fn layer_norm<B: Backend>(dim: usize, eps: f64, device: &B::Device) -> LayerNorm<B> {
+    LayerNormConfig::new(dim).with_epsilon(eps).init(device)
+}
+
+/// Turns a 0/1 attention mask `[b, s]` into the additive key mask `[b, 1, 1, s]`:
+/// `(1 − mask)·(−10000)` (spec 2.1; HF uses the dtype's minimum, which gives the same
+/// probabilities in f32).
+pub fn additive_attention_mask<B: Backend>(attention_mask: Tensor<B, 2, Int>) -> Tensor<B, 4> {
+    let [b, s] = attention_mask.dims();
+    attention_mask
+        .float()
+        .neg()
+        .add_scalar(1.0)
+        .mul_scalar(MASK_VALUE)
+        .reshape([b, 1, 1, s])
+}
+
+// ---------------------------------------------------------------------------------------------
+// Embeddings: HF `ElectraEmbeddings`; paper §2, spec 2.2.
+// ---------------------------------------------------------------------------------------------
+
+/// Word + learned absolute position + token-type embeddings, then LayerNorm and dropout.
+/// Width `E = embedding_size`. In pre-training this block is shared by both towers.
+#[derive(Module, Debug)]
+pub struct ElectraEmbeddings<B: Backend> {
+    /// Token embeddings `[V, E]`; also the generator's (tied) output matrix.
+    pub word_embeddings: Embedding<B>,
+    /// Absolute position embeddings `[max_position_embeddings, E]`.
+    pub position_embeddings: Embedding<B>,
+    /// Segment embeddings `[type_vocab_size, E]`.
+    pub token_type_embeddings: Embedding<B>,
+    /// LayerNorm over `E` (eps 1e-12).
+    pub layer_norm: LayerNorm<B>,
+    /// Dropout (`hidden_dropout_prob`).
+    pub dropout: Dropout,
+}
+
+impl<B: Backend> ElectraEmbeddings<B> {
+    /// Fresh embeddings, truncated-normal(0, `initializer_range`) tables (spec 2.7).
+    pub fn new(config: &ElectraConfig, device: &B::Device) -> Self {
+        let (e, std) = (config.embedding_size, config.initializer_range);
+        Self {
+            word_embeddings: embedding_truncated(config.vocab_size, e, std, device),
+            position_embeddings: embedding_truncated(config.max_position_embeddings, e, std, device),
+            token_type_embeddings: embedding_truncated(config.type_vocab_size, e, std, device),
+            layer_norm: layer_norm(e, config.layer_norm_eps, device),
+            dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
+        }
+    }
+
+    /// `input_ids [b, s]`, `token_type_ids [b, s]` → `[b, s, E]`. Positions are `0..s`.
+    pub fn forward(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        token_type_ids: Tensor<B, 2, Int>,
+    ) -> Tensor<B, 3> {
+        let [b, s] = input_ids.dims();
+        let device = input_ids.device();
+        let positions = Tensor::<B, 1, Int>::arange(0..s as i64, &device)
+            .reshape([1, s])
+            .repeat_dim(0, b);
+        let x = self.word_embeddings.forward(input_ids)
+            + self.position_embeddings.forward(positions)
+            + self.token_type_embeddings.forward(token_type_ids);
+        self.dropout.forward(self.layer_norm.forward(x))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attention: HF `ElectraSelfAttention` + `ElectraSelfOutput.dense`; spec 2.1 steps 1-2.
+// ---------------------------------------------------------------------------------------------
+
+/// Multi-head scaled dot-product self-attention with an additive key mask and dropout on the
+/// attention probabilities (BERT semantics, unlike burn's `MultiHeadAttention`, which drops
+/// scores before the softmax).
+#[derive(Module, Debug)]
+pub struct ElectraAttention<B: Backend> {
+    /// Query projection `H → H`.
+    pub query: Linear<B>,
+    /// Key projection `H → H`.
+    pub key: Linear<B>,
+    /// Value projection `H → H`.
+    pub value: Linear<B>,
+    /// Output projection `H → H` (HF `attention.output.dense`).
+    pub output: Linear<B>,
+    /// Dropout on the attention probabilities.
+    pub dropout: Dropout,
+    /// Number of heads.
+    pub num_heads: usize,
+}
+
+impl<B: Backend> ElectraAttention<B> {
+    fn new(config: &ElectraConfig, device: &B::Device) -> Self {
+        let (h, std) = (config.hidden_size, config.initializer_range);
+        Self {
+            query: linear_truncated(h, h, std, device),
+            key: linear_truncated(h, h, std, device),
+            value: linear_truncated(h, h, std, device),
+            output: linear_truncated(h, h, std, device),
+            dropout: DropoutConfig::new(config.attention_probs_dropout_prob).init(),
+            num_heads: config.num_attention_heads,
+        }
+    }
+
+    /// `x [b, s, H]`, `mask [b, 1, 1, s]` (additive) → `[b, s, H]` (before residual and LN).
+    pub fn forward(&self, x: Tensor<B, 3>, mask: Tensor<B, 4>) -> Tensor<B, 3> {
+        let [b, s, h] = x.dims();
+        let (heads, head_size) = (self.num_heads, h / self.num_heads);
+        let split = |t: Tensor<B, 3>| t.reshape([b, s, heads, head_size]).swap_dims(1, 2);
+        let q = split(self.query.forward(x.clone()));
+        let k = split(self.key.forward(x.clone()));
+        let v = split(self.value.forward(x));
+        // [b, heads, s, s]
+        let scores = q
+            .matmul(k.swap_dims(2, 3))
+            .div_scalar((head_size as f64).sqrt())
+            + mask;
+        let probs = self.dropout.forward(softmax(scores, 3));
+        let context = probs.matmul(v).swap_dims(1, 2).reshape([b, s, h]);
+        self.output.forward(context)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Layer: HF `ElectraLayer`; spec 2.1 steps 3-5 (post-LN).
+// ---------------------------------------------------------------------------------------------
+
+/// One post-LayerNorm transformer layer: attention, residual + LN, feed-forward, residual + LN.
+#[derive(Module, Debug)]
+pub struct ElectraLayer<B: Backend> {
+    /// Self-attention (HF `attention.self` + `attention.output.dense`).
+    pub attention: ElectraAttention<B>,
+    /// LayerNorm after the attention residual (HF `attention.output.LayerNorm`).
+    pub attention_layer_norm: LayerNorm<B>,
+    /// Feed-forward input `H → FFN` (HF `intermediate.dense`).
+    pub intermediate: Linear<B>,
+    /// Feed-forward output `FFN → H` (HF `output.dense`).
+    pub output: Linear<B>,
+    /// LayerNorm after the feed-forward residual (HF `output.LayerNorm`).
+    pub output_layer_norm: LayerNorm<B>,
+    /// Dropout on both residual branches (`hidden_dropout_prob`).
+    pub dropout: Dropout,
+    /// Feed-forward activation (`hidden_act`).
+    #[module(skip)]
+    pub activation: Activation,
+}
+
+impl<B: Backend> ElectraLayer<B> {
+    fn new(config: &ElectraConfig, device: &B::Device) -> Self {
+        let (h, f, std) = (
+            config.hidden_size,
+            config.intermediate_size,
+            config.initializer_range,
+        );
+        Self {
+            attention: ElectraAttention::new(config, device),
+            attention_layer_norm: layer_norm(h, config.layer_norm_eps, device),
+            intermediate: linear_truncated(h, f, std, device),
+            output: linear_truncated(f, h, std, device),
+            output_layer_norm: layer_norm(h, config.layer_norm_eps, device),
+            dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
+            activation: config.hidden_act,
+        }
+    }
+
+    /// `x [b, s, H]`, `mask [b, 1, 1, s]` → `[b, s, H]`.
+    pub fn forward(&self, x: Tensor<B, 3>, mask: Tensor<B, 4>) -> Tensor<B, 3> {
+        let attended = self.dropout.forward(self.attention.forward(x.clone(), mask));
+        let a = self.attention_layer_norm.forward(attended + x);
+        let f = activate(self.activation, self.intermediate.forward(a.clone()));
+        let f = self.dropout.forward(self.output.forward(f));
+        self.output_layer_norm.forward(f + a)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encoder tower: HF `ElectraModel.embeddings_project` + `ElectraEncoder`; spec 2.1-2.2.
+// ---------------------------------------------------------------------------------------------
+
+/// One network's own part: the optional `E → H` projection and the stack of layers. It starts
+/// from the (possibly shared) embedding output.
+#[derive(Module, Debug)]
+pub struct ElectraEncoder<B: Backend> {
+    /// `E → H` with bias, no activation; present iff `embedding_size != hidden_size`.
+    pub embeddings_project: Option<Linear<B>>,
+    /// The transformer layers.
+    pub layers: Vec<ElectraLayer<B>>,
+}
+
+impl<B: Backend> ElectraEncoder<B> {
+    /// A fresh tower for `config`.
+    pub fn new(config: &ElectraConfig, device: &B::Device) -> Self {
+        let embeddings_project = (config.embedding_size != config.hidden_size)
+            .then(|| linear_glorot(config.embedding_size, config.hidden_size, device));
+        Self {
+            embeddings_project,
+            layers: (0..config.num_hidden_layers)
+                .map(|_| ElectraLayer::new(config, device))
+                .collect(),
+        }
+    }
+
+    /// `embedding_output [b, s, E]`, `mask [b, 1, 1, s]` (see [`additive_attention_mask`])
+    /// → last hidden state `[b, s, H]`.
+    pub fn forward(&self, embedding_output: Tensor<B, 3>, mask: Tensor<B, 4>) -> Tensor<B, 3> {
+        let mut x = self.project(embedding_output);
+        for layer in &self.layers {
+            x = layer.forward(x, mask.clone());
+        }
+        x
+    }
+
+    /// Like [`Self::forward`] but returns every hidden state: index 0 is the (projected) input
+    /// of the first layer, index `i` the output of layer `i` (HF `output_hidden_states`).
+    pub fn forward_all(
+        &self,
+        embedding_output: Tensor<B, 3>,
+        mask: Tensor<B, 4>,
+    ) -> Vec<Tensor<B, 3>> {
+        let mut states = vec![self.project(embedding_output)];
+        for layer in &self.layers {
+            let next = layer.forward(states[states.len() - 1].clone(), mask.clone());
+            states.push(next);
+        }
+        states
+    }
+
+    fn project(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        match &self.embeddings_project {
+            Some(project) => project.forward(x),
+            None => x,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Heads: HF `ElectraDiscriminatorPredictions` (spec 2.6) and
+// `ElectraGeneratorPredictions` + `generator_lm_head` (spec 2.5).
+// ---------------------------------------------------------------------------------------------
+
+/// Replaced-token-detection head: `dense H → H`, activation, `dense_prediction H → 1`.
+#[derive(Module, Debug)]
+pub struct DiscriminatorHead<B: Backend> {
+    /// `H → H`, truncated-normal init.
+    pub dense: Linear<B>,
+    /// `H → 1`, Glorot-uniform init (TF `dense_1`).
+    pub dense_prediction: Linear<B>,
+    /// `hidden_act`.
+    #[module(skip)]
+    pub activation: Activation,
+}
+
+impl<B: Backend> DiscriminatorHead<B> {
+    /// A fresh head for a discriminator of `config`.
+    pub fn new(config: &ElectraConfig, device: &B::Device) -> Self {
+        let h = config.hidden_size;
+        Self {
+            dense: linear_truncated(h, h, config.initializer_range, device),
+            dense_prediction: linear_glorot(h, 1, device),
+            activation: config.hidden_act,
+        }
+    }
+
+    /// `hidden [b, s, H]` → one logit per token `[b, s]` (positive = "replaced").
+    pub fn forward(&self, hidden: Tensor<B, 3>) -> Tensor<B, 2> {
+        let x = activate(self.activation, self.dense.forward(hidden));
+        self.dense_prediction.forward(x).squeeze_dim(2)
+    }
+}
+
+/// Masked-LM head: `dense H_g → E`, exact GELU, LayerNorm(E), then the tied output layer
+/// `h · word_embeddingsᵀ + output_bias`.
+#[derive(Module, Debug)]
+pub struct GeneratorHead<B: Backend> {
+    /// `H_g → E`, truncated-normal init.
+    pub dense: Linear<B>,
+    /// LayerNorm over `E`.
+    pub layer_norm: LayerNorm<B>,
+    /// The output layer's own bias `[V]` (HF `generator_lm_head.bias`, TF `output_bias`), zero
+    /// at init. Its weight is the word-embedding matrix, passed to [`Self::forward`].
+    pub output_bias: Param<Tensor<B, 1>>,
+}
+
+impl<B: Backend> GeneratorHead<B> {
+    /// A fresh head for a generator of `config` (its `embedding_size` is the shared `E`).
+    pub fn new(config: &ElectraConfig, device: &B::Device) -> Self {
+        Self {
+            dense: linear_truncated(
+                config.hidden_size,
+                config.embedding_size,
+                config.initializer_range,
+                device,
+            ),
+            layer_norm: layer_norm(config.embedding_size, config.layer_norm_eps, device),
+            output_bias: Param::from_tensor(Tensor::zeros([config.vocab_size], device)),
+        }
+    }
+
+    /// `hidden [n, H_g]` (e.g. the states gathered at masked positions), `word_embeddings
+    /// [V, E]` → logits `[n, V]`. The activation is always the exact GELU, as in HF and the
+    /// reference.
+    pub fn forward(&self, hidden: Tensor<B, 2>, word_embeddings: Tensor<B, 2>) -> Tensor<B, 2> {
+        let x = self.layer_norm.forward(gelu(self.dense.forward(hidden)));
+        x.matmul(word_embeddings.transpose()) + self.output_bias.val().unsqueeze_dim(0)
+    }
+
+    /// [`Self::forward`] on every position: `hidden [b, s, H_g]` → `[b, s, V]`.
+    pub fn forward_all(&self, hidden: Tensor<B, 3>, word_embeddings: Tensor<B, 2>) -> Tensor<B, 3> {
+        let [b, s, h] = hidden.dims();
+        let logits = self.forward(hidden.reshape([b * s, h]), word_embeddings);
+        let v = logits.dims()[1];
+        logits.reshape([b, s, v])
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Whole networks: HF `ElectraModel`, `ElectraForPreTraining`, `ElectraForMaskedLM`.
+// ---------------------------------------------------------------------------------------------
+
+/// What an encoder computes for one batch, for parity tests and `electra forward`.
+#[derive(Debug, Clone)]
+pub struct EncoderOutput<B: Backend> {
+    /// The embedding block's output `[b, s, E]` (before any projection).
+    pub embedding_output: Tensor<B, 3>,
+    /// `num_hidden_layers + 1` states `[b, s, H]`; the last is `last_hidden_state`.
+    pub hidden_states: Vec<Tensor<B, 3>>,
+}
+
+impl<B: Backend> EncoderOutput<B> {
+    /// The final layer's output `[b, s, H]`.
+    pub fn last_hidden_state(&self) -> Tensor<B, 3> {
+        // `forward_all` always returns at least the projected input.
+        self.hidden_states[self.hidden_states.len() - 1].clone()
+    }
+}
+
+/// Embeddings and one tower: HF `ElectraModel` (no pooler; spec 2.1).
+#[derive(Module, Debug)]
+pub struct ElectraModel<B: Backend> {
+    /// The embedding block.
+    pub embeddings: ElectraEmbeddings<B>,
+    /// Projection and layers.
+    pub encoder: ElectraEncoder<B>,
+}
+
+impl<B: Backend> ElectraModel<B> {
+    /// A freshly initialised model (spec 2.7). Seed the backend first for reproducibility.
+    pub fn new(config: &ElectraConfig, device: &B::Device) -> Self {
+        Self {
+            embeddings: ElectraEmbeddings::new(config, device),
+            encoder: ElectraEncoder::new(config, device),
+        }
+    }
+
+    /// `input_ids`, `token_type_ids`, `attention_mask` (1 = token, 0 = padding), all `[b, s]`
+    /// → last hidden state `[b, s, H]`.
+    pub fn forward(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        token_type_ids: Tensor<B, 2, Int>,
+        attention_mask: Tensor<B, 2, Int>,
+    ) -> Tensor<B, 3> {
+        let embedded = self.embeddings.forward(input_ids, token_type_ids);
+        self.encoder
+            .forward(embedded, additive_attention_mask(attention_mask))
+    }
+
+    /// Every intermediate state (see [`EncoderOutput`]).
+    pub fn forward_all(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        token_type_ids: Tensor<B, 2, Int>,
+        attention_mask: Tensor<B, 2, Int>,
+    ) -> EncoderOutput<B> {
+        let embedding_output = self.embeddings.forward(input_ids, token_type_ids);
+        let hidden_states = self.encoder.forward_all(
+            embedding_output.clone(),
+            additive_attention_mask(attention_mask),
+        );
+        EncoderOutput {
+            embedding_output,
+            hidden_states,
+        }
+    }
+}
+
+/// The discriminator: HF `ElectraForPreTraining` (the model kept for fine-tuning).
+#[derive(Module, Debug)]
+pub struct ElectraForPreTraining<B: Backend> {
+    /// Embeddings and tower.
+    pub electra: ElectraModel<B>,
+    /// Replaced-token-detection head.
+    pub discriminator_predictions: DiscriminatorHead<B>,
+}
+
+impl<B: Backend> ElectraForPreTraining<B> {
+    /// A freshly initialised discriminator.
+    pub fn new(config: &ElectraConfig, device: &B::Device) -> Self {
+        Self {
+            electra: ElectraModel::new(config, device),
+            discriminator_predictions: DiscriminatorHead::new(config, device),
+        }
+    }
+
+    /// Inputs `[b, s]` → replaced-token logits `[b, s]`.
+    pub fn forward(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        token_type_ids: Tensor<B, 2, Int>,
+        attention_mask: Tensor<B, 2, Int>,
+    ) -> Tensor<B, 2> {
+        let hidden = self
+            .electra
+            .forward(input_ids, token_type_ids, attention_mask);
+        self.discriminator_predictions.forward(hidden)
+    }
+}
+
+/// The generator: HF `ElectraForMaskedLM`. Its output layer is tied to its own word embeddings.
+#[derive(Module, Debug)]
+pub struct ElectraForMaskedLM<B: Backend> {
+    /// Embeddings and tower.
+    pub electra: ElectraModel<B>,
+    /// Masked-LM head (with the output bias).
+    pub generator_predictions: GeneratorHead<B>,
+}
+
+impl<B: Backend> ElectraForMaskedLM<B> {
+    /// A freshly initialised generator.
+    pub fn new(config: &ElectraConfig, device: &B::Device) -> Self {
+        Self {
+            electra: ElectraModel::new(config, device),
+            generator_predictions: GeneratorHead::new(config, device),
+        }
+    }
+
+    /// Inputs `[b, s]` → MLM logits at every position `[b, s, V]`.
+    pub fn forward(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        token_type_ids: Tensor<B, 2, Int>,
+        attention_mask: Tensor<B, 2, Int>,
+    ) -> Tensor<B, 3> {
+        let hidden = self
+            .electra
+            .forward(input_ids, token_type_ids, attention_mask);
+        self.generator_predictions.forward_all(
+            hidden,
+            self.electra.embeddings.word_embeddings.weight.val(),
+        )
+    }
+}

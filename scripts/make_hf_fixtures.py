@@ -1,0 +1,443 @@
+#!/usr/bin/env python3
+"""Generate tiny Hugging Face ``transformers`` ELECTRA fixtures for the Rust tests.
+
+The Rust crate ``electra-model`` loads Hugging Face ELECTRA checkpoints and must
+reproduce the reference PyTorch forward pass. This script builds two very small
+ELECTRA models with random (but deterministic) weights,
+
+* a discriminator (``ElectraForPreTraining``) and
+* a generator (``ElectraForMaskedLM``, output layer tied to its word embeddings),
+
+saves them the way ``save_pretrained`` does (safetensors, plus one legacy
+``pytorch_model.bin`` copy of the discriminator), runs them on a fixed padded
+two-segment batch and writes the intermediate and final activations to JSON.
+The generator shares its embedding block with the discriminator, as in the
+released ELECTRA checkpoints. See ``README.md`` in the output folder for the
+file layout and tensor shapes.
+
+Usage (from any directory)::
+
+    python3 -m venv /work/venv-fixtures
+    /work/venv-fixtures/bin/pip install -r scripts/requirements-fixtures.txt
+    /work/venv-fixtures/bin/python scripts/make_hf_fixtures.py \
+        [--out crates/electra-model/tests/fixtures/hf-tiny]
+
+``--out`` defaults to ``crates/electra-model/tests/fixtures/hf-tiny`` relative
+to the repository root (found from this file's location); a relative ``--out``
+is also resolved against the repository root.
+
+The outputs are committed, so CI and ``cargo test`` do not need Python. Rerun
+this script only to change or extend the fixtures. The script is deterministic:
+it runs on CPU with one thread and a fixed seed, and two runs with the pinned
+versions produce byte-identical files. It requires ``transformers`` 4.x,
+because 5.x can no longer write ``pytorch_model.bin`` via ``save_pretrained``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import sys
+from pathlib import Path
+
+import safetensors
+import torch
+import transformers
+from torch import nn
+from transformers import ElectraConfig, ElectraForMaskedLM, ElectraForPreTraining
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_OUT = Path("crates/electra-model/tests/fixtures/hf-tiny")
+
+SEED = 20240601
+
+# Standard deviations used by `randomise` (HF's 0.02 init gives near-constant outputs).
+WEIGHT_STD = 0.2
+BIAS_STD = 0.1
+LAYER_NORM_STD = 0.1
+
+# Sub-folders and files this script owns inside the output folder.
+DISCRIMINATOR_DIR = "discriminator"
+DISCRIMINATOR_BIN_DIR = "discriminator-bin"
+GENERATOR_DIR = "generator"
+INPUTS_FILE = "inputs.json"
+EXPECTED_FILE = "expected.json"
+README_FILE = "README.md"
+
+DISCRIMINATOR_CONFIG = dict(
+    vocab_size=64,
+    embedding_size=16,
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=48,
+    hidden_act="gelu",
+    hidden_dropout_prob=0.1,
+    attention_probs_dropout_prob=0.1,
+    max_position_embeddings=40,
+    type_vocab_size=2,
+    layer_norm_eps=1e-12,
+    initializer_range=0.02,
+    pad_token_id=0,
+)
+# Same as the discriminator except for the width (key order is kept).
+GENERATOR_CONFIG = dict(DISCRIMINATOR_CONFIG, hidden_size=24, num_attention_heads=2, intermediate_size=40)
+
+
+# --------------------------------------------------------------------------- models
+
+
+def build_models() -> tuple[ElectraForPreTraining, ElectraForMaskedLM]:
+    """Build the discriminator and generator in float32 eval mode, with randomised weights.
+
+    The generator's embedding block (word, position and token type embeddings
+    and the embeddings LayerNorm) is a copy of the discriminator's, and its
+    ``generator_lm_head.weight`` stays tied to its word embeddings.
+    """
+    torch.manual_seed(SEED)  # HF's own init; every parameter is overwritten below anyway.
+    discriminator = ElectraForPreTraining(ElectraConfig(**DISCRIMINATOR_CONFIG))
+    generator = ElectraForMaskedLM(ElectraConfig(**GENERATOR_CONFIG))
+
+    randomise(discriminator, torch.Generator().manual_seed(SEED))
+    randomise(generator, torch.Generator().manual_seed(SEED + 1))
+
+    with torch.no_grad():
+        # load_state_dict copies in place, so the lm-head tie is kept.
+        generator.electra.embeddings.load_state_dict(discriminator.electra.embeddings.state_dict())
+    check_tied(generator)
+
+    for model in (discriminator, generator):
+        model.to(torch.float32)
+        model.eval()
+    return discriminator, generator
+
+
+@torch.no_grad()
+def randomise(model: nn.Module, gen: torch.Generator) -> None:
+    """Overwrite every parameter of ``model`` in place with O(1)-scale random values.
+
+    Linear and embedding weights ~ N(0, 0.2); biases ~ N(0, 0.1); LayerNorm
+    weights = 1 + N(0, 0.1) and LayerNorm biases ~ N(0, 0.1). Modules are
+    visited in registration order, so the result depends only on ``gen``.
+    Shared (tied) parameters are drawn once: the generator's lm-head weight is
+    the word embedding tensor itself and is not visited separately.
+    """
+
+    def normal_(param: torch.Tensor, mean: float, std: float) -> None:
+        param.copy_(torch.randn(param.shape, generator=gen, dtype=param.dtype) * std + mean)
+
+    seen: set[int] = set()
+    for _, module in model.named_modules():
+        for name, param in module.named_parameters(recurse=False):
+            if id(param) in seen:
+                continue
+            seen.add(id(param))
+            if isinstance(module, nn.LayerNorm):
+                normal_(param, 1.0 if name == "weight" else 0.0, LAYER_NORM_STD)
+            elif isinstance(module, (nn.Linear, nn.Embedding)) and name == "weight":
+                normal_(param, 0.0, WEIGHT_STD)
+            elif isinstance(module, nn.Linear) and name == "bias":
+                normal_(param, 0.0, BIAS_STD)
+            else:
+                raise TypeError(f"don't know how to randomise {type(module).__name__}.{name}")
+
+    missing = [name for name, param in model.named_parameters() if id(param) not in seen]
+    assert not missing, f"parameters left unrandomised: {missing}"
+
+
+def check_tied(generator: ElectraForMaskedLM) -> None:
+    """Assert that the generator's output layer shares its word embedding tensor."""
+    lm_head = generator.generator_lm_head.weight
+    word = generator.electra.embeddings.word_embeddings.weight
+    assert lm_head is word or lm_head.data_ptr() == word.data_ptr(), "generator_lm_head.weight is not tied"
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def make_inputs() -> dict[str, torch.Tensor]:
+    """A fixed batch of 3 sequences of length 10, with padding and two segments.
+
+    Id 2 plays [CLS], id 3 plays [SEP], id 0 is padding; other ids are in 4..63.
+    Row 0: two segments, no padding. Row 1: two segments, 3 padding positions.
+    Row 2: one segment, 6 padding positions. token_type_ids are 0 on the first
+    segment (including [CLS] and its [SEP]), 1 on the second, 0 on padding.
+    """
+    rows = [
+        # (first segment tokens, second segment tokens, padded length)
+        ([17, 42, 9, 63], [55, 23, 61], 10),
+        ([33, 4], [47, 5], 10),
+        ([28, 51], [], 10),
+    ]
+    input_ids, attention_mask, token_type_ids = [], [], []
+    for first, second, length in rows:
+        ids = [2, *first, 3]
+        types = [0] * len(ids)
+        if second:
+            ids += [*second, 3]
+            types += [1] * (len(second) + 1)
+        pad = length - len(ids)
+        assert pad >= 0
+        input_ids.append(ids + [0] * pad)
+        attention_mask.append([1] * len(ids) + [0] * pad)
+        token_type_ids.append(types + [0] * pad)
+    return {
+        "input_ids": torch.tensor(input_ids, dtype=torch.long),
+        "attention_mask": torch.tensor(attention_mask, dtype=torch.long),
+        "token_type_ids": torch.tensor(token_type_ids, dtype=torch.long),
+    }
+
+
+# --------------------------------------------------------------------------- forward
+
+
+@torch.no_grad()
+def run_model(model: nn.Module, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Reference activations of an ELECTRA model (``ElectraForPreTraining`` or ``ElectraForMaskedLM``)."""
+    embedding_output = model.electra.embeddings(
+        input_ids=inputs["input_ids"], token_type_ids=inputs["token_type_ids"]
+    )
+    base = model.electra(**inputs, output_hidden_states=True)
+    out = model(**inputs, output_hidden_states=True)
+    hidden_states = torch.stack(out.hidden_states)  # [layers + 1, b, s, H]
+    assert torch.equal(hidden_states, torch.stack(base.hidden_states))
+    assert torch.equal(base.last_hidden_state, hidden_states[-1])
+    return {
+        "embedding_output": embedding_output,
+        "hidden_states": hidden_states,
+        "last_hidden_state": base.last_hidden_state,
+        "logits": out.logits,
+    }
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def format_json(value, indent: int = 0) -> str:
+    """Deterministic JSON: sorted keys, lists of scalars on one line, floats as '%.9g'.
+
+    Nine significant digits round-trip every float32 exactly, whether the
+    reader parses straight to f32 or to f64 and then casts.
+    """
+    pad = "  " * indent
+    inner = "  " * (indent + 1)
+    if isinstance(value, dict):
+        items = [f"{inner}{format_json(str(k))}: {format_json(value[k], indent + 1)}" for k in sorted(value)]
+        return "{\n" + ",\n".join(items) + "\n" + pad + "}"
+    if isinstance(value, (list, tuple)):
+        if all(not isinstance(v, (dict, list, tuple)) for v in value):
+            return "[" + ", ".join(format_json(v) for v in value) + "]"
+        return "[\n" + ",\n".join(inner + format_json(v, indent + 1) for v in value) + "\n" + pad + "]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        assert math.isfinite(value), value
+        return "%.9g" % value
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    raise TypeError(f"cannot format {type(value).__name__}")
+
+
+def tensor_to_lists(t: torch.Tensor):
+    """Nested Python lists; float tensors become Python floats equal to their float32 values."""
+    if t.is_floating_point():
+        assert t.dtype == torch.float32, t.dtype
+        return t.double().tolist()
+    return t.tolist()
+
+
+def write_text(path: Path, text: str) -> None:
+    path.write_text(text, encoding="utf-8", newline="\n")
+
+
+def reset_dir(path: Path) -> Path:
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    return path
+
+
+def write_outputs(
+    out: Path,
+    discriminator: ElectraForPreTraining,
+    generator: ElectraForMaskedLM,
+    inputs: dict[str, torch.Tensor],
+    expected: dict[str, dict[str, torch.Tensor]],
+) -> None:
+    """Save both models (safetensors and .bin), inputs.json, expected.json and README.md."""
+    out.mkdir(parents=True, exist_ok=True)
+    discriminator.save_pretrained(reset_dir(out / DISCRIMINATOR_DIR), safe_serialization=True)
+    discriminator.save_pretrained(reset_dir(out / DISCRIMINATOR_BIN_DIR), safe_serialization=False)
+    generator.save_pretrained(reset_dir(out / GENERATOR_DIR), safe_serialization=True)
+
+    write_text(out / INPUTS_FILE, format_json({k: tensor_to_lists(v) for k, v in inputs.items()}) + "\n")
+    expected_json = {
+        model: {key: tensor_to_lists(t) for key, t in acts.items()} for model, acts in expected.items()
+    }
+    write_text(out / EXPECTED_FILE, format_json(expected_json) + "\n")
+    write_text(out / README_FILE, readme_text(inputs, expected))
+
+
+def readme_text(inputs: dict[str, torch.Tensor], expected: dict[str, dict[str, torch.Tensor]]) -> str:
+    def shape(t: torch.Tensor) -> str:
+        return "[" + ", ".join(str(d) for d in t.shape) + "]"
+
+    def config_line(cfg: dict) -> str:
+        return ", ".join(f"{k}={v!r}" for k, v in cfg.items())
+
+    d, g = expected["discriminator"], expected["generator"]
+    b, s = inputs["input_ids"].shape
+    lines = [
+        "# hf-tiny: tiny Hugging Face ELECTRA fixtures",
+        "",
+        "Generated by `scripts/make_hf_fixtures.py`; do not edit by hand. To regenerate:",
+        "",
+        "```sh",
+        "pip install -r scripts/requirements-fixtures.txt",
+        "python scripts/make_hf_fixtures.py --out crates/electra-model/tests/fixtures/hf-tiny",
+        "```",
+        "",
+        f"- torch {torch.__version__}, transformers {transformers.__version__}, "
+        f"safetensors {safetensors.__version__}, Python {sys.version_info.major}.{sys.version_info.minor}",
+        f"- seed {SEED} (discriminator weights from `torch.Generator().manual_seed({SEED})`, "
+        f"generator weights from seed {SEED + 1})",
+        "- CPU, float32, one thread, eval mode (dropout off), `torch.no_grad()`; attention is the eager implementation",
+        "",
+        "## Models",
+        "",
+        f"- discriminator: `ElectraForPreTraining(ElectraConfig({config_line(DISCRIMINATOR_CONFIG)}))`",
+        f"- generator: `ElectraForMaskedLM(ElectraConfig({config_line(GENERATOR_CONFIG)}))`",
+        "",
+        "`hidden_act=\"gelu\"` is the exact (erf) GELU; the generator prediction head always uses exact GELU.",
+        "Both models have `embedding_size != hidden_size`, so both have `electra.embeddings_project`.",
+        "",
+        "All parameters are re-randomised after HF's init so that outputs are O(1) and sensitive to mistakes:",
+        f"Linear and Embedding weights ~ N(0, {WEIGHT_STD}) (including the padding row 0 of the word embeddings),",
+        f"Linear biases ~ N(0, {BIAS_STD}) (including `generator_lm_head.bias`), "
+        f"LayerNorm weights = 1 + N(0, {LAYER_NORM_STD}), LayerNorm biases ~ N(0, {LAYER_NORM_STD}).",
+        "The generator's `electra.embeddings.*` (word, position and token type embeddings and the",
+        "embeddings LayerNorm) are then copied from the discriminator, so both checkpoints share the",
+        "embedding block exactly, as the released ELECTRA checkpoints do. The generator's",
+        "`generator_lm_head.weight` is tied to (is the same tensor as) `electra.embeddings.word_embeddings.weight`.",
+        "",
+        "## Files",
+        "",
+        "- `discriminator/`: `save_pretrained(..., safe_serialization=True)`: `config.json`, `model.safetensors`.",
+        "- `discriminator-bin/`: the same discriminator with `safe_serialization=False`: `config.json`,",
+        "  `pytorch_model.bin` (torch zip format, entries under `pytorch_model/`: `data.pkl` pickle plus",
+        "  raw little-endian storages `data/<n>`; same 43 tensors as `discriminator/model.safetensors`).",
+        "- `generator/`: `save_pretrained(..., safe_serialization=True)`: `config.json`, `model.safetensors`.",
+        "  HF drops the tied `generator_lm_head.weight` from the safetensors file; loaders must tie it to",
+        "  `electra.embeddings.word_embeddings.weight` (`generator_lm_head.bias` is stored).",
+        f"- `{INPUTS_FILE}`: `input_ids`, `attention_mask`, `token_type_ids`, each int lists of shape [{b}, {s}].",
+        "  Id 2 plays [CLS], 3 plays [SEP], 0 is padding (attention_mask 0, token type 0). Row 0 has two",
+        "  segments and no padding, row 1 two segments and 3 padding positions, row 2 one segment and",
+        "  6 padding positions. Position ids are the default 0..seq-1.",
+        f"- `{EXPECTED_FILE}`: float32 activations written with 9 significant digits (exact float32 round-trip):",
+        "  - `discriminator`:",
+        f"    - `embedding_output` {shape(d['embedding_output'])} = [b, s, E]: "
+        "`model.electra.embeddings(input_ids, token_type_ids)`, before `embeddings_project`",
+        f"    - `hidden_states` {shape(d['hidden_states'])} = [layers + 1, b, s, H]: "
+        "`output_hidden_states=True`; index 0 is after `embeddings_project`",
+        f"    - `last_hidden_state` {shape(d['last_hidden_state'])} = [b, s, H]",
+        f"    - `logits` {shape(d['logits'])} = [b, s]: replaced-token-detection logits",
+        "  - `generator`:",
+        f"    - `embedding_output` {shape(g['embedding_output'])}",
+        f"    - `hidden_states` {shape(g['hidden_states'])}",
+        f"    - `last_hidden_state` {shape(g['last_hidden_state'])}",
+        f"    - `logits` {shape(g['logits'])} = [b, s, vocab]: MLM logits",
+        "",
+        "Activations are given at every position, padding included. HF adds the float32 minimum to the",
+        "attention scores of padded keys; adding -10000 instead gives the same result (zero weight) in float32.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def assert_same(actual: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], what: str) -> None:
+    assert actual.keys() == expected.keys(), what
+    for key in expected:
+        a, e = actual[key], expected[key]
+        if not torch.equal(a, e):
+            diff = (a - e).abs().max().item() if a.shape == e.shape else f"shapes {a.shape} vs {e.shape}"
+            raise AssertionError(f"{what}: {key} differs from expected (max abs diff {diff})")
+
+
+def reload_and_check(
+    out: Path,
+    discriminator: ElectraForPreTraining,
+    generator: ElectraForMaskedLM,
+    inputs: dict[str, torch.Tensor],
+    expected: dict[str, dict[str, torch.Tensor]],
+) -> None:
+    """Reload every saved checkpoint with ``from_pretrained`` and compare weights and outputs."""
+    cases = [
+        (ElectraForPreTraining, DISCRIMINATOR_DIR, discriminator, "discriminator"),
+        (ElectraForPreTraining, DISCRIMINATOR_BIN_DIR, discriminator, "discriminator"),
+        (ElectraForMaskedLM, GENERATOR_DIR, generator, "generator"),
+    ]
+    for cls, subdir, original, key in cases:
+        reloaded, info = cls.from_pretrained(out / subdir, output_loading_info=True)
+        reloaded.eval()
+        problems = {k: v for k, v in info.items() if v}
+        assert not problems, f"{subdir}: loading problems {problems}"
+        original_state, reloaded_state = original.state_dict(), reloaded.state_dict()
+        assert original_state.keys() == reloaded_state.keys(), subdir
+        for name, tensor in original_state.items():
+            assert torch.equal(tensor, reloaded_state[name]), f"{subdir}: weight {name} differs after reload"
+        if isinstance(reloaded, ElectraForMaskedLM):
+            check_tied(reloaded)
+        assert_same(run_model(reloaded, inputs), expected[key], subdir)
+        print(f"reload ok: {subdir}")
+
+
+# --------------------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help=f"output folder; relative paths are resolved against the repository root (default: {DEFAULT_OUT})",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    out = args.out if args.out.is_absolute() else REPO_ROOT / args.out
+    if int(transformers.__version__.split(".")[0]) >= 5:
+        sys.exit(
+            f"transformers {transformers.__version__} cannot write pytorch_model.bin; "
+            "install the pinned 4.x version: pip install -r scripts/requirements-fixtures.txt"
+        )
+
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+
+    discriminator, generator = build_models()
+    inputs = make_inputs()
+    expected = {
+        "discriminator": run_model(discriminator, inputs),
+        "generator": run_model(generator, inputs),
+    }
+    write_outputs(out, discriminator, generator, inputs, expected)
+    reload_and_check(out, discriminator, generator, inputs, expected)
+
+    for name, acts in expected.items():
+        logits = acts["logits"]
+        print(f"{name}: logits shape {list(logits.shape)}, max |logit| = {logits.abs().max().item():.4f}, "
+              f"std = {logits.std().item():.4f}")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

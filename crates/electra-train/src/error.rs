@@ -19,6 +19,15 @@ pub enum TrainError {
         source: std::io::Error,
     },
 
+    /// A checkpoint file is unreadable or does not fit.
+    #[error("{}: {message}", path.display())]
+    Checkpoint {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+
     /// A model error (config, checkpoint tensors).
     #[error(transparent)]
     Model(#[from] electra_model::ModelError),

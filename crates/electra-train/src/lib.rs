@@ -9,6 +9,7 @@
 //! Built so far: the optimizer ([`optim::ElectraAdam`]) and the learning-rate schedules with
 //! layer-wise decay ([`schedule`]). The loop and checkpoints follow.
 
+pub mod checkpoint;
 pub mod error;
 pub mod optim;
 pub mod schedule;

@@ -11,6 +11,7 @@
 
 pub mod checkpoint;
 pub mod error;
+pub mod metrics;
 pub mod optim;
 pub mod schedule;
 

@@ -194,7 +194,9 @@ impl ElectraConfig {
         ];
         for (name, value) in sizes {
             if value == 0 {
-                return Err(ModelError::InvalidConfig(format!("{name} must be > 0, got 0")));
+                return Err(ModelError::InvalidConfig(format!(
+                    "{name} must be > 0, got 0"
+                )));
             }
         }
         if self.hidden_size % self.num_attention_heads != 0 {
@@ -205,7 +207,10 @@ impl ElectraConfig {
         }
         for (name, p) in [
             ("hidden_dropout_prob", self.hidden_dropout_prob),
-            ("attention_probs_dropout_prob", self.attention_probs_dropout_prob),
+            (
+                "attention_probs_dropout_prob",
+                self.attention_probs_dropout_prob,
+            ),
         ] {
             if !(0.0..1.0).contains(&p) {
                 return Err(ModelError::InvalidConfig(format!(
@@ -300,7 +305,9 @@ impl HfConfig {
         if let Some(kind) = extra.get("model_type")
             && kind != "electra"
         {
-            return Err(format!("key `model_type`: expected \"electra\", found {kind}"));
+            return Err(format!(
+                "key `model_type`: expected \"electra\", found {kind}"
+            ));
         }
         if let Some(kind) = extra.get("position_embedding_type")
             && kind != "absolute"
@@ -330,7 +337,10 @@ impl HfConfig {
         let mut extra = BTreeMap::new();
         extra.insert("model_type".to_string(), Value::from("electra"));
         extra.insert("pad_token_id".to_string(), Value::from(0));
-        extra.insert("position_embedding_type".to_string(), Value::from("absolute"));
+        extra.insert(
+            "position_embedding_type".to_string(),
+            Value::from("absolute"),
+        );
         Self {
             model,
             architectures: vec![architecture.to_string()],
@@ -361,13 +371,20 @@ mod tests {
     fn presets_match_the_paper() {
         let small = ElectraConfig::preset("small").expect("small");
         assert_eq!(
-            (small.embedding_size, small.hidden_size, small.num_hidden_layers),
+            (
+                small.embedding_size,
+                small.hidden_size,
+                small.num_hidden_layers
+            ),
             (128, 256, 12)
         );
         let base = ElectraConfig::preset("base").expect("base");
         assert_eq!((base.hidden_size, base.num_attention_heads), (768, 12));
         let large = ElectraConfig::preset("large").expect("large");
-        assert_eq!((large.num_hidden_layers, large.intermediate_size), (24, 4096));
+        assert_eq!(
+            (large.num_hidden_layers, large.intermediate_size),
+            (24, 4096)
+        );
         for name in PRESETS {
             let c = ElectraConfig::preset(name).expect("preset");
             c.validate().expect("valid");
@@ -380,19 +397,30 @@ mod tests {
     #[test]
     fn generator_config_follows_get_generator_config() {
         // Paper Table 6: Small 1/4 -> 64 / 256 / 1 head; Base 1/3 -> 256 / 1024 / 4 heads.
-        let g = ElectraConfig::small().generator_config(0.25, 1.0).expect("gen");
+        let g = ElectraConfig::small()
+            .generator_config(0.25, 1.0)
+            .expect("gen");
         assert_eq!(
-            (g.hidden_size, g.intermediate_size, g.num_attention_heads, g.num_hidden_layers),
+            (
+                g.hidden_size,
+                g.intermediate_size,
+                g.num_attention_heads,
+                g.num_hidden_layers
+            ),
             (64, 256, 1, 12)
         );
         assert_eq!(g.embedding_size, 128);
-        let g = ElectraConfig::base().generator_config(0.33333, 1.0).expect("gen");
+        let g = ElectraConfig::base()
+            .generator_config(0.33333, 1.0)
+            .expect("gen");
         assert_eq!(
             (g.hidden_size, g.intermediate_size, g.num_attention_heads),
             (256, 1024, 4)
         );
         assert_eq!(g.embedding_size, 768);
-        let g = ElectraConfig::large().generator_config(0.25, 0.5).expect("gen");
+        let g = ElectraConfig::large()
+            .generator_config(0.25, 0.5)
+            .expect("gen");
         assert_eq!((g.hidden_size, g.num_hidden_layers), (256, 12));
         assert!(ElectraConfig::small().generator_config(0.001, 1.0).is_err());
     }

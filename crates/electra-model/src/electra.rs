@@ -138,7 +138,12 @@ impl<B: Backend> ElectraEmbeddings<B> {
         let (e, std) = (config.embedding_size, config.initializer_range);
         Self {
             word_embeddings: embedding_truncated(config.vocab_size, e, std, device),
-            position_embeddings: embedding_truncated(config.max_position_embeddings, e, std, device),
+            position_embeddings: embedding_truncated(
+                config.max_position_embeddings,
+                e,
+                std,
+                device,
+            ),
             token_type_embeddings: embedding_truncated(config.type_vocab_size, e, std, device),
             layer_norm: layer_norm(e, config.layer_norm_eps, device),
             dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
@@ -262,7 +267,9 @@ impl<B: Backend> ElectraLayer<B> {
 
     /// `x [b, s, H]`, `mask [b, 1, 1, s]` → `[b, s, H]`.
     pub fn forward(&self, x: Tensor<B, 3>, mask: Tensor<B, 4>) -> Tensor<B, 3> {
-        let attended = self.dropout.forward(self.attention.forward(x.clone(), mask));
+        let attended = self
+            .dropout
+            .forward(self.attention.forward(x.clone(), mask));
         let a = self.attention_layer_norm.forward(attended + x);
         let f = activate(self.activation, self.intermediate.forward(a.clone()));
         let f = self.dropout.forward(self.output.forward(f));
@@ -541,9 +548,7 @@ impl<B: Backend> ElectraForMaskedLM<B> {
         let hidden = self
             .electra
             .forward(input_ids, token_type_ids, attention_mask);
-        self.generator_predictions.forward_all(
-            hidden,
-            self.electra.embeddings.word_embeddings.weight.val(),
-        )
+        self.generator_predictions
+            .forward_all(hidden, self.electra.embeddings.word_embeddings.weight.val())
     }
 }

@@ -69,7 +69,10 @@ pub const HF_NAME_MAP: &[(&str, &str)] = &[
         "generator_predictions.LayerNorm.",
         "generator_predictions.layer_norm.",
     ),
-    ("generator_lm_head.bias", "generator_predictions.output_bias"),
+    (
+        "generator_lm_head.bias",
+        "generator_predictions.output_bias",
+    ),
 ];
 
 /// HF tensors that are not parameters of ours and are ignored on import: the position-id
@@ -109,12 +112,13 @@ impl Architecture {
 /// replacing that prefix with template `to`.
 fn rewrite_prefix(path: &str, from: &str, to: &str) -> Option<String> {
     match from.split_once("{i}") {
-        None => path
-            .strip_prefix(from)
-            .map(|rest| format!("{to}{rest}")),
+        None => path.strip_prefix(from).map(|rest| format!("{to}{rest}")),
         Some((head, tail)) => {
             let after_head = path.strip_prefix(head)?;
-            let digits = after_head.len() - after_head.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+            let digits = after_head.len()
+                - after_head
+                    .trim_start_matches(|c: char| c.is_ascii_digit())
+                    .len();
             if digits == 0 {
                 return None;
             }
@@ -200,7 +204,10 @@ pub enum HfModel<B: Backend> {
 }
 
 /// Loads the checkpoint in `dir` as the architecture its `config.json` names.
-pub fn load<B: Backend>(dir: &Path, device: &B::Device) -> Result<(HfModel<B>, HfConfig), ModelError> {
+pub fn load<B: Backend>(
+    dir: &Path,
+    device: &B::Device,
+) -> Result<(HfModel<B>, HfConfig), ModelError> {
     let config = read_config(dir)?;
     let model = match architecture(&config, dir)? {
         Architecture::PreTraining => HfModel::PreTraining(load_pretraining(dir, device)?.0),

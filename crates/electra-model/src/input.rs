@@ -77,7 +77,10 @@ impl InputBatch {
                         row.len()
                     )));
                 }
-                if let Some((c, v)) = row.iter().enumerate().find(|(_, v)| !(0..limit).contains(*v))
+                if let Some((c, v)) = row
+                    .iter()
+                    .enumerate()
+                    .find(|(_, v)| !(0..limit).contains(*v))
                 {
                     return Err(ModelError::InvalidInput(format!(
                         "{name}[{r}][{c}] = {v} is out of range: expected 0 <= value < {limit}"

@@ -80,7 +80,9 @@ fn check_encoder_outputs(
     what: &str,
 ) {
     let device = Default::default();
-    let x = inputs().to_tensors::<B>(config, &device).expect("inputs fit");
+    let x = inputs()
+        .to_tensors::<B>(config, &device)
+        .expect("inputs fit");
     let out = model.forward_all(x.input_ids, x.token_type_ids, x.attention_mask);
     assert_close(
         &format!("{what} embedding_output"),
@@ -104,7 +106,9 @@ fn check_discriminator(dir: &Path) {
     let (model, config) = hf::load_pretraining::<B>(dir, &device).expect("load discriminator");
     let expected = &read_json(&fixtures().join("expected.json"))["discriminator"];
     check_encoder_outputs(&model.electra, &config.model, expected, "discriminator");
-    let x = inputs().to_tensors::<B>(&config.model, &device).expect("inputs");
+    let x = inputs()
+        .to_tensors::<B>(&config.model, &device)
+        .expect("inputs");
     let logits = model.forward(x.input_ids, x.token_type_ids, x.attention_mask);
     let diff = assert_close("discriminator logits", logits, &expected["logits"]);
     eprintln!("discriminator logits max abs diff: {diff:e}");
@@ -129,7 +133,9 @@ fn generator_matches_hf() {
     let (model, config) = hf::load_masked_lm::<B>(&dir, &device).expect("load generator");
     let expected = &read_json(&fixtures().join("expected.json"))["generator"];
     check_encoder_outputs(&model.electra, &config.model, expected, "generator");
-    let x = inputs().to_tensors::<B>(&config.model, &device).expect("inputs");
+    let x = inputs()
+        .to_tensors::<B>(&config.model, &device)
+        .expect("inputs");
     let logits = model.forward(x.input_ids, x.token_type_ids, x.attention_mask);
     let diff = assert_close("generator mlm logits", logits, &expected["logits"]);
     eprintln!("generator logits max abs diff: {diff:e}");
@@ -145,9 +151,18 @@ fn generator_and_discriminator_files_share_the_embedding_block() {
         hf::load_masked_lm::<B>(&fixtures().join("generator"), &device).expect("generator");
     let (de, ge) = (&d.electra.embeddings, &g.electra.embeddings);
     for (a, b) in [
-        (de.word_embeddings.weight.val(), ge.word_embeddings.weight.val()),
-        (de.position_embeddings.weight.val(), ge.position_embeddings.weight.val()),
-        (de.token_type_embeddings.weight.val(), ge.token_type_embeddings.weight.val()),
+        (
+            de.word_embeddings.weight.val(),
+            ge.word_embeddings.weight.val(),
+        ),
+        (
+            de.position_embeddings.weight.val(),
+            ge.position_embeddings.weight.val(),
+        ),
+        (
+            de.token_type_embeddings.weight.val(),
+            ge.token_type_embeddings.weight.val(),
+        ),
     ] {
         assert_eq!(a.into_data(), b.into_data());
     }
@@ -208,7 +223,11 @@ fn mis_shaped_tensors_are_all_listed() {
         .to_string();
     // Both layers' feed-forward weights and the intermediate bias are the wrong size.
     for layer in 0..2 {
-        for name in ["intermediate.dense.weight", "intermediate.dense.bias", "output.dense.weight"] {
+        for name in [
+            "intermediate.dense.weight",
+            "intermediate.dense.bias",
+            "output.dense.weight",
+        ] {
             let needle = format!("wrong shape for `electra.encoder.layer.{layer}.{name}`");
             assert!(msg.contains(&needle), "`{needle}` not in:\n{msg}");
         }
@@ -235,18 +254,36 @@ fn export_then_import_is_exact() {
     hf::save(&disc, &config.model, Architecture::PreTraining, out.path()).expect("save");
     let (again, config2) = hf::load_pretraining::<B>(out.path(), &device).expect("reload");
     assert_eq!(config.model, config2.model);
-    let x = inputs().to_tensors::<B>(&config.model, &device).expect("inputs");
-    let a = disc.forward(x.input_ids.clone(), x.token_type_ids.clone(), x.attention_mask.clone());
+    let x = inputs()
+        .to_tensors::<B>(&config.model, &device)
+        .expect("inputs");
+    let a = disc.forward(
+        x.input_ids.clone(),
+        x.token_type_ids.clone(),
+        x.attention_mask.clone(),
+    );
     let b = again.forward(x.input_ids, x.token_type_ids, x.attention_mask);
     assert_eq!(a.into_data(), b.into_data());
 
     let (gen_model, gconfig) =
         hf::load_masked_lm::<B>(&fixtures().join("generator"), &device).expect("load gen");
-    hf::save(&gen_model, &gconfig.model, Architecture::MaskedLm, out.path()).expect("save gen");
+    hf::save(
+        &gen_model,
+        &gconfig.model,
+        Architecture::MaskedLm,
+        out.path(),
+    )
+    .expect("save gen");
     let (gen_again, _) = hf::load_masked_lm::<B>(out.path(), &device).expect("reload gen");
     let bias = |m: &ElectraForMaskedLM<B>| m.generator_predictions.output_bias.val().into_data();
     assert_eq!(bias(&gen_model), bias(&gen_again));
-    let layer = |m: &ElectraForMaskedLM<B>| m.electra.encoder.layers[1].intermediate.weight.val().into_data();
+    let layer = |m: &ElectraForMaskedLM<B>| {
+        m.electra.encoder.layers[1]
+            .intermediate
+            .weight
+            .val()
+            .into_data()
+    };
     assert_eq!(layer(&gen_model), layer(&gen_again));
 }
 
@@ -281,6 +318,10 @@ fn padding_content_does_not_change_real_positions() {
             .expect("f32")
     };
     let (a, b) = (run(batch(0)), run(batch(42)));
-    let max = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+    let max = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max);
     assert_eq!(max, 0.0, "padding leaked into real positions");
 }

@@ -1,1 +1,26 @@
-//! stub
+//! # electra-benches: criterion benchmarks
+//!
+//! Speed targets live here, never in timed tests. `cargo xtask bench` runs every suite; each
+//! file under `benches/` is one suite. This library holds what the suites share: deterministic
+//! inputs of a given shape.
+
+use burn::prelude::*;
+
+/// A deterministic batch `[batch, seq]` of token ids in `4..vocab`, all real tokens, one
+/// segment: `(input_ids, token_type_ids, attention_mask)`.
+pub fn synthetic_batch<B: Backend>(
+    batch: usize,
+    seq: usize,
+    vocab: usize,
+    device: &B::Device,
+) -> (Tensor<B, 2, Int>, Tensor<B, 2, Int>, Tensor<B, 2, Int>) {
+    let span = vocab.saturating_sub(4).max(1) as i64;
+    let ids: Vec<i64> = (0..batch * seq)
+        .map(|i| 4 + (i as i64).wrapping_mul(7919) % span)
+        .collect();
+    let ids = Tensor::<B, 1, Int>::from_data(TensorData::new(ids, [batch * seq]), device)
+        .reshape([batch, seq]);
+    let zeros = Tensor::<B, 2, Int>::zeros([batch, seq], device);
+    let ones = Tensor::<B, 2, Int>::ones([batch, seq], device);
+    (ids, zeros, ones)
+}

@@ -1,1 +1,47 @@
-fn main() {}
+//! # electra: the command line
+//!
+//! A thin binary over the electra-rs crates: it parses flags, chooses the burn backend once
+//! from `--device` (see [`backend`]), and calls one function per subcommand. No model code
+//! lives here.
+
+mod backend;
+mod commands;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use backend::DeviceSpec;
+
+/// ELECTRA pre-training, fine-tuning and checkpoint tools on burn.
+#[derive(Debug, Parser)]
+#[command(name = "electra", version, about)]
+struct Cli {
+    /// Device to run on: flex (CPU), ndarray, wgpu, wgpu:N, wgpu:cpu, cuda, cuda:N.
+    #[arg(long, global = true, default_value = "flex")]
+    device: DeviceSpec,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a Hugging Face ELECTRA checkpoint on token ids from a JSON file.
+    Forward(commands::forward::ForwardArgs),
+    /// Pre-train a generator and discriminator (not implemented yet).
+    Pretrain(commands::pretrain::PretrainArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Forward(args) => backend::dispatch(cli.device, args),
+        Command::Pretrain(args) => commands::pretrain::run(&args),
+    }
+}

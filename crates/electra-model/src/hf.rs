@@ -20,6 +20,7 @@ use burn_store::{
 use crate::config::{ElectraConfig, HfConfig};
 use crate::electra::{ElectraForMaskedLM, ElectraForPreTraining};
 use crate::error::ModelError;
+use crate::fsutil;
 
 /// HF parameter-name prefix → our module path prefix; `{i}` is a layer index. Names not listed
 /// (e.g. `electra.embeddings.word_embeddings.weight`, `discriminator_predictions.dense.bias`)
@@ -247,13 +248,12 @@ pub fn save<B: Backend, M: ModuleSnapshot<B>>(
     architecture: Architecture,
     dir: &Path,
 ) -> Result<(), ModelError> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| ModelError::Io { path, source }
-    };
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    std::fs::create_dir_all(dir).map_err(|source| ModelError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     let weights = dir.join("model.safetensors");
-    let tmp = dir.join(".model.safetensors.tmp");
+    let tmp = fsutil::temp_path(&weights);
     let mut store = SafetensorsStore::from_file(&tmp)
         .with_to_adapter(BurnToPyTorchAdapter)
         .metadata("format", "pt");
@@ -267,12 +267,9 @@ pub fn save<B: Backend, M: ModuleSnapshot<B>>(
             path: weights.clone(),
             message: e.to_string(),
         })?;
-    std::fs::rename(&tmp, &weights).map_err(io(&weights))?;
-    let config_path = dir.join("config.json");
-    let tmp = dir.join(".config.json.tmp");
+    fsutil::rename(&tmp, &weights)?;
     let text = HfConfig::new(config.clone(), architecture.hf_name()).to_json();
-    std::fs::write(&tmp, text).map_err(io(&tmp))?;
-    std::fs::rename(&tmp, &config_path).map_err(io(&config_path))?;
+    fsutil::write_atomic(&dir.join("config.json"), text.as_bytes())?;
     Ok(())
 }
 

@@ -19,6 +19,7 @@
 pub mod config;
 pub mod electra;
 pub mod error;
+pub mod fsutil;
 pub mod hf;
 pub mod input;
 

@@ -1,0 +1,194 @@
+//! The one place where a concrete burn backend is chosen.
+//!
+//! `--device` is parsed into a [`DeviceSpec`] here; [`dispatch`] monomorphises a
+//! [`BackendTask`] for the backend the spec names and runs it on that device. Backends are cargo
+//! features of this crate; naming one that was not compiled in is an error that says which
+//! feature to enable.
+
+use std::fmt;
+use std::str::FromStr;
+
+use anyhow::bail;
+use burn::tensor::backend::Backend;
+
+/// A device as the user names it: `flex`, `ndarray`, `wgpu`, `wgpu:N`, `wgpu:cpu`, `cuda`,
+/// `cuda:N`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceSpec {
+    /// burn's pure-Rust CPU backend (feature `flex`, the default).
+    Flex,
+    /// The ndarray CPU backend (feature `ndarray`).
+    NdArray,
+    /// wgpu's default adapter (feature `wgpu`).
+    Wgpu,
+    /// The N-th discrete GPU through wgpu.
+    WgpuGpu(usize),
+    /// wgpu's CPU adapter (a software Vulkan driver such as lavapipe).
+    WgpuCpu,
+    /// The N-th CUDA device (feature `cuda`).
+    Cuda(usize),
+}
+
+impl FromStr for DeviceSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (kind, index) = match s.split_once(':') {
+            Some((kind, index)) => (kind, Some(index)),
+            None => (s, None),
+        };
+        let parse_index = |index: &str| {
+            index.parse::<usize>().map_err(|_| {
+                format!("device `{s}`: `{index}` is not a device index (expected e.g. `{kind}:0`)")
+            })
+        };
+        match (kind, index) {
+            ("flex", None) => Ok(Self::Flex),
+            ("ndarray", None) => Ok(Self::NdArray),
+            ("wgpu", None) => Ok(Self::Wgpu),
+            ("wgpu", Some("cpu")) => Ok(Self::WgpuCpu),
+            ("wgpu", Some(i)) => Ok(Self::WgpuGpu(parse_index(i)?)),
+            ("cuda", None) => Ok(Self::Cuda(0)),
+            ("cuda", Some(i)) => Ok(Self::Cuda(parse_index(i)?)),
+            _ => Err(format!(
+                "unknown device `{s}`: expected flex, ndarray, wgpu, wgpu:N, wgpu:cpu, cuda or cuda:N"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for DeviceSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Flex => write!(f, "flex"),
+            Self::NdArray => write!(f, "ndarray"),
+            Self::Wgpu => write!(f, "wgpu"),
+            Self::WgpuGpu(i) => write!(f, "wgpu:{i}"),
+            Self::WgpuCpu => write!(f, "wgpu:cpu"),
+            Self::Cuda(i) => write!(f, "cuda:{i}"),
+        }
+    }
+}
+
+impl DeviceSpec {
+    /// The cargo feature that compiles this backend in.
+    pub fn feature(self) -> &'static str {
+        match self {
+            Self::Flex => "flex",
+            Self::NdArray => "ndarray",
+            Self::Wgpu | Self::WgpuGpu(_) | Self::WgpuCpu => "wgpu",
+            Self::Cuda(_) => "cuda",
+        }
+    }
+}
+
+/// Work that runs on whichever backend the user picked.
+pub trait BackendTask {
+    /// What the task returns.
+    type Output;
+    /// Runs the task on backend `B` and `device`.
+    fn run<B: Backend>(self, device: B::Device) -> anyhow::Result<Self::Output>;
+}
+
+fn not_compiled<T>(spec: DeviceSpec) -> anyhow::Result<T> {
+    bail!(
+        "device `{spec}` needs the `{feature}` backend, which this binary was built without; \
+         rebuild with `cargo run --release --features {feature} -- ...`",
+        feature = spec.feature()
+    )
+}
+
+/// Runs `task` on the backend and device that `spec` names.
+pub fn dispatch<T: BackendTask>(spec: DeviceSpec, task: T) -> anyhow::Result<T::Output> {
+    tracing::info!(device = %spec, "selected backend");
+    match spec {
+        DeviceSpec::Flex => {
+            #[cfg(feature = "flex")]
+            return task.run::<burn::backend::Flex>(Default::default());
+        }
+        DeviceSpec::NdArray => {
+            #[cfg(feature = "ndarray")]
+            return task.run::<burn::backend::NdArray>(Default::default());
+        }
+        DeviceSpec::Wgpu | DeviceSpec::WgpuGpu(_) | DeviceSpec::WgpuCpu => {
+            #[cfg(feature = "wgpu")]
+            {
+                use burn::backend::wgpu::WgpuDevice;
+                let device = match spec {
+                    DeviceSpec::WgpuGpu(i) => WgpuDevice::DiscreteGpu(i),
+                    DeviceSpec::WgpuCpu => WgpuDevice::Cpu,
+                    _ => WgpuDevice::DefaultDevice,
+                };
+                return task.run::<burn::backend::Wgpu>(device);
+            }
+        }
+        DeviceSpec::Cuda(index) => {
+            #[cfg(feature = "cuda")]
+            return task.run::<burn::backend::Cuda>(burn::backend::cuda::CudaDevice { index });
+            #[cfg(not(feature = "cuda"))]
+            let _ = index;
+        }
+    }
+    #[allow(unreachable_code)]
+    not_compiled(spec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_documented_form() {
+        let cases = [
+            ("flex", DeviceSpec::Flex),
+            ("ndarray", DeviceSpec::NdArray),
+            ("wgpu", DeviceSpec::Wgpu),
+            ("wgpu:1", DeviceSpec::WgpuGpu(1)),
+            ("wgpu:cpu", DeviceSpec::WgpuCpu),
+            ("cuda", DeviceSpec::Cuda(0)),
+            ("cuda:3", DeviceSpec::Cuda(3)),
+        ];
+        for (text, spec) in cases {
+            assert_eq!(text.parse::<DeviceSpec>(), Ok(spec), "{text}");
+            // Display gives back a form that parses to the same device.
+            assert_eq!(spec.to_string().parse::<DeviceSpec>(), Ok(spec));
+        }
+    }
+
+    #[test]
+    fn rejects_unknown_devices_and_bad_indices() {
+        let err = "tpu".parse::<DeviceSpec>().unwrap_err();
+        assert!(err.contains("flex, ndarray, wgpu"), "{err}");
+        let err = "cuda:x".parse::<DeviceSpec>().unwrap_err();
+        assert!(err.contains("not a device index"), "{err}");
+        assert!("flex:0".parse::<DeviceSpec>().is_err());
+    }
+
+    struct Probe;
+    impl BackendTask for Probe {
+        type Output = ();
+        fn run<B: Backend>(self, _device: B::Device) -> anyhow::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_backend_left_out_names_its_feature() {
+        for spec in [DeviceSpec::NdArray, DeviceSpec::Wgpu, DeviceSpec::Cuda(0)] {
+            let compiled = match spec.feature() {
+                "ndarray" => cfg!(feature = "ndarray"),
+                "wgpu" => cfg!(feature = "wgpu"),
+                _ => cfg!(feature = "cuda"),
+            };
+            if !compiled {
+                let err = dispatch(spec, Probe).unwrap_err().to_string();
+                assert!(
+                    err.contains(&format!("--features {}", spec.feature())),
+                    "{err}"
+                );
+            }
+        }
+        #[cfg(feature = "flex")]
+        dispatch(DeviceSpec::Flex, Probe).expect("flex is compiled in");
+    }
+}

@@ -1,0 +1,4 @@
+//! One module per subcommand; each exposes its clap arguments and a function that runs it.
+
+pub mod forward;
+pub mod pretrain;

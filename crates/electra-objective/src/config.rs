@@ -239,7 +239,8 @@ mod tests {
 
     #[test]
     fn validation_names_the_field() {
-        let cases: [(&str, fn(&mut ObjectiveConfig)); 5] = [
+        type Spoil = fn(&mut ObjectiveConfig);
+        let cases: [(&str, Spoil); 5] = [
             ("mask_prob", |c| c.mask_prob = 1.5),
             ("temperature", |c| c.temperature = 0.0),
             ("disc_weight", |c| c.disc_weight = -1.0),
@@ -249,10 +250,12 @@ mod tests {
             ("mask_token_id", |c| c.mask_token_id = 64),
         ];
         for (field, spoil) in cases {
-            let mut c = ObjectiveConfig::default();
-            c.cls_token_id = 1;
-            c.sep_token_id = 2;
-            c.mask_token_id = 3;
+            let mut c = ObjectiveConfig {
+                cls_token_id: 1,
+                sep_token_id: 2,
+                mask_token_id: 3,
+                ..ObjectiveConfig::default()
+            };
             spoil(&mut c);
             let msg = c.validate(64).unwrap_err().to_string();
             assert!(msg.contains(field), "{field}: {msg}");

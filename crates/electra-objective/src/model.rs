@@ -208,7 +208,9 @@ impl<B: Backend> ElectraPretrainingModel<B> {
     /// One training step's forward pass: seeds the backend with [`device_seed`]`(seed, step)`
     /// (Gumbel noise and dropout), masks `batch` with [`step_rng`]`(seed, step)` and runs
     /// [`Self::forward`] with generator samples. The same `(seed, step)` gives the same masks
-    /// on every backend and the same losses on the same backend.
+    /// on every backend and the same losses on the same backend. The backend RNG is
+    /// process-wide (on flex one mutex-guarded stream), so this holds when no other thread
+    /// draws from it during the step.
     pub fn step(&self, batch: &HostBatch, step: u64) -> Result<ObjectiveOutput<B>, ObjectiveError> {
         let device = self.device();
         B::seed(&device, device_seed(self.objective.seed, step));

@@ -12,7 +12,7 @@
 //! The noise therefore depends on the backend's RNG, not only on the seed.
 
 use burn::prelude::*;
-use burn::tensor::{Distribution, IndexingUpdateOp};
+use burn::tensor::{Distribution, FloatDType, IndexingUpdateOp};
 
 /// Logit offset subtracted from the original token when `disallow_correct` is set (reference).
 pub const DISALLOW_PENALTY: f32 = 1000.0;
@@ -28,12 +28,19 @@ pub fn gumbel_max_sample<B: Backend>(
 ) -> Tensor<B, 1, Int> {
     let [n, v] = logits.dims();
     let device = logits.device();
-    let mut logits = logits.detach().div_scalar(temperature);
+    // Spec 1.3 works on f32 logits; with a half-precision backend the cast keeps near-ties and
+    // the ±1000 penalty meaningful (a no-op in f32).
+    let mut logits = logits
+        .detach()
+        .cast(FloatDType::F32)
+        .div_scalar(temperature);
     if let Some(original) = disallow {
-        let penalty = Tensor::<B, 2>::full([n, 1], -DISALLOW_PENALTY, &device);
+        let penalty =
+            Tensor::<B, 2>::full([n, 1], -DISALLOW_PENALTY, &device).cast(FloatDType::F32);
         logits = logits.scatter(1, original.reshape([n, 1]), penalty, IndexingUpdateOp::Add);
     }
-    let u = Tensor::<B, 2>::random([n, v], Distribution::Uniform(0.0, 1.0), &device);
+    let u = Tensor::<B, 2>::random([n, v], Distribution::Uniform(0.0, 1.0), &device)
+        .cast(FloatDType::F32);
     let gumbel = u.add_scalar(1e-9).log().neg().add_scalar(1e-9).log().neg();
     (logits + gumbel).argmax(1).reshape([n])
 }

@@ -144,3 +144,31 @@ pub(crate) fn float_tensor<B: Backend>(
     Tensor::<B, 1>::from_data(TensorData::new(values.to_vec(), [rows * cols]), device)
         .reshape([rows, cols])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn malformed_batches_are_rejected_with_the_field_named() {
+        let ok = HostBatch::new(vec![1, 2, 3, 4], vec![0; 4], vec![1, 1, 1, 0], 2, 2).unwrap();
+        assert_eq!(ok.real_tokens(0), 2);
+        assert_eq!(ok.real_tokens(1), 1);
+        let err = HostBatch::new(vec![1, 2, 3], vec![0; 4], vec![1; 4], 2, 2).unwrap_err();
+        assert!(err.to_string().contains("input_ids has 3 entries"), "{err}");
+        let err = HostBatch::new(vec![1; 4], vec![0; 4], vec![1, 2, 1, 1], 2, 2).unwrap_err();
+        assert!(
+            err.to_string().contains("attention_mask[0][1] = 2"),
+            "{err}"
+        );
+        let err = HostBatch::from_rows(
+            &[vec![1, 2], vec![3]],
+            &[vec![0, 0], vec![0]],
+            &[vec![1, 1], vec![1]],
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("input_ids"), "{err}");
+        let err = ok.check_vocab(4).unwrap_err();
+        assert!(err.to_string().contains("input_ids[1][1] = 4"), "{err}");
+    }
+}

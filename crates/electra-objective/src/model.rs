@@ -411,6 +411,11 @@ fn check_shapes(
 ) -> Result<(), ObjectiveError> {
     let (b, s, n) = (batch.batch, batch.seq, masked.slots);
     batch.check_vocab(vocab_size)?;
+    if n == 0 {
+        return Err(ObjectiveError::InvalidBatch(format!(
+            "no prediction slots: sequences of {s} tokens leave floor((mask_prob + 0.005)·{s}) = 0"
+        )));
+    }
     let lengths = [
         ("masked_input_ids", masked.masked_input_ids.len(), b * s),
         ("positions", masked.positions.len(), b * n),

@@ -28,6 +28,24 @@ pub enum TrainError {
         message: String,
     },
 
+    /// The loss became NaN or infinite; the run stopped without checkpointing that state.
+    #[error(
+        "the loss is not finite ({loss}) at step {step}; stopped. The last good checkpoint is {}",
+        checkpoint.as_ref().map_or("none (no checkpoint was written yet)".to_string(), |p| p.display().to_string())
+    )]
+    NonFinite {
+        /// The step whose loss was not finite.
+        step: u64,
+        /// The loss value.
+        loss: f64,
+        /// The newest checkpoint, kept as it was.
+        checkpoint: Option<PathBuf>,
+    },
+
+    /// An objective error (config, batch).
+    #[error(transparent)]
+    Objective(#[from] electra_objective::ObjectiveError),
+
     /// A model error (config, checkpoint tensors).
     #[error(transparent)]
     Model(#[from] electra_model::ModelError),

@@ -10,10 +10,12 @@
 //! layer-wise decay ([`schedule`]). The loop and checkpoints follow.
 
 pub mod checkpoint;
+pub mod config;
 pub mod error;
 pub mod metrics;
 pub mod optim;
 pub mod schedule;
+pub mod trainer;
 
 pub use error::TrainError;
 pub use optim::{AdamConfig, ElectraAdam, StepStats};

@@ -1,0 +1,171 @@
+//! The pre-training loop on a tiny model: losses fall, checkpoints resume exactly, a
+//! different config is refused, and a non-finite loss stops the run keeping the last good
+//! checkpoint.
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+
+use burn::backend::{Autodiff, Flex};
+use electra_model::ElectraConfig;
+use electra_objective::HostBatch;
+use electra_train::TrainError;
+use electra_train::config::RunConfig;
+use electra_train::metrics;
+use electra_train::trainer::{self, BatchSource, RunOptions};
+
+type AB = Autodiff<Flex>;
+
+const VOCAB: usize = 40;
+const SEQ: usize = 12;
+
+/// A deterministic cycle of rows `[CLS] w w w ... [SEP] pad...`, with a learnable pattern:
+/// each word is followed by word + 1.
+struct Cycle {
+    rows: Vec<Vec<i64>>,
+    pos: usize,
+}
+
+impl Cycle {
+    fn new(n: usize) -> Self {
+        let rows = (0..n)
+            .map(|i| {
+                let len = 6 + i % 6;
+                let mut row = vec![1];
+                row.extend((0..len - 2).map(|j| 4 + ((i * 7 + j) % (VOCAB - 4)) as i64));
+                row.push(2);
+                row.resize(SEQ, 0);
+                row
+            })
+            .collect();
+        Self { rows, pos: 0 }
+    }
+}
+
+impl BatchSource for Cycle {
+    fn next_batch(&mut self, batch_size: usize) -> Result<HostBatch, TrainError> {
+        let rows: Vec<Vec<i64>> = (0..batch_size)
+            .map(|k| self.rows[(self.pos + k) % self.rows.len()].clone())
+            .collect();
+        self.pos += batch_size;
+        let mask: Vec<Vec<i64>> = rows
+            .iter()
+            .map(|r| r.iter().map(|&t| i64::from(t != 0)).collect())
+            .collect();
+        let types = vec![vec![0; SEQ]; batch_size];
+        Ok(HostBatch::from_rows(&rows, &types, &mask)?)
+    }
+    fn cursor(&self) -> serde_json::Value {
+        serde_json::json!({ "pos": self.pos })
+    }
+    fn seek(&mut self, cursor: &serde_json::Value) -> Result<(), TrainError> {
+        self.pos = cursor["pos"].as_u64().unwrap_or(0) as usize;
+        Ok(())
+    }
+}
+
+fn tiny_config(steps: u64) -> RunConfig {
+    let mut c = RunConfig::preset("tiny").expect("tiny");
+    c.model = ElectraConfig {
+        vocab_size: VOCAB,
+        embedding_size: 16,
+        hidden_size: 32,
+        num_hidden_layers: 1,
+        num_attention_heads: 2,
+        intermediate_size: 64,
+        max_position_embeddings: SEQ,
+        ..ElectraConfig::small()
+    };
+    c.objective.generator_hidden_multiplier = 0.5;
+    c.objective.cls_token_id = 1;
+    c.objective.sep_token_id = 2;
+    c.objective.mask_token_id = 3;
+    c.data.max_seq_len = SEQ;
+    c.train.batch_size = 8;
+    c.train.steps = steps;
+    c.train.log_every = 1;
+    c.train.checkpoint_every = 3;
+    c.train.eval_every = 0;
+    c.schedule.warmup_steps = 2;
+    c.schedule.peak = 3e-3;
+    c
+}
+
+fn options(dir: &Path, stop_after: Option<u64>) -> RunOptions {
+    RunOptions {
+        run_dir: dir.to_path_buf(),
+        stop: Arc::new(AtomicBool::new(false)),
+        progress: false,
+        stop_after,
+    }
+}
+
+/// The backend's random stream is process-wide: runs in parallel test threads would interleave
+/// their draws, so each run holds this lock.
+static BACKEND_RNG: Mutex<()> = Mutex::new(());
+
+fn run(
+    config: &RunConfig,
+    dir: &Path,
+    stop_after: Option<u64>,
+) -> Result<trainer::Summary, TrainError> {
+    let _guard = BACKEND_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let device = Default::default();
+    trainer::run::<AB>(
+        config,
+        &mut Cycle::new(32),
+        None,
+        &device,
+        &options(dir, stop_after),
+    )
+}
+
+fn losses(dir: &Path) -> Vec<(f64, f64)> {
+    metrics::read(&dir.join("metrics.jsonl"))
+        .expect("metrics")
+        .iter()
+        .map(|r| (r["step"], r["loss"]))
+        .collect()
+}
+
+#[test]
+fn resuming_continues_the_loss_curve_bit_for_bit() {
+    let config = tiny_config(6);
+    let straight = tempfile::tempdir().expect("tempdir");
+    let s = run(&config, straight.path(), None).expect("uninterrupted run");
+    assert_eq!(s.final_step, 6);
+
+    let split = tempfile::tempdir().expect("tempdir");
+    let first = run(&config, split.path(), Some(4)).expect("first half");
+    assert_eq!(first.final_step, 4);
+    let second = run(&config, split.path(), None).expect("resumed");
+    assert_eq!((second.start_step, second.final_step), (4, 6));
+
+    let (a, b) = (losses(straight.path()), losses(split.path()));
+    assert_eq!(a.len(), 6);
+    assert_eq!(
+        a, b,
+        "the resumed curve must equal the uninterrupted one exactly"
+    );
+}
+
+#[test]
+fn loss_falls_on_a_learnable_corpus() {
+    let config = tiny_config(40);
+    let dir = tempfile::tempdir().expect("tempdir");
+    run(&config, dir.path(), None).expect("run");
+    let l = losses(dir.path());
+    let head: f64 = l[..5].iter().map(|x| x.1).sum::<f64>() / 5.0;
+    let tail: f64 = l[l.len() - 5..].iter().map(|x| x.1).sum::<f64>() / 5.0;
+    assert!(tail < 0.8 * head, "loss did not fall: {head} -> {tail}");
+}
+
+#[test]
+fn a_run_directory_refuses_a_different_config() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    run(&tiny_config(3), dir.path(), None).expect("first");
+    let mut other = tiny_config(3);
+    other.seed = 7;
+    let err = run(&other, dir.path(), None).expect_err("different config");
+    assert!(err.to_string().contains("different config"), "{err}");
+}

@@ -164,6 +164,31 @@ impl<B: Backend> ElectraPretrainingModel<B> {
         self.embeddings.word_embeddings.weight.val().dims()[0]
     }
 
+    /// Checks that `batch` fits the position and token-type tables.
+    fn check_positions_and_types(&self, batch: &HostBatch) -> Result<(), ObjectiveError> {
+        let max_positions = self.embeddings.position_embeddings.weight.val().dims()[0];
+        if batch.seq > max_positions {
+            return Err(ObjectiveError::InvalidBatch(format!(
+                "sequences have {} tokens; the model's max_position_embeddings is {max_positions}",
+                batch.seq
+            )));
+        }
+        let types = self.embeddings.token_type_embeddings.weight.val().dims()[0];
+        match batch
+            .token_type_ids
+            .iter()
+            .position(|&t| t < 0 || t as u64 >= types as u64)
+        {
+            Some(i) => Err(ObjectiveError::InvalidBatch(format!(
+                "token_type_ids[{}][{}] = {} is out of range (type_vocab_size {types})",
+                i / batch.seq,
+                i % batch.seq,
+                batch.token_type_ids[i]
+            ))),
+            None => Ok(()),
+        }
+    }
+
     /// The generator's embedding block: the shared one unless untied.
     fn generator_embedding_block(&self) -> &ElectraEmbeddings<B> {
         self.generator_embeddings
@@ -229,6 +254,7 @@ impl<B: Backend> ElectraPretrainingModel<B> {
     ) -> Result<ObjectiveOutput<B>, ObjectiveError> {
         let (b, s, n) = (batch.batch, batch.seq, masked.slots);
         check_shapes(batch, masked, self.vocab_size())?;
+        self.check_positions_and_types(batch)?;
         let device = self.device();
         let cfg = &self.objective;
         let kind = cfg.objective;

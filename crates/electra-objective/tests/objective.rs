@@ -575,6 +575,10 @@ fn bad_inputs_are_errors_not_panics() {
     bad.input_ids[5] = VOCAB as i64;
     let err = model.step(&bad, 0).unwrap_err().to_string();
     assert!(err.contains("input_ids[0][5]"), "{err}");
+    let mut bad = batch();
+    bad.token_type_ids[3] = 2;
+    let err = model.step(&bad, 0).unwrap_err().to_string();
+    assert!(err.contains("token_type_ids[0][3]"), "{err}");
     // Sequences too short for any prediction slot (floor(0.155·6) = 0).
     let short = HostBatch::new(vec![1, 10, 11, 12, 13, 2], vec![0; 6], vec![1; 6], 1, 6).unwrap();
     let err = model.step(&short, 0).unwrap_err().to_string();

@@ -119,7 +119,9 @@ pub fn build_shards(
         }
         BuildInput::Demo(demo) => {
             if demo.num_documents == 0 {
-                return Err(DataError::EmptyCorpus("the demo corpus has 0 documents".into()));
+                return Err(DataError::EmptyCorpus(
+                    "the demo corpus has 0 documents".into(),
+                ));
             }
             config.num_shards.min(demo.num_documents)
         }
@@ -150,7 +152,15 @@ pub fn build_shards(
                 match input {
                     BuildInput::Files(files) => {
                         let reader = FileReader::open(&files[unit], &config.reader)?;
-                        pack_stream(reader, tokenizer, config, &mut builder, &mut writer, &mut counts, progress)?;
+                        pack_stream(
+                            reader,
+                            tokenizer,
+                            config,
+                            &mut builder,
+                            &mut writer,
+                            &mut counts,
+                            progress,
+                        )?;
                     }
                     BuildInput::Demo(demo) => {
                         let lo = unit * demo.num_documents / num_units;
@@ -161,7 +171,15 @@ pub fn build_shards(
                                 .map(|l| Ok(CorpusEvent::Line(l)))
                                 .chain(std::iter::once(Ok(CorpusEvent::EndOfDocument)))
                         });
-                        pack_stream(events, tokenizer, config, &mut builder, &mut writer, &mut counts, progress)?;
+                        pack_stream(
+                            events,
+                            tokenizer,
+                            config,
+                            &mut builder,
+                            &mut writer,
+                            &mut counts,
+                            progress,
+                        )?;
                     }
                 }
             }

@@ -29,19 +29,134 @@ use crate::tokenizer::{SPECIAL_TOKENS, Tokenizer};
 const LEXICON_SEED: u64 = 0xE1EC_7A00_D3E0;
 
 const NOUNS: &[&str] = &[
-    "time", "year", "people", "way", "day", "man", "woman", "child", "world", "life", "hand",
-    "part", "place", "case", "week", "company", "system", "program", "question", "work",
-    "government", "number", "night", "point", "home", "water", "room", "mother", "area", "money",
-    "story", "fact", "month", "lot", "right", "study", "book", "eye", "job", "word", "business",
-    "issue", "side", "kind", "head", "house", "service", "friend", "father", "power", "hour",
-    "game", "line", "end", "member", "law", "car", "city", "community", "name", "president",
-    "team", "minute", "idea", "kid", "body", "information", "back", "parent", "face", "level",
-    "office", "door", "health", "person", "art", "war", "history", "party", "result", "change",
-    "morning", "reason", "research", "girl", "guy", "moment", "air", "teacher", "force",
-    "education", "river", "garden", "village", "mountain", "ship", "horse", "king", "queen",
-    "letter", "road", "forest", "island", "bird", "tree", "window", "table", "song", "paper",
-    "market", "church", "school", "student", "doctor", "farmer", "soldier", "captain", "painter",
-    "engine", "bridge", "castle", "valley", "storm", "winter", "summer", "lamp", "key", "box",
+    "time",
+    "year",
+    "people",
+    "way",
+    "day",
+    "man",
+    "woman",
+    "child",
+    "world",
+    "life",
+    "hand",
+    "part",
+    "place",
+    "case",
+    "week",
+    "company",
+    "system",
+    "program",
+    "question",
+    "work",
+    "government",
+    "number",
+    "night",
+    "point",
+    "home",
+    "water",
+    "room",
+    "mother",
+    "area",
+    "money",
+    "story",
+    "fact",
+    "month",
+    "lot",
+    "right",
+    "study",
+    "book",
+    "eye",
+    "job",
+    "word",
+    "business",
+    "issue",
+    "side",
+    "kind",
+    "head",
+    "house",
+    "service",
+    "friend",
+    "father",
+    "power",
+    "hour",
+    "game",
+    "line",
+    "end",
+    "member",
+    "law",
+    "car",
+    "city",
+    "community",
+    "name",
+    "president",
+    "team",
+    "minute",
+    "idea",
+    "kid",
+    "body",
+    "information",
+    "back",
+    "parent",
+    "face",
+    "level",
+    "office",
+    "door",
+    "health",
+    "person",
+    "art",
+    "war",
+    "history",
+    "party",
+    "result",
+    "change",
+    "morning",
+    "reason",
+    "research",
+    "girl",
+    "guy",
+    "moment",
+    "air",
+    "teacher",
+    "force",
+    "education",
+    "river",
+    "garden",
+    "village",
+    "mountain",
+    "ship",
+    "horse",
+    "king",
+    "queen",
+    "letter",
+    "road",
+    "forest",
+    "island",
+    "bird",
+    "tree",
+    "window",
+    "table",
+    "song",
+    "paper",
+    "market",
+    "church",
+    "school",
+    "student",
+    "doctor",
+    "farmer",
+    "soldier",
+    "captain",
+    "painter",
+    "engine",
+    "bridge",
+    "castle",
+    "valley",
+    "storm",
+    "winter",
+    "summer",
+    "lamp",
+    "key",
+    "box",
 ];
 
 const VERBS: &[&str] = &[
@@ -55,40 +170,122 @@ const VERBS: &[&str] = &[
 ];
 
 const ADJECTIVES: &[&str] = &[
-    "good", "new", "first", "last", "long", "great", "little", "old", "big", "high",
-    "different", "small", "large", "young", "important", "bad", "public", "able", "early",
-    "strong", "quiet", "bright", "dark", "cold", "warm", "green", "red", "blue", "heavy", "light",
-    "quick", "slow", "happy", "sad", "rich", "poor", "clean", "wild", "gentle", "ancient",
-    "modern", "strange", "simple", "careful", "clever", "brave", "calm", "proud", "narrow",
-    "deep", "distant", "empty", "famous", "honest", "loud", "silent", "tall", "wise",
+    "good",
+    "new",
+    "first",
+    "last",
+    "long",
+    "great",
+    "little",
+    "old",
+    "big",
+    "high",
+    "different",
+    "small",
+    "large",
+    "young",
+    "important",
+    "bad",
+    "public",
+    "able",
+    "early",
+    "strong",
+    "quiet",
+    "bright",
+    "dark",
+    "cold",
+    "warm",
+    "green",
+    "red",
+    "blue",
+    "heavy",
+    "light",
+    "quick",
+    "slow",
+    "happy",
+    "sad",
+    "rich",
+    "poor",
+    "clean",
+    "wild",
+    "gentle",
+    "ancient",
+    "modern",
+    "strange",
+    "simple",
+    "careful",
+    "clever",
+    "brave",
+    "calm",
+    "proud",
+    "narrow",
+    "deep",
+    "distant",
+    "empty",
+    "famous",
+    "honest",
+    "loud",
+    "silent",
+    "tall",
+    "wise",
 ];
 
 const ONSETS: &[&str] = &[
-    "b", "bl", "br", "c", "ch", "cl", "cr", "d", "dr", "f", "fl", "fr", "g", "gl", "gr", "h",
-    "j", "k", "l", "m", "n", "p", "pl", "pr", "qu", "r", "s", "sc", "sh", "sl", "sn", "sp", "st",
-    "t", "th", "tr", "v", "w", "wh", "z",
+    "b", "bl", "br", "c", "ch", "cl", "cr", "d", "dr", "f", "fl", "fr", "g", "gl", "gr", "h", "j",
+    "k", "l", "m", "n", "p", "pl", "pr", "qu", "r", "s", "sc", "sh", "sl", "sn", "sp", "st", "t",
+    "th", "tr", "v", "w", "wh", "z",
 ];
-const VOWELS: &[&str] = &["a", "e", "i", "o", "u", "ai", "ea", "ee", "oa", "oo", "ou", "ie"];
+const VOWELS: &[&str] = &[
+    "a", "e", "i", "o", "u", "ai", "ea", "ee", "oa", "oo", "ou", "ie",
+];
 const CODAS: &[&str] = &[
-    "", "", "", "n", "r", "l", "m", "st", "nd", "rk", "sh", "t", "p", "ck", "ng", "ft", "lt",
-    "mp", "nt", "rd",
+    "", "", "", "n", "r", "l", "m", "st", "nd", "rk", "sh", "t", "p", "ck", "ng", "ft", "lt", "mp",
+    "nt", "rd",
 ];
 const ADJ_SUFFIXES: &[&str] = &["ic", "ous", "ful", "ent", "al", "ish", "less", "ive"];
 
-const SG_DETS: &[&str] = &["the", "a", "this", "that", "every", "each", "one", "no", "my", "her"];
+const SG_DETS: &[&str] = &[
+    "the", "a", "this", "that", "every", "each", "one", "no", "my", "her",
+];
 const PL_DETS: &[&str] = &[
     "the", "these", "those", "some", "many", "few", "two", "three", "several", "all", "my",
 ];
 const PREPOSITIONS: &[&str] = &[
-    "in", "on", "near", "under", "behind", "with", "without", "over", "across", "beyond",
-    "beside", "through", "around", "toward", "from", "into", "after", "before",
+    "in", "on", "near", "under", "behind", "with", "without", "over", "across", "beyond", "beside",
+    "through", "around", "toward", "from", "into", "after", "before",
 ];
 const CONJUNCTIONS: &[&str] = &["and", "but", "because", "while", "although", "so", "when"];
 const MODALS: &[&str] = &["will", "can", "might", "must", "should", "would", "could"];
-const ADVERBS: &[&str] = &["often", "never", "always", "sometimes", "rarely", "again", "today"];
+const ADVERBS: &[&str] = &[
+    "often",
+    "never",
+    "always",
+    "sometimes",
+    "rarely",
+    "again",
+    "today",
+];
 const OTHER_WORDS: &[&str] = &[
-    "he", "she", "it", "they", "is", "are", "was", "were", "does", "do", "did", "not", "who",
-    "which", "there", "very", "also", "then", "yesterday", "here",
+    "he",
+    "she",
+    "it",
+    "they",
+    "is",
+    "are",
+    "was",
+    "were",
+    "does",
+    "do",
+    "did",
+    "not",
+    "who",
+    "which",
+    "there",
+    "very",
+    "also",
+    "then",
+    "yesterday",
+    "here",
 ];
 const PUNCTUATION: &[&str] = &[".", ",", "?", "!", ";", ":", "'", "\"", "-", "(", ")"];
 
@@ -117,7 +314,13 @@ impl Lexicon {
             words.extend([a.clone(), b.clone()]);
         }
         for list in [
-            SG_DETS, PL_DETS, PREPOSITIONS, CONJUNCTIONS, MODALS, ADVERBS, OTHER_WORDS,
+            SG_DETS,
+            PL_DETS,
+            PREPOSITIONS,
+            CONJUNCTIONS,
+            MODALS,
+            ADVERBS,
+            OTHER_WORDS,
         ] {
             words.extend(list.iter().map(|w| w.to_string()));
         }
@@ -140,8 +343,7 @@ fn is_vowel(c: char) -> bool {
 fn plural(word: &str) -> String {
     let bytes: Vec<char> = word.chars().collect();
     let n = bytes.len();
-    if word.ends_with('s') || word.ends_with("sh") || word.ends_with("ch") || word.ends_with('x')
-    {
+    if word.ends_with('s') || word.ends_with("sh") || word.ends_with("ch") || word.ends_with('x') {
         format!("{word}es")
     } else if n >= 2 && bytes[n - 1] == 'y' && !is_vowel(bytes[n - 2]) {
         format!("{}ies", &word[..word.len() - 1])
@@ -196,7 +398,15 @@ fn build_lexicon() -> Lexicon {
     let mut rng = ChaCha8Rng::seed_from_u64(LEXICON_SEED);
     let mut taken: std::collections::HashSet<String> = std::collections::HashSet::new();
     for list in [
-        NOUNS, VERBS, ADJECTIVES, SG_DETS, PL_DETS, PREPOSITIONS, CONJUNCTIONS, MODALS, ADVERBS,
+        NOUNS,
+        VERBS,
+        ADJECTIVES,
+        SG_DETS,
+        PL_DETS,
+        PREPOSITIONS,
+        CONJUNCTIONS,
+        MODALS,
+        ADVERBS,
         OTHER_WORDS,
     ] {
         taken.extend(list.iter().map(|w| w.to_string()));
@@ -466,7 +676,9 @@ impl DemoCorpus {
             self.seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
         );
         rng.set_stream(index as u64);
-        let topic = (0..4).map(|_| rng.random_range(0..lex.nouns.len())).collect();
+        let topic = (0..4)
+            .map(|_| rng.random_range(0..lex.nouns.len()))
+            .collect();
         let mut generator = Gen { rng, lex, topic };
         let n = generator.rng.random_range(3..=40);
         (0..n).map(|_| generator.sentence()).collect()
@@ -577,7 +789,11 @@ mod tests {
         let corpus = DemoCorpus::new(9, 200);
         for doc in corpus.documents() {
             for s in doc {
-                let w: Vec<String> = s.to_lowercase().split_whitespace().map(String::from).collect();
+                let w: Vec<String> = s
+                    .to_lowercase()
+                    .split_whitespace()
+                    .map(String::from)
+                    .collect();
                 for pair in w.windows(2) {
                     let (a, b) = (pair[0].as_str(), pair[1].as_str());
                     if a == "they" {

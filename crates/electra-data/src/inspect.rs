@@ -68,16 +68,21 @@ pub fn inspect(dir: &Path, on_shard: &mut dyn FnMut(&ShardInfo)) -> Result<Inspe
             ));
         }
         if reader.dtype() != manifest.token_dtype {
-            return Err(DataError::shard(&path, "token type differs from the manifest's"));
+            return Err(DataError::shard(
+                &path,
+                "token type differs from the manifest's",
+            ));
         }
         let (mut rows, mut tokens) = (0u64, 0u64);
         for g in 0..reader.num_row_groups() {
             for (i, e) in reader.read_row_group(g)?.iter().enumerate() {
-                let bad = |what: &str| {
-                    DataError::shard(&path, format!("row group {g}, row {i}: {what}"))
-                };
+                let bad =
+                    |what: &str| DataError::shard(&path, format!("row group {g}, row {i}: {what}"));
                 if e.len() > max_len {
-                    return Err(bad(&format!("{} tokens, max_seq_len is {max_len}", e.len())));
+                    return Err(bad(&format!(
+                        "{} tokens, max_seq_len is {max_len}",
+                        e.len()
+                    )));
                 }
                 if e.input_ids[0] != special.cls {
                     return Err(bad("does not start with [CLS]"));

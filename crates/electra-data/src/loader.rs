@@ -106,7 +106,10 @@ impl LoaderConfig {
         if self.world_size == 0 || self.rank >= self.world_size {
             return bad(
                 "rank",
-                format!("rank {} is not below world size {}", self.rank, self.world_size),
+                format!(
+                    "rank {} is not below world size {}",
+                    self.rank, self.world_size
+                ),
             );
         }
         Ok(())
@@ -134,7 +137,12 @@ pub struct Batch {
 
 impl Batch {
     /// Pads `rows` (see [`Padding`]).
-    pub fn from_examples(rows: &[Example], padding: Padding, pad_id: u32, cursor: Cursor) -> Result<Self> {
+    pub fn from_examples(
+        rows: &[Example],
+        padding: Padding,
+        pad_id: u32,
+        cursor: Cursor,
+    ) -> Result<Self> {
         let longest = rows.iter().map(Example::len).max().unwrap_or(0);
         let seq_len = match padding {
             Padding::Longest => longest,
@@ -142,7 +150,9 @@ impl Batch {
                 if longest > n {
                     return Err(DataError::Config {
                         name: "pad-to",
-                        message: format!("fixed length {n} is shorter than a row of {longest} tokens"),
+                        message: format!(
+                            "fixed length {n} is shorter than a row of {longest} tokens"
+                        ),
                     });
                 }
                 n
@@ -219,11 +229,7 @@ impl Source {
                     if reader.num_rows() != rows[s] {
                         return Err(DataError::shard(
                             &paths[s],
-                            format!(
-                                "{} rows, the manifest says {}",
-                                reader.num_rows(),
-                                rows[s]
-                            ),
+                            format!("{} rows, the manifest says {}", reader.num_rows(), rows[s]),
                         ));
                     }
                     *open = Some((s, reader));
@@ -236,7 +242,10 @@ impl Source {
                 while row < end {
                     let g = reader.row_group_of(row);
                     let g_start = reader.row_group_start(g);
-                    if cached_group.as_ref().is_none_or(|(cs, cg, _)| (*cs, *cg) != (s, g)) {
+                    if cached_group
+                        .as_ref()
+                        .is_none_or(|(cs, cg, _)| (*cs, *cg) != (s, g))
+                    {
                         *cached_group = Some((s, g, reader.read_row_group(g)?));
                     }
                     let Some((_, _, group)) = cached_group.as_ref() else {
@@ -311,7 +320,11 @@ impl Stream {
             }
             let w = p / window_rows;
             let key = (self.cursor.epoch, s, w);
-            if self.window.as_ref().is_none_or(|(e, ws, ww, _)| (*e, *ws, *ww) != key) {
+            if self
+                .window
+                .as_ref()
+                .is_none_or(|(e, ws, ww, _)| (*e, *ws, *ww) != key)
+            {
                 let start = w * window_rows;
                 let end = (start + window_rows).min(n);
                 let mut rows = self.source.read(s, start, end)?;
@@ -386,7 +399,12 @@ impl std::fmt::Debug for DataLoader {
 impl DataLoader {
     /// A loader over the shards of `dir`, checked against `expect` (tokenizer hash, model
     /// vocabulary and length), starting at `start` (`Cursor::default()` for the beginning).
-    pub fn from_shards(dir: &Path, config: LoaderConfig, expect: &Expectations, start: Cursor) -> Result<Self> {
+    pub fn from_shards(
+        dir: &Path,
+        config: LoaderConfig,
+        expect: &Expectations,
+        start: Cursor,
+    ) -> Result<Self> {
         let (manifest, manifest_path) = Manifest::load(dir)?;
         manifest.check(&manifest_path, expect)?;
         let mut paths = Vec::new();
@@ -398,7 +416,11 @@ impl DataLoader {
             if reader.num_rows() != info.rows {
                 return Err(DataError::shard(
                     &path,
-                    format!("{} rows, the manifest says {}", reader.num_rows(), info.rows),
+                    format!(
+                        "{} rows, the manifest says {}",
+                        reader.num_rows(),
+                        info.rows
+                    ),
                 ));
             }
             if reader.tokenizer_sha256() != Some(manifest.tokenizer.sha256.as_str()) {
@@ -417,11 +439,23 @@ impl DataLoader {
             open: None,
             cached_group: None,
         };
-        Self::start(source, pad_id, config, start, Some(manifest), &manifest_path)
+        Self::start(
+            source,
+            pad_id,
+            config,
+            start,
+            Some(manifest),
+            &manifest_path,
+        )
     }
 
     /// A loader over examples in memory (one "shard"), padding with `pad_id`.
-    pub fn from_examples(examples: Vec<Example>, pad_id: u32, config: LoaderConfig, start: Cursor) -> Result<Self> {
+    pub fn from_examples(
+        examples: Vec<Example>,
+        pad_id: u32,
+        config: LoaderConfig,
+        start: Cursor,
+    ) -> Result<Self> {
         Self::start(
             Source::Memory(Arc::new(examples)),
             pad_id,
@@ -443,7 +477,10 @@ impl DataLoader {
         let tokenizer = demo_tokenizer()?;
         let examples = corpus.examples(&tokenizer, PackingConfig::new(max_seq_len), corpus.seed)?;
         let pad = tokenizer.special_tokens().pad;
-        Ok((Self::from_examples(examples, pad, config, start)?, tokenizer))
+        Ok((
+            Self::from_examples(examples, pad, config, start)?,
+            tokenizer,
+        ))
     }
 
     fn start(
@@ -459,7 +496,11 @@ impl DataLoader {
         let rows_per_epoch: u64 = (0..source.num_shards())
             .map(|s| {
                 let n = source.shard_rows(s);
-                if n > rank { (n - rank).div_ceil(world) } else { 0 }
+                if n > rank {
+                    (n - rank).div_ceil(world)
+                } else {
+                    0
+                }
             })
             .sum();
         if rows_per_epoch == 0 {

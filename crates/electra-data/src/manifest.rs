@@ -177,9 +177,8 @@ impl Manifest {
     /// Reads one manifest file.
     pub fn read(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
-        let manifest: Manifest = serde_json::from_str(&text).map_err(|e| {
-            DataError::manifest(path, format!("not a valid manifest ({e})"))
-        })?;
+        let manifest: Manifest = serde_json::from_str(&text)
+            .map_err(|e| DataError::manifest(path, format!("not a valid manifest ({e})")))?;
         if manifest.format != MANIFEST_FORMAT {
             return Err(DataError::manifest(
                 path,
@@ -223,7 +222,11 @@ impl Manifest {
         if parts.len() != count {
             return Err(DataError::manifest(
                 &first_path,
-                format!("{} of {count} slice manifests present in {}", parts.len(), dir.display()),
+                format!(
+                    "{} of {count} slice manifests present in {}",
+                    parts.len(),
+                    dir.display()
+                ),
             ));
         }
         for part in &parts[1..] {

@@ -205,7 +205,12 @@ impl ExampleBuilder {
 
 /// Packs whole documents (each a list of tokenized lines) with one builder: a convenience for
 /// in-memory data and tests. Each document ends with a boundary.
-pub fn pack_documents<I>(documents: I, config: PackingConfig, special: SpecialTokens, seed: u64) -> Vec<Example>
+pub fn pack_documents<I>(
+    documents: I,
+    config: PackingConfig,
+    special: SpecialTokens,
+    seed: u64,
+) -> Vec<Example>
 where
     I: IntoIterator<Item = Vec<Vec<u32>>>,
 {
@@ -280,7 +285,8 @@ mod tests {
         assert!(a_len == 7 || a_len == 11, "A has {a_len} tokens");
         // Truncation: A <= 18, B <= 20 - len(A) - 3.
         let b_len = e.len() - e.segment_b_start - 1;
-        assert_eq!(a_len + b_len, (22).min(20 - 3));
+        // 22 tokens do not fit: A + B = max - 3 after truncation.
+        assert_eq!(a_len + b_len, 20 - 3);
         // B is truncated, never carried over: the builder is empty again.
         assert!(b.end_document().is_none());
     }
@@ -350,7 +356,10 @@ mod tests {
         let examples = pack_documents([long_doc(200_000)], config, SPECIAL, 7);
         let n = examples.len() as f64;
         assert!(n > 10_000.0);
-        let single = examples.iter().filter(|e| e.segment_b_start == e.len()).count() as f64;
+        let single = examples
+            .iter()
+            .filter(|e| e.segment_b_start == e.len())
+            .count() as f64;
         let p = single / n;
         assert!((p - 0.1).abs() < 0.01, "single-segment fraction {p}");
         for e in &examples {
@@ -383,10 +392,17 @@ mod tests {
         let short = targets.iter().filter(|&&t| t != 128).count() as f64;
         // P(target != max) = 0.05 * 123/124 (a uniform draw can give 128 too).
         let expected = 0.05 * 123.0 / 124.0;
-        assert!((short / n - expected).abs() < 0.006, "short fraction {}", short / n);
+        assert!(
+            (short / n - expected).abs() < 0.006,
+            "short fraction {}",
+            short / n
+        );
         assert!(targets.iter().all(|&t| (5..=128).contains(&t)));
         assert!(targets.contains(&5) || targets.iter().filter(|&&t| t < 20).count() > 10);
-        assert_eq!(targets[0], 128, "the first example always targets max_seq_len");
+        assert_eq!(
+            targets[0], 128,
+            "the first example always targets max_seq_len"
+        );
     }
 
     #[test]

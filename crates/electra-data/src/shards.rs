@@ -20,9 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow_array::builder::{ListBuilder, UInt16Builder, UInt32Builder};
-use arrow_array::{
-    Array, ArrayRef, ListArray, RecordBatch, UInt16Array, UInt32Array,
-};
+use arrow_array::{Array, ArrayRef, ListArray, RecordBatch, UInt16Array, UInt32Array};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::{
@@ -221,7 +219,8 @@ fn to_record_batch(
     let ids: ArrayRef = match dtype {
         TokenDtype::Uint16 => {
             let total = examples.iter().map(Example::len).sum();
-            let mut b = ListBuilder::with_capacity(UInt16Builder::with_capacity(total), examples.len());
+            let mut b =
+                ListBuilder::with_capacity(UInt16Builder::with_capacity(total), examples.len());
             for e in examples {
                 for &id in &e.input_ids {
                     let id = u16::try_from(id)
@@ -234,7 +233,8 @@ fn to_record_batch(
         }
         TokenDtype::Uint32 => {
             let total = examples.iter().map(Example::len).sum();
-            let mut b = ListBuilder::with_capacity(UInt32Builder::with_capacity(total), examples.len());
+            let mut b =
+                ListBuilder::with_capacity(UInt32Builder::with_capacity(total), examples.len());
             for e in examples {
                 b.values().append_slice(&e.input_ids);
                 b.append(true);
@@ -288,12 +288,13 @@ impl ShardReader {
     /// Opens `path`, reads its footer and checks the schema and the `electra.format` key.
     pub fn open(path: &Path) -> Result<Self> {
         let file = File::open(path).map_err(|e| DataError::io(path, e))?;
-        let metadata = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(|e| {
-            DataError::shard(
-                path,
-                format!("not a readable Parquet file (truncated or corrupt?): {e}"),
-            )
-        })?;
+        let metadata =
+            ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(|e| {
+                DataError::shard(
+                    path,
+                    format!("not a readable Parquet file (truncated or corrupt?): {e}"),
+                )
+            })?;
         let kv = metadata.metadata().file_metadata().key_value_metadata();
         let get = |key: &str| {
             kv.and_then(|kv| kv.iter().find(|k| k.key == key))
@@ -371,7 +372,10 @@ impl ShardReader {
 
     /// First row of row group `i`.
     pub fn row_group_start(&self, i: usize) -> u64 {
-        self.row_group_starts.get(i).copied().unwrap_or(self.num_rows)
+        self.row_group_starts
+            .get(i)
+            .copied()
+            .unwrap_or(self.num_rows)
     }
 
     /// The row group holding `row`.
@@ -393,13 +397,17 @@ impl ShardReader {
 
     /// Reads and checks row group `i`.
     pub fn read_row_group(&self, i: usize) -> Result<Vec<Example>> {
-        let file = self.file.try_clone().map_err(|e| DataError::io(&self.path, e))?;
+        let file = self
+            .file
+            .try_clone()
+            .map_err(|e| DataError::io(&self.path, e))?;
         let expected = self.metadata.metadata().row_group(i).num_rows().max(0) as usize;
-        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.metadata.clone())
-            .with_row_groups(vec![i])
-            .with_batch_size(expected.max(1))
-            .build()
-            .map_err(|e| DataError::shard(&self.path, format!("row group {i}: {e}")))?;
+        let reader =
+            ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.metadata.clone())
+                .with_row_groups(vec![i])
+                .with_batch_size(expected.max(1))
+                .build()
+                .map_err(|e| DataError::shard(&self.path, format!("row group {i}: {e}")))?;
         let mut out = Vec::with_capacity(expected);
         for batch in reader {
             let batch = batch.map_err(|e| {
@@ -417,8 +425,16 @@ impl ShardReader {
         Ok(out)
     }
 
-    fn decode(&self, batch: &RecordBatch, out: &mut Vec<Example>) -> std::result::Result<(), String> {
-        let col = |name: &str| batch.column_by_name(name).ok_or(format!("no column {name}"));
+    fn decode(
+        &self,
+        batch: &RecordBatch,
+        out: &mut Vec<Example>,
+    ) -> std::result::Result<(), String> {
+        let col = |name: &str| {
+            batch
+                .column_by_name(name)
+                .ok_or(format!("no column {name}"))
+        };
         let lists = col("input_ids")?
             .as_any()
             .downcast_ref::<ListArray>()
@@ -451,7 +467,10 @@ impl ShardReader {
         };
         let base = offsets.first().copied().unwrap_or(0) as usize;
         for row in 0..batch.num_rows() {
-            let (a, b) = (offsets[row] as usize - base, offsets[row + 1] as usize - base);
+            let (a, b) = (
+                offsets[row] as usize - base,
+                offsets[row + 1] as usize - base,
+            );
             let ids = flat.get(a..b).ok_or("list offsets out of range")?;
             let length = lengths.value(row) as usize;
             let start = starts.value(row) as usize;

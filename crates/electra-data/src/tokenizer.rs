@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tokenizers::models::wordpiece::{WordPiece, WordPieceTrainer};
 use tokenizers::models::TrainerWrapper;
+use tokenizers::models::wordpiece::{WordPiece, WordPieceTrainer};
 use tokenizers::normalizers::BertNormalizer;
 use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
 use tokenizers::processors::bert::BertProcessing;
@@ -235,7 +235,10 @@ impl Tokenizer {
             .inner
             .encode_batch_fast(inputs, false)
             .map_err(|e| DataError::tokenizer(&self.source, e.to_string()))?;
-        Ok(encodings.into_iter().map(|e| e.get_ids().to_vec()).collect())
+        Ok(encodings
+            .into_iter()
+            .map(|e| e.get_ids().to_vec())
+            .collect())
     }
 
     /// Text of `ids` (wordpieces joined, `##` removed), for inspection.
@@ -416,7 +419,8 @@ mod tests {
         assert_eq!(tok.vocab_size(), 15);
         // Lower-casing, accent stripping, punctuation split, ## continuation, unknown word.
         assert_eq!(
-            tok.encode("The CAT sat on the mat. Unbelievable café zebra").unwrap(),
+            tok.encode("The CAT sat on the mat. Unbelievable café zebra")
+                .unwrap(),
             vec![5, 6, 7, 8, 5, 9, 10, 11, 12, 13, 14, 1]
         );
         // Saved tokenizer.json loads to the same ids and the same hash.

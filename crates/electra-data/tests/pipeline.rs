@@ -1,4 +1,6 @@
 //! End to end: text files -> shards -> manifest -> inspect -> loader, and the bad inputs.
+// Helpers below are test code too: a failure should panic with the error.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -34,7 +36,14 @@ fn small_config(shards: usize) -> BuildConfig {
 
 fn build(dir: &Path, files: &[PathBuf], config: &BuildConfig) -> Manifest {
     let tok = demo_tokenizer().unwrap();
-    build_shards(&BuildInput::Files(files.to_vec()), &tok, config, dir, &|_| {}).unwrap()
+    build_shards(
+        &BuildInput::Files(files.to_vec()),
+        &tok,
+        config,
+        dir,
+        &|_| {},
+    )
+    .unwrap()
 }
 
 fn all_rows(dir: &Path, m: &Manifest) -> Vec<Example> {
@@ -76,7 +85,10 @@ fn build_inspect_and_load() {
     assert_eq!(m.counts.files, 3);
     assert_eq!(m.counts.documents, 36);
     assert!(m.counts.examples > 20, "{:?}", m.counts);
-    assert_eq!(m.counts.examples, m.shards.iter().map(|s| s.rows).sum::<u64>());
+    assert_eq!(
+        m.counts.examples,
+        m.shards.iter().map(|s| s.rows).sum::<u64>()
+    );
     assert!(m.shards.iter().all(|s| s.row_groups >= 1));
     let rows = all_rows(&out, &m);
     assert_eq!(rows.len() as u64, m.counts.examples);
@@ -86,7 +98,10 @@ fn build_inspect_and_load() {
     let mut seen = 0;
     let report = inspect(&out, &mut |_| seen += 1).unwrap();
     assert_eq!(seen, 2);
-    assert_eq!(report.length_histogram.iter().sum::<u64>(), m.counts.examples);
+    assert_eq!(
+        report.length_histogram.iter().sum::<u64>(),
+        m.counts.examples
+    );
     assert!(report.two_segment_examples > 0);
 
     // The loader (unshuffled, one epoch) yields exactly the stored rows, padded.
@@ -95,18 +110,38 @@ fn build_inspect_and_load() {
         prefetch: 0,
         ..LoaderConfig::new(5, 0)
     };
-    let batches = collect(DataLoader::from_shards(&out, one_epoch(cfg), &Expectations::default(), Cursor::default()).unwrap());
+    let batches = collect(
+        DataLoader::from_shards(
+            &out,
+            one_epoch(cfg),
+            &Expectations::default(),
+            Cursor::default(),
+        )
+        .unwrap(),
+    );
     let got = rows_of(&batches);
     let want: Vec<Vec<u32>> = rows.iter().map(|e| e.input_ids.clone()).collect();
     assert_eq!(got, want);
     let b = &batches[0];
     assert_eq!(b.seq_len, *b.lengths.iter().max().unwrap());
-    for r in 0..b.batch_size {
+    for (r, e) in rows.iter().enumerate().take(b.batch_size) {
         let row = r * b.seq_len;
-        let e = &rows[r];
-        assert_eq!(&b.attention_mask[row..row + b.seq_len].iter().filter(|&&m| m == 1).count(), &e.len());
-        assert_eq!(&b.token_type_ids[row..row + e.len()], &e.token_type_ids()[..]);
-        assert!(b.input_ids[row + e.len()..row + b.seq_len].iter().all(|&t| t == 0));
+        assert_eq!(
+            &b.attention_mask[row..row + b.seq_len]
+                .iter()
+                .filter(|&&m| m == 1)
+                .count(),
+            &e.len()
+        );
+        assert_eq!(
+            &b.token_type_ids[row..row + e.len()],
+            &e.token_type_ids()[..]
+        );
+        assert!(
+            b.input_ids[row + e.len()..row + b.seq_len]
+                .iter()
+                .all(|&t| t == 0)
+        );
     }
 }
 
@@ -116,7 +151,12 @@ fn build_is_deterministic_and_slices_match() {
     let files = write_corpus(tmp.path(), 3);
     let a = build(&tmp.path().join("a"), &files, &small_config(3));
     let b = build(&tmp.path().join("b"), &files, &small_config(3));
-    let sha = |m: &Manifest| m.shards.iter().map(|s| s.sha256.clone()).collect::<Vec<_>>();
+    let sha = |m: &Manifest| {
+        m.shards
+            .iter()
+            .map(|s| s.sha256.clone())
+            .collect::<Vec<_>>()
+    };
     assert_eq!(sha(&a), sha(&b));
     let mut other_seed = small_config(3);
     other_seed.seed = 999;
@@ -163,8 +203,14 @@ fn empty_corpus_is_an_error() {
     let p = tmp.path().join("blank.txt");
     std::fs::write(&p, "\n\n   \n").unwrap();
     let tok = demo_tokenizer().unwrap();
-    let err = build_shards(&BuildInput::Files(vec![p]), &tok, &small_config(1), &tmp.path().join("o"), &|_| {})
-        .unwrap_err();
+    let err = build_shards(
+        &BuildInput::Files(vec![p]),
+        &tok,
+        &small_config(1),
+        &tmp.path().join("o"),
+        &|_| {},
+    )
+    .unwrap_err();
     assert!(matches!(err, DataError::EmptyCorpus(_)), "{err}");
     assert!(err.to_string().contains("blank.txt"), "{err}");
     let err = resolve_inputs(&[tmp.path().join("none").to_string_lossy()]).unwrap_err();
@@ -196,7 +242,8 @@ fn truncated_shard_is_named() {
     assert_names(inspect(&out, &mut |_| {}).unwrap_err(), &shard, "truncated");
     let cfg = LoaderConfig::new(4, 0);
     assert_names(
-        DataLoader::from_shards(&out, cfg, &Expectations::default(), Cursor::default()).unwrap_err(),
+        DataLoader::from_shards(&out, cfg, &Expectations::default(), Cursor::default())
+            .unwrap_err(),
         &shard,
         "Parquet",
     );
@@ -217,8 +264,8 @@ fn corrupt_shard_is_named() {
 
 #[test]
 fn foreign_parquet_is_named() {
-    use std::sync::Arc;
     use arrow_array::{ArrayRef, Int64Array, RecordBatch};
+    use std::sync::Arc;
     let tmp = tempfile::tempdir().unwrap();
     let (out, shard) = one_shard(tmp.path());
     let col: ArrayRef = Arc::new(Int64Array::from(vec![1, 2, 3]));
@@ -231,7 +278,10 @@ fn foreign_parquet_is_named() {
     assert_names(err, &shard, "foreign");
     // inspect notices the size/checksum first; either way the file is named.
     let msg = inspect(&out, &mut |_| {}).unwrap_err().to_string();
-    assert!(msg.contains(&*shard.file_name().unwrap().to_string_lossy()), "{msg}");
+    assert!(
+        msg.contains(&*shard.file_name().unwrap().to_string_lossy()),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -280,11 +330,20 @@ fn shuffled_epoch_covers_every_row_once_and_ranks_are_disjoint() {
     };
     let load = |cfg: LoaderConfig| {
         rows_of(&collect(
-            DataLoader::from_shards(&out, one_epoch(cfg), &Expectations::default(), Cursor::default()).unwrap(),
+            DataLoader::from_shards(
+                &out,
+                one_epoch(cfg),
+                &Expectations::default(),
+                Cursor::default(),
+            )
+            .unwrap(),
         ))
     };
     let shuffled = load(cfg.clone());
-    let stored: Vec<Vec<u32>> = all_rows(&out, &m).into_iter().map(|e| e.input_ids).collect();
+    let stored: Vec<Vec<u32>> = all_rows(&out, &m)
+        .into_iter()
+        .map(|e| e.input_ids)
+        .collect();
     assert_ne!(shuffled, stored, "not shuffled");
     let mut a = shuffled.clone();
     let mut b = stored.clone();
@@ -292,18 +351,31 @@ fn shuffled_epoch_covers_every_row_once_and_ranks_are_disjoint() {
     b.sort();
     assert_eq!(a, b, "an epoch is a permutation of the rows");
     assert_eq!(load(cfg.clone()), shuffled, "deterministic");
-    assert_ne!(load(LoaderConfig { seed: 43, ..cfg.clone() }), shuffled);
+    assert_ne!(
+        load(LoaderConfig {
+            seed: 43,
+            ..cfg.clone()
+        }),
+        shuffled
+    );
 
     let mut union = Vec::new();
     let mut sizes = Vec::new();
     for rank in 0..3 {
-        let r = load(LoaderConfig { rank, world_size: 3, ..cfg.clone() });
+        let r = load(LoaderConfig {
+            rank,
+            world_size: 3,
+            ..cfg.clone()
+        });
         sizes.push(r.len());
         union.extend(r);
     }
     union.sort();
     assert_eq!(union, b, "ranks are disjoint and cover the epoch");
-    assert!(sizes.iter().max().unwrap() - sizes.iter().min().unwrap() <= 3, "{sizes:?}");
+    assert!(
+        sizes.iter().max().unwrap() - sizes.iter().min().unwrap() <= 3,
+        "{sizes:?}"
+    );
 }
 
 #[test]
@@ -319,14 +391,28 @@ fn resume_from_cursor_is_exact() {
         world_size: 2,
         ..LoaderConfig::new(4, 9)
     };
-    let full = collect(DataLoader::from_shards(&out, cfg.clone(), &Expectations::default(), Cursor::default()).unwrap());
+    let full = collect(
+        DataLoader::from_shards(
+            &out,
+            cfg.clone(),
+            &Expectations::default(),
+            Cursor::default(),
+        )
+        .unwrap(),
+    );
     assert!(full.len() > 10);
     for k in [1, 5, full.len() / 2, full.len() - 1] {
         let cursor = full[k - 1].cursor;
         let json = serde_json::to_string(&cursor).unwrap();
         let cursor: Cursor = serde_json::from_str(&json).unwrap();
-        let rest = collect(DataLoader::from_shards(&out, cfg.clone(), &Expectations::default(), cursor).unwrap());
-        assert_eq!(rows_of(&rest), rows_of(&full[k..]), "resume after batch {k}");
+        let rest = collect(
+            DataLoader::from_shards(&out, cfg.clone(), &Expectations::default(), cursor).unwrap(),
+        );
+        assert_eq!(
+            rows_of(&rest),
+            rows_of(&full[k..]),
+            "resume after batch {k}"
+        );
     }
     // Batches run across epochs: three epochs, 0 to 2.
     assert_eq!(full.last().unwrap().cursor.epoch, 2);
@@ -342,30 +428,68 @@ fn memory_loader_prefetch_padding_and_demo() {
         shuffle_buffer: 16,
         ..LoaderConfig::new(8, 3)
     };
-    let a = collect(DataLoader::from_examples(examples.clone(), 0, one_epoch(inline.clone()), Cursor::default()).unwrap());
-    let pre = LoaderConfig { prefetch: 2, ..inline.clone() };
-    let b = collect(DataLoader::from_examples(examples.clone(), 0, one_epoch(pre), Cursor::default()).unwrap());
+    let a = collect(
+        DataLoader::from_examples(
+            examples.clone(),
+            0,
+            one_epoch(inline.clone()),
+            Cursor::default(),
+        )
+        .unwrap(),
+    );
+    let pre = LoaderConfig {
+        prefetch: 2,
+        ..inline.clone()
+    };
+    let b = collect(
+        DataLoader::from_examples(examples.clone(), 0, one_epoch(pre), Cursor::default()).unwrap(),
+    );
     assert_eq!(a, b, "prefetch changes nothing but the thread");
     assert_eq!(rows_of(&a).len(), n);
     let set: HashSet<Vec<u32>> = rows_of(&a).into_iter().collect();
-    assert_eq!(set.len(), examples.iter().map(|e| e.input_ids.clone()).collect::<HashSet<_>>().len());
+    assert_eq!(
+        set.len(),
+        examples
+            .iter()
+            .map(|e| e.input_ids.clone())
+            .collect::<HashSet<_>>()
+            .len()
+    );
 
-    let fixed = LoaderConfig { padding: Padding::Fixed(40), ..inline.clone() };
-    let mut loader = DataLoader::from_examples(examples.clone(), 0, fixed, Cursor::default()).unwrap();
+    let fixed = LoaderConfig {
+        padding: Padding::Fixed(40),
+        ..inline.clone()
+    };
+    let mut loader =
+        DataLoader::from_examples(examples.clone(), 0, fixed, Cursor::default()).unwrap();
     let batch = loader.next().unwrap().unwrap();
     assert_eq!(batch.seq_len, 40);
     assert_eq!(batch.input_ids.len(), 8 * 40);
-    let too_short = LoaderConfig { padding: Padding::Fixed(10), ..inline.clone() };
+    let too_short = LoaderConfig {
+        padding: Padding::Fixed(10),
+        ..inline.clone()
+    };
     let mut loader = DataLoader::from_examples(examples, 0, too_short, Cursor::default()).unwrap();
     assert!(loader.next().unwrap().is_err());
 
     // Endless by default; the demo loader needs no files.
-    let (mut demo, tok) = DataLoader::demo(DemoCorpus::new(0, 20), 64, LoaderConfig::new(4, 0), Cursor::default()).unwrap();
+    let (mut demo, tok) = DataLoader::demo(
+        DemoCorpus::new(0, 20),
+        64,
+        LoaderConfig::new(4, 0),
+        Cursor::default(),
+    )
+    .unwrap();
     for _ in 0..50 {
         let b = demo.next().unwrap().unwrap();
         assert!(b.seq_len <= 64);
-        assert!(b.input_ids.iter().all(|&id| (id as usize) < tok.vocab_size()));
+        assert!(
+            b.input_ids
+                .iter()
+                .all(|&id| (id as usize) < tok.vocab_size())
+        );
     }
-    let err = DataLoader::from_examples(vec![], 0, LoaderConfig::new(4, 0), Cursor::default()).unwrap_err();
+    let err = DataLoader::from_examples(vec![], 0, LoaderConfig::new(4, 0), Cursor::default())
+        .unwrap_err();
     assert!(matches!(err, DataError::EmptyCorpus(_)));
 }

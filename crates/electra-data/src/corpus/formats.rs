@@ -188,7 +188,8 @@ impl FileReader {
                             if trimmed.is_empty() {
                                 self.pending.push_back(CorpusEvent::EndOfDocument);
                             } else {
-                                self.pending.push_back(CorpusEvent::Line(trimmed.to_string()));
+                                self.pending
+                                    .push_back(CorpusEvent::Line(trimmed.to_string()));
                             }
                         }
                         LineKind::Wiki { in_doc, skip_title } => {
@@ -206,7 +207,8 @@ impl FileReader {
                             } else if *skip_title {
                                 *skip_title = false;
                             } else {
-                                self.pending.push_back(CorpusEvent::Line(trimmed.to_string()));
+                                self.pending
+                                    .push_back(CorpusEvent::Line(trimmed.to_string()));
                             }
                         }
                         LineKind::Jsonl => {
@@ -246,24 +248,23 @@ impl FileReader {
                         DataError::format(&self.path, format!("corrupt Parquet data: {e}"))
                     })?;
                     let column = batch.column(0).clone();
-                    let texts: Vec<Option<String>> = if let Some(a) =
-                        column.as_any().downcast_ref::<StringArray>()
-                    {
-                        a.iter().map(|s| s.map(str::to_string)).collect()
-                    } else if let Some(a) = column.as_any().downcast_ref::<LargeStringArray>() {
-                        a.iter().map(|s| s.map(str::to_string)).collect()
-                    } else if let Some(a) = column.as_any().downcast_ref::<StringViewArray>() {
-                        a.iter().map(|s| s.map(str::to_string)).collect()
-                    } else {
-                        return Err(DataError::format(
-                            &self.path,
-                            format!(
-                                "column `{}` is {}, expected a string column",
-                                self.options.text_field,
-                                column.data_type()
-                            ),
-                        ));
-                    };
+                    let texts: Vec<Option<String>> =
+                        if let Some(a) = column.as_any().downcast_ref::<StringArray>() {
+                            a.iter().map(|s| s.map(str::to_string)).collect()
+                        } else if let Some(a) = column.as_any().downcast_ref::<LargeStringArray>() {
+                            a.iter().map(|s| s.map(str::to_string)).collect()
+                        } else if let Some(a) = column.as_any().downcast_ref::<StringViewArray>() {
+                            a.iter().map(|s| s.map(str::to_string)).collect()
+                        } else {
+                            return Err(DataError::format(
+                                &self.path,
+                                format!(
+                                    "column `{}` is {}, expected a string column",
+                                    self.options.text_field,
+                                    column.data_type()
+                                ),
+                            ));
+                        };
                     for text in texts.into_iter().flatten() {
                         self.text_bytes += text.len() as u64 + 1;
                         self.push_document_text(&text);

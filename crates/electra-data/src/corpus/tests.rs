@@ -23,7 +23,10 @@ fn plain_text_documents() {
     let p = dir.path().join("a.txt");
     std::fs::write(&p, "One.\n  Two.  \r\n\nThree.\n").unwrap();
     let ev = events(&p, &ReaderOptions::default());
-    assert_eq!(ev, vec![line("One."), line("Two."), END, line("Three."), END]);
+    assert_eq!(
+        ev,
+        vec![line("One."), line("Two."), END, line("Three."), END]
+    );
 }
 
 #[test]
@@ -42,7 +45,8 @@ fn corrupt_gzip_names_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("bad.txt.gz");
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    gz.write_all(&b"Some text that compresses.\n".repeat(200)).unwrap();
+    gz.write_all(&b"Some text that compresses.\n".repeat(200))
+        .unwrap();
     let mut bytes = gz.finish().unwrap();
     let mid = bytes.len() / 2;
     for b in &mut bytes[mid..mid + 20] {
@@ -69,7 +73,14 @@ fn wikiextractor_documents() {
     let ev = events(&p, &ReaderOptions::default());
     assert_eq!(
         ev,
-        vec![line("First para."), line("Second."), END, line("Only line."), END, END]
+        vec![
+            line("First para."),
+            line("Second."),
+            END,
+            line("Only line."),
+            END,
+            END
+        ]
     );
 }
 
@@ -83,7 +94,17 @@ fn jsonl_text_field() {
     )
     .unwrap();
     let ev = events(&p, &ReaderOptions::default());
-    assert_eq!(ev, vec![line("A one."), line("A two."), END, line("B one."), END, END]);
+    assert_eq!(
+        ev,
+        vec![
+            line("A one."),
+            line("A two."),
+            END,
+            line("B one."),
+            END,
+            END
+        ]
+    );
 
     let bad = dir.path().join("bad.jsonl");
     std::fs::write(&bad, "{\"text\": \"ok\"}\n{\"body\": \"no text\"}\n").unwrap();
@@ -91,7 +112,10 @@ fn jsonl_text_field() {
         .unwrap()
         .collect();
     let err = result.unwrap_err().to_string();
-    assert!(err.contains("bad.jsonl") && err.contains("line 2") && err.contains("`text`"), "{err}");
+    assert!(
+        err.contains("bad.jsonl") && err.contains("line 2") && err.contains("`text`"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -99,7 +123,11 @@ fn parquet_text_column() {
     use arrow_array::{ArrayRef, Int32Array, RecordBatch, StringArray};
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("c.parquet");
-    let text: ArrayRef = Arc::new(StringArray::from(vec![Some("X one.\nX two."), None, Some("Y.")]));
+    let text: ArrayRef = Arc::new(StringArray::from(vec![
+        Some("X one.\nX two."),
+        None,
+        Some("Y."),
+    ]));
     let id: ArrayRef = Arc::new(Int32Array::from(vec![1, 2, 3]));
     let batch = RecordBatch::try_from_iter([("id", id), ("text", text)]).unwrap();
     let file = std::fs::File::create(&p).unwrap();
@@ -107,7 +135,10 @@ fn parquet_text_column() {
     w.write(&batch).unwrap();
     w.close().unwrap();
     let ev = events(&p, &ReaderOptions::default());
-    assert_eq!(ev, vec![line("X one."), line("X two."), END, line("Y."), END, END]);
+    assert_eq!(
+        ev,
+        vec![line("X one."), line("X two."), END, line("Y."), END, END]
+    );
 
     let options = ReaderOptions {
         text_field: "body".to_string(),
@@ -151,8 +182,15 @@ fn files_dirs_and_globs() {
     std::fs::write(sub.join(".hidden"), "h\n").unwrap();
     std::fs::write(dir.path().join("c.md"), "c\n").unwrap();
     let d = dir.path().to_string_lossy().to_string();
-    let files = resolve_inputs(&[d.clone()]).unwrap();
-    assert_eq!(files, vec![dir.path().join("c.md"), sub.join("a.txt"), sub.join("b.txt")]);
+    let files = resolve_inputs(std::slice::from_ref(&d)).unwrap();
+    assert_eq!(
+        files,
+        vec![
+            dir.path().join("c.md"),
+            sub.join("a.txt"),
+            sub.join("b.txt")
+        ]
+    );
     let files = resolve_inputs(&[format!("{d}/sub/*.txt"), format!("{d}/sub/a.txt")]).unwrap();
     assert_eq!(files, vec![sub.join("a.txt"), sub.join("b.txt")]);
     let err = resolve_inputs(&[format!("{d}/nothing*.txt")]).unwrap_err();

@@ -62,6 +62,12 @@ pub struct DataConfig {
     /// Directory of Parquet shards built by `electra data build`; absent = the built-in demo
     /// corpus (a generated English-like text, for demos, never for benchmarks).
     pub shards: Option<PathBuf>,
+    /// The tokenizer (`vocab.txt` or `tokenizer.json`) the shards were built with; required
+    /// with `shards` (the run refuses shards built with another tokenizer).
+    pub tokenizer: Option<PathBuf>,
+    /// Held-out shards for periodic evaluation (with `shards`; the demo corpus holds out
+    /// `demo_eval_fraction` of its documents instead).
+    pub eval_shards: Option<PathBuf>,
     /// Tokens per example (Small 128, Base and Large 512).
     pub max_seq_len: usize,
     /// Documents of the demo corpus (only without `shards`).
@@ -76,6 +82,8 @@ impl Default for DataConfig {
     fn default() -> Self {
         Self {
             shards: None,
+            tokenizer: None,
+            eval_shards: None,
             max_seq_len: 128,
             demo_documents: 2000,
             demo_eval_fraction: 0.05,

@@ -42,6 +42,10 @@ pub enum TrainError {
         checkpoint: Option<PathBuf>,
     },
 
+    /// A data error (corpus, tokenizer, shards).
+    #[error(transparent)]
+    Data(#[from] electra_data::DataError),
+
     /// An objective error (config, batch).
     #[error(transparent)]
     Objective(#[from] electra_objective::ObjectiveError),

@@ -12,9 +12,11 @@
 pub mod checkpoint;
 pub mod config;
 pub mod error;
+pub mod export;
 pub mod metrics;
 pub mod optim;
 pub mod schedule;
+pub mod source;
 pub mod trainer;
 
 pub use error::TrainError;

@@ -105,10 +105,13 @@ const PANELS: &[(&str, &[&str])] = &[
     ("tokens / s", &["tokens_per_sec"]),
 ];
 
+/// One panel's curves: (metric name, points).
+type Panel<'a> = (&'a str, Vec<(&'a str, Vec<(f64, f64)>)>);
+
 /// Draws the training curves of `records` into an SVG file at `out`, one panel per group of
 /// [`PANELS`] that has data. Returns the number of panels drawn.
 pub fn plot(records: &[Record], out: &Path) -> Result<usize, TrainError> {
-    let panels: Vec<(&str, Vec<(&str, Vec<(f64, f64)>)>)> = PANELS
+    let panels: Vec<Panel<'_>> = PANELS
         .iter()
         .map(|(title, keys)| {
             let series = keys

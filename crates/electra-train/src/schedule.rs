@@ -204,8 +204,10 @@ mod tests {
 
     #[test]
     fn invalid_schedules_name_the_field() {
-        let mut s = LrSchedule::default();
-        s.total_steps = 0;
+        let s = LrSchedule {
+            total_steps: 0,
+            ..LrSchedule::default()
+        };
         assert!(
             s.validate()
                 .expect_err("zero")

@@ -243,7 +243,7 @@ pub fn run<B: AutodiffBackend>(
         window.push(record);
         bar.set_position(step);
 
-        if step % t.log_every == 0 || step == end {
+        if step.is_multiple_of(t.log_every) || step == end {
             last = mean(&window);
             window.clear();
             last.insert("step".into(), step as f64);
@@ -266,13 +266,13 @@ pub fn run<B: AutodiffBackend>(
         }
         if let (Some(source), Some(cursor)) = (eval.as_deref_mut(), eval_cursor.as_ref())
             && t.eval_every > 0
-            && (step % t.eval_every == 0 || step == end)
+            && (step.is_multiple_of(t.eval_every) || step == end)
         {
             let record = evaluate(&model.valid(), source, cursor, config, step)?;
             log.write(&record)?;
             last_eval = Some(record);
         }
-        if step % t.checkpoint_every == 0 && step != end {
+        if step.is_multiple_of(t.checkpoint_every) && step != end {
             save(
                 run_dir,
                 step,

@@ -169,3 +169,56 @@ fn a_run_directory_refuses_a_different_config() {
     let err = run(&other, dir.path(), None).expect_err("different config");
     assert!(err.to_string().contains("different config"), "{err}");
 }
+
+#[test]
+fn export_then_import_gives_the_trained_networks_exactly() {
+    use burn::backend::Flex;
+    use burn::prelude::*;
+    use electra_model::hf;
+    use electra_objective::ElectraPretrainingModel;
+    use electra_train::{checkpoint, export};
+
+    let config = tiny_config(2);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let summary = run(&config, dir.path(), None).expect("run");
+    let out = tempfile::tempdir().expect("tempdir");
+    let device = Default::default();
+    let exported = export::export_run::<Flex>(dir.path(), out.path(), &device).expect("export");
+
+    let mut objective = config.objective.clone();
+    objective.seed = config.objective_seed();
+    let mut trained =
+        ElectraPretrainingModel::<Flex>::new(&config.model, &objective, &device).expect("model");
+    checkpoint::load_model(&summary.checkpoint, &mut trained).expect("checkpoint");
+
+    let batch = Cycle::new(4).next_batch(4).expect("batch");
+    let ids = Tensor::<Flex, 1, Int>::from_data(
+        TensorData::new(batch.input_ids.clone(), [4 * SEQ]),
+        &device,
+    )
+    .reshape([4, SEQ]);
+    let mask = Tensor::<Flex, 1, Int>::from_data(
+        TensorData::new(batch.attention_mask.clone(), [4 * SEQ]),
+        &device,
+    )
+    .reshape([4, SEQ]);
+    let types = ids.zeros_like();
+
+    let (disc, _) = hf::load_pretraining::<Flex>(&exported.discriminator, &device).expect("disc");
+    let ours = export::discriminator(&trained).expect("head");
+    assert_eq!(
+        disc.forward(ids.clone(), types.clone(), mask.clone())
+            .into_data(),
+        ours.forward(ids.clone(), types.clone(), mask.clone())
+            .into_data()
+    );
+    let gen_dir = exported.generator.expect("generator exported");
+    let (generator, _) = hf::load_masked_lm::<Flex>(&gen_dir, &device).expect("generator");
+    let ours = export::generator(&trained).expect("generator");
+    assert_eq!(
+        generator
+            .forward(ids.clone(), types.clone(), mask.clone())
+            .into_data(),
+        ours.forward(ids, types, mask).into_data()
+    );
+}

@@ -143,8 +143,8 @@ impl RunConfig {
 
     /// A named preset (paper Table 6 for `small`, `base`, `large`; `tiny` and `demo` are ours).
     ///
-    /// `demo` is sized to finish in a few minutes on two CPU cores on the built-in demo corpus;
-    /// its vocabulary size is filled in from the demo tokenizer when the run starts.
+    /// `demo` is sized to finish in a few minutes on two CPU cores on the built-in demo corpus,
+    /// with the demo tokenizer's vocabulary.
     pub fn preset(name: &str) -> Result<Self, TrainError> {
         let config = match name {
             "small" => Self::base_config("small", ElectraConfig::small()),
@@ -180,6 +180,7 @@ impl RunConfig {
             }
             "demo" => {
                 let mut model = ElectraConfig::tiny();
+                model.vocab_size = electra_data::demo_tokenizer()?.vocab_size();
                 model.embedding_size = 64;
                 model.hidden_size = 128;
                 model.num_hidden_layers = 2;

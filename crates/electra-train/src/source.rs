@@ -208,18 +208,15 @@ fn check_vocab(tokenizer: &Tokenizer, config: &RunConfig) -> Result<(), TrainErr
 }
 
 /// Sets the objective's special-token ids from the run's tokenizer (the demo tokenizer, or
-/// `data.tokenizer`), and for the demo corpus the model's vocabulary size to the demo
-/// tokenizer's, so that the saved config is complete and exact.
+/// `data.tokenizer`), so that the saved config is complete and exact, and checks that the
+/// tokenizer fits the model's vocabulary.
 pub fn align_to_tokenizer(config: &mut RunConfig) -> Result<(), TrainError> {
     let tokenizer = match (&config.data.shards, &config.data.tokenizer) {
-        (None, _) => {
-            let t = demo_tokenizer()?;
-            config.model.vocab_size = t.vocab_size();
-            t
-        }
+        (None, _) => demo_tokenizer()?,
         (Some(_), Some(path)) => Tokenizer::from_path(path)?,
         (Some(_), None) => return Ok(()),
     };
+    check_vocab(&tokenizer, config)?;
     let special = tokenizer.special_tokens();
     config.objective.pad_token_id = i64::from(special.pad);
     config.objective.cls_token_id = i64::from(special.cls);

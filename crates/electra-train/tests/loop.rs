@@ -222,3 +222,35 @@ fn export_then_import_gives_the_trained_networks_exactly() {
         ours.forward(ids, types, mask).into_data()
     );
 }
+
+#[test]
+fn a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
+    let mut config = tiny_config(20);
+    // An absurd learning rate with no warmup or clipping blows the weights up to inf/NaN.
+    config.schedule.peak = 1e30;
+    config.schedule.warmup_steps = 0;
+    config.optimizer.clip_norm = None;
+    config.train.checkpoint_every = 1;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let err = run(&config, dir.path(), None).expect_err("must stop");
+    let TrainError::NonFinite {
+        step, checkpoint, ..
+    } = &err
+    else {
+        panic!("expected NonFinite, got {err}");
+    };
+    let checkpoint = checkpoint
+        .as_ref()
+        .expect("a good checkpoint was written before");
+    assert!(
+        checkpoint.ends_with(format!("step-{:08}", step - 1)),
+        "{err}"
+    );
+    assert!(err.to_string().contains("not finite"), "{err}");
+    // The bad state was not checkpointed.
+    let newest = electra_train::checkpoint::list_checkpoints(dir.path())
+        .expect("list")
+        .pop()
+        .expect("one");
+    assert_eq!(newest.0, step - 1);
+}

@@ -68,7 +68,7 @@ pub struct Summary {
     pub last_eval: Option<Record>,
     /// The checkpoint written at the end.
     pub checkpoint: PathBuf,
-    /// Whether the run was stopped early by [`RunOptions::stop`].
+    /// Whether the run stopped before `train.steps` ([`RunOptions::stop`] or `stop_after`).
     pub interrupted: bool,
 }
 
@@ -308,7 +308,7 @@ pub fn run<B: AutodiffBackend>(
         last,
         last_eval,
         checkpoint,
-        interrupted,
+        interrupted: interrupted || step < t.steps,
     })
 }
 

@@ -30,6 +30,12 @@ enum Command {
     Forward(commands::forward::ForwardArgs),
     /// Pre-train a generator and discriminator (not implemented yet).
     Pretrain(commands::pretrain::PretrainArgs),
+    /// Pre-training data: build and inspect Parquet shards.
+    #[command(subcommand)]
+    Data(commands::DataCommand),
+    /// Tokenizers: train a WordPiece vocabulary.
+    #[command(subcommand)]
+    Tokenizer(commands::TokenizerCommand),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -43,5 +49,10 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Forward(args) => backend::dispatch(cli.device, args),
         Command::Pretrain(args) => commands::pretrain::run(&args),
+        Command::Data(commands::DataCommand::Build(args)) => commands::data_build::run(&args),
+        Command::Data(commands::DataCommand::Inspect(args)) => commands::data_inspect::run(&args),
+        Command::Tokenizer(commands::TokenizerCommand::Train(args)) => {
+            commands::tokenizer_train::run(&args)
+        }
     }
 }

@@ -28,7 +28,8 @@ pub struct BuildArgs {
     /// Output directory (shards and manifest).
     #[arg(long)]
     pub out: PathBuf,
-    /// Number of shards of the whole build.
+    /// Number of shards of the whole build. Each input file goes whole into one shard
+    /// (file i into shard i mod N), so use at least as many files as shards.
     #[arg(long, default_value_t = 8)]
     pub shards: usize,
     /// Seed of the packing randomness.
@@ -81,7 +82,16 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
         };
         let tokenizer = Tokenizer::from_path(path)
             .with_context(|| format!("cannot load --tokenizer {}", path.display()))?;
-        (BuildInput::Files(resolve_inputs(&args.input)?), tokenizer)
+        let files = resolve_inputs(&args.input)?;
+        if files.len() < args.shards {
+            eprintln!(
+                "warning: {} input file(s) for {} shards: each file goes whole into one shard, so                  {} shard(s) will be empty",
+                files.len(),
+                args.shards,
+                args.shards - files.len()
+            );
+        }
+        (BuildInput::Files(files), tokenizer)
     };
     let mut config = BuildConfig::new(args.max_seq_len, args.shards);
     config.seed = args.seed;

@@ -14,6 +14,8 @@ use criterion::{Criterion, Throughput};
 use electra_data::build::{BuildConfig, BuildInput, build_shards};
 use electra_data::corpus::{CorpusEvent, CorpusReader, ReaderOptions, resolve_inputs};
 use electra_data::demo::{DemoCorpus, demo_tokenizer};
+use electra_data::loader::{Cursor, DataLoader, LoaderConfig};
+use electra_data::manifest::Expectations;
 use electra_data::tokenizer::Tokenizer;
 
 const FILES: usize = 8;
@@ -174,6 +176,36 @@ fn data(c: &mut Criterion) {
         b.iter(|| build(&tokenizer, &files, &out))
     });
     group.finish();
+
+    // The loader reading back one epoch of those shards (shuffled, batch 128, prefetch).
+    let open = || {
+        DataLoader::from_shards(
+            &out,
+            epoch_config(),
+            &Expectations::default(),
+            Cursor::default(),
+        )
+        .expect("loader")
+    };
+    let rows = open().rows_per_epoch();
+    let mut group = c.benchmark_group("data_loader");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(rows));
+    group.bench_function("epoch_rows_batch128", |b| {
+        b.iter(|| {
+            open()
+                .map(|batch| batch.expect("batch").batch_size)
+                .sum::<usize>()
+        })
+    });
+    group.finish();
+}
+
+fn epoch_config() -> LoaderConfig {
+    LoaderConfig {
+        epochs: Some(1),
+        ..LoaderConfig::new(128, 0)
+    }
 }
 
 fn main() {

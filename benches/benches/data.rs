@@ -154,16 +154,26 @@ fn data(c: &mut Criterion) {
         rayon::current_num_threads()
     );
 
-    // One timed pass of each first: the headline ratio.
-    let t = Instant::now();
-    raw_tokenize(&tokenizer, &lines);
-    let raw = bytes as f64 / 1e6 / t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    build(&tokenizer, &files, &out);
-    let full = bytes as f64 / 1e6 / t.elapsed().as_secs_f64();
+    // Alternating timed passes first: the headline ratio, robust to load that changes over
+    // time on a shared machine (the criterion runs below are minutes apart).
+    let mut ratios = Vec::new();
+    for round in 1..=3 {
+        let t = Instant::now();
+        raw_tokenize(&tokenizer, &lines);
+        let raw = bytes as f64 / 1e6 / t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        build(&tokenizer, &files, &out);
+        let full = bytes as f64 / 1e6 / t.elapsed().as_secs_f64();
+        eprintln!(
+            "pass {round}: raw encode_batch_fast {raw:.2} MB/s, data build {full:.2} MB/s = {:.0}% of raw",
+            100.0 * full / raw
+        );
+        ratios.push(full / raw);
+    }
+    ratios.sort_by(f64::total_cmp);
     eprintln!(
-        "one pass: raw encode_batch_fast {raw:.2} MB/s, data build {full:.2} MB/s = {:.0}% of raw",
-        100.0 * full / raw
+        "median: data build at {:.0}% of raw tokenization",
+        100.0 * ratios[1]
     );
 
     let mut group = c.benchmark_group("data");

@@ -29,6 +29,8 @@ pub struct DataConfig {
     pub prefetch: usize,
     /// Padding rule.
     pub padding: Padding,
+    /// Check every shard's SHA-256 against the manifest when the loader opens.
+    pub verify_checksums: bool,
 }
 
 impl Default for DataConfig {
@@ -41,6 +43,7 @@ impl Default for DataConfig {
             shuffle_buffer: 8192,
             prefetch: 4,
             padding: Padding::Longest,
+            verify_checksums: false,
         }
     }
 }
@@ -98,6 +101,7 @@ impl DataConfig {
             shuffle_buffer: self.shuffle_buffer,
             prefetch: self.prefetch,
             padding: self.padding,
+            verify_checksums: self.verify_checksums,
             rank,
             world_size,
             ..LoaderConfig::new(batch_size, seed)

@@ -260,6 +260,12 @@ fn corrupt_shard_is_named() {
     }
     std::fs::write(&shard, &bytes).unwrap();
     assert_names(inspect(&out, &mut |_| {}).unwrap_err(), &shard, "checksum");
+    let cfg = LoaderConfig {
+        verify_checksums: true,
+        ..LoaderConfig::new(4, 0)
+    };
+    let err = DataLoader::from_shards(&out, cfg, &Expectations::default(), Cursor::default());
+    assert_names(err.unwrap_err(), &shard, "checksum");
 }
 
 #[test]

@@ -58,11 +58,6 @@
 //!
 //! ## For the trainer
 //!
-//! [`DataConfig`] is the data section of a run's config: `shards = "dir"` or nothing for the
-//! demo corpus. [`DataConfig::vocab`] gives the vocabulary size and special ids to size the
-//! model; [`DataConfig::loader`] opens the loader for one rank from a [`Cursor`]. The same by
-//! hand:
-//!
 //! ```no_run
 //! use electra_data::{Cursor, DataLoader, DemoCorpus, Expectations, LoaderConfig, Tokenizer};
 //! # fn main() -> Result<(), electra_data::DataError> {
@@ -87,7 +82,6 @@
 //! ```
 
 pub mod build;
-pub mod config;
 pub mod corpus;
 pub mod demo;
 pub mod error;
@@ -100,7 +94,6 @@ pub mod shards;
 pub mod tokenizer;
 
 pub use build::{BuildConfig, BuildInput, build_shards};
-pub use config::{DataConfig, VocabInfo};
 pub use corpus::{CorpusEvent, CorpusFormat, CorpusReader, ReaderOptions, resolve_inputs};
 pub use demo::{DemoCorpus, demo_tokenizer};
 pub use error::{DataError, Result};

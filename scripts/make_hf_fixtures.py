@@ -26,6 +26,14 @@ Usage (from any directory)::
 to the repository root (found from this file's location); a relative ``--out``
 is also resolved against the repository root.
 
+The same models also give the reference for the pre-training losses of
+``electra-objective`` (``make_objective_fixture``): on the same batch, with
+fixed masked positions and fixed "sampled" replacement ids, it records the
+generator's MLM loss, the discriminator's replaced-token-detection loss and the
+total ``1·MLM + 50·RTD`` in ``--objective-out`` (default
+``crates/electra-objective/tests/fixtures/objective-tiny``). That folder holds
+only JSON and a README; its test loads the checkpoints from ``--out``.
+
 The outputs are committed, so CI and ``cargo test`` do not need Python. Rerun
 this script only to change or extend the fixtures. The script is deterministic:
 it runs on CPU with one thread and a fixed seed, and two runs with the pinned
@@ -49,6 +57,7 @@ from transformers import ElectraConfig, ElectraForMaskedLM, ElectraForPreTrainin
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = Path("crates/electra-model/tests/fixtures/hf-tiny")
+DEFAULT_OBJECTIVE_OUT = Path("crates/electra-objective/tests/fixtures/objective-tiny")
 
 SEED = 20240601
 
@@ -357,6 +366,146 @@ def readme_text(inputs: dict[str, torch.Tensor], expected: dict[str, dict[str, t
     return "\n".join(lines)
 
 
+# --------------------------------------------------------------------------- objective fixture
+
+# Token ids of the tiny vocabulary: 0 pad, 2 [CLS], 3 [SEP] (as in make_inputs); 1 plays [MASK].
+OBJECTIVE_SPECIAL_IDS = dict(pad_token_id=0, cls_token_id=2, sep_token_id=3, mask_token_id=1)
+GEN_WEIGHT = 1.0
+DISC_WEIGHT = 50.0
+LOSS_EPS = 1e-6  # the reference's `Σw + 1e-6` denominators (spec 1.5)
+
+# Three prediction slots per row: (position, active, replaced by [MASK] in the generator input,
+# sampled id). Inactive slots use position 0, weight 0 and sampled id 0. Chosen to cover: a
+# position the generator sees unmasked (the 15 % case) that still gets a replacement, samples
+# equal to the original (labelled original), and rows with unused slots and padding.
+OBJECTIVE_SLOTS = [
+    [(1, True, True, 17), (4, True, False, 30), (7, True, True, 12)],  # 17 = original at 1
+    [(2, True, True, 40), (5, True, True, 5), (0, False, False, 0)],  # 5 = original at 5
+    [(1, True, True, 9), (0, False, False, 0), (0, False, False, 0)],
+]
+
+
+@torch.no_grad()
+def objective_reference(
+    discriminator: ElectraForPreTraining, generator: ElectraForMaskedLM, inputs: dict[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """The ELECTRA losses of spec 1.3-1.5 on ``inputs`` with the fixed slots of ``OBJECTIVE_SLOTS``."""
+    input_ids = inputs["input_ids"]
+    attention_mask = inputs["attention_mask"]
+    token_type_ids = inputs["token_type_ids"]
+    b, s = input_ids.shape
+    positions = torch.tensor([[slot[0] for slot in row] for row in OBJECTIVE_SLOTS], dtype=torch.long)
+    weights = torch.tensor([[float(slot[1]) for slot in row] for row in OBJECTIVE_SLOTS], dtype=torch.float32)
+    sampled = torch.tensor([[slot[3] for slot in row] for row in OBJECTIVE_SLOTS], dtype=torch.long)
+    targets = torch.gather(input_ids, 1, positions) * weights.long()
+
+    # Generator input: [MASK] at the active slots marked for masking (spec 1.2 step 6).
+    masked_input_ids = input_ids.clone()
+    for r, row in enumerate(OBJECTIVE_SLOTS):
+        for pos, active, to_mask, _ in row:
+            if active and to_mask:
+                masked_input_ids[r, pos] = OBJECTIVE_SPECIAL_IDS["mask_token_id"]
+
+    # Generator MLM loss over the active slots of the batch (spec 1.5).
+    gen_logits = generator(
+        input_ids=masked_input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+    ).logits  # [b, s, V]
+    slot_logits = torch.gather(gen_logits, 1, positions.unsqueeze(-1).expand(-1, -1, gen_logits.shape[-1]))
+    nll = nn.functional.cross_entropy(slot_logits.reshape(-1, slot_logits.shape[-1]), targets.reshape(-1), reduction="none")
+    mlm_loss = (nll * weights.reshape(-1)).sum() / (weights.sum() + LOSS_EPS)
+
+    # Discriminator input: the originals with the samples at every active slot (spec 1.4).
+    disc_input_ids = input_ids.clone()
+    for r, row in enumerate(OBJECTIVE_SLOTS):
+        for pos, active, _, sample in row:
+            if active:
+                disc_input_ids[r, pos] = sample
+    labels = (disc_input_ids != input_ids).long()
+    disc_logits = discriminator(
+        input_ids=disc_input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+    ).logits  # [b, s]
+    bce = nn.functional.binary_cross_entropy_with_logits(disc_logits, labels.float(), reduction="none")
+    non_pad = attention_mask.float()
+    rtd_loss = (bce * non_pad).sum() / (non_pad.sum() + LOSS_EPS)
+    # ELECTRA 15 % (paper §3.5): the same BCE over the active slots' positions only.
+    at_slots = torch.zeros(b, s)
+    for r, row in enumerate(OBJECTIVE_SLOTS):
+        for pos, active, _, _ in row:
+            if active:
+                at_slots[r, pos] = 1.0
+    rtd_loss_masked_only = (bce * at_slots).sum() / (at_slots.sum() + LOSS_EPS)
+
+    return {
+        "masked_input_ids": masked_input_ids,
+        "positions": positions,
+        "targets": targets,
+        "weights": weights,
+        "sampled_ids": sampled,
+        "discriminator_input_ids": disc_input_ids,
+        "labels": labels,
+        "generator_logits": slot_logits,
+        "discriminator_logits": disc_logits,
+        "mlm_loss": mlm_loss,
+        "rtd_loss": rtd_loss,
+        "rtd_loss_masked_only": rtd_loss_masked_only,
+        "total_loss": GEN_WEIGHT * mlm_loss + DISC_WEIGHT * rtd_loss,
+        "total_loss_masked_only": GEN_WEIGHT * mlm_loss + DISC_WEIGHT * rtd_loss_masked_only,
+    }
+
+
+def make_objective_fixture(
+    out: Path,
+    models_dir: Path,
+    discriminator: ElectraForPreTraining,
+    generator: ElectraForMaskedLM,
+    inputs: dict[str, torch.Tensor],
+) -> dict[str, torch.Tensor]:
+    """Write the pre-training loss reference (``expected.json`` and ``README.md``) to ``out``."""
+    result = objective_reference(discriminator, generator, inputs)
+    out.mkdir(parents=True, exist_ok=True)
+    payload = {key: tensor_to_lists(t) for key, t in result.items()}
+    payload.update(OBJECTIVE_SPECIAL_IDS)
+    payload.update(gen_weight=GEN_WEIGHT, disc_weight=DISC_WEIGHT)
+    write_text(out / EXPECTED_FILE, format_json(payload) + "\n")
+    try:
+        models = models_dir.relative_to(REPO_ROOT)
+    except ValueError:
+        models = models_dir
+    b, n = result["positions"].shape
+    lines = [
+        "# objective-tiny: reference ELECTRA pre-training losses",
+        "",
+        "Generated by `scripts/make_hf_fixtures.py` (`make_objective_fixture`); do not edit by hand.",
+        f"Models: the tiny discriminator and generator of `{models}` (eval mode, float32, CPU), whose",
+        "embedding blocks are identical, as in ELECTRA's shared-embedding setup; inputs: its `inputs.json`.",
+        "",
+        f"`{EXPECTED_FILE}` holds, for the batch of `inputs.json` and {n} prediction slots per row:",
+        "",
+        f"- `positions`, `targets`, `weights` [{b}, {n}]: slot positions, original ids (0 for unused slots),",
+        "  1.0 for active slots. Unused slots point at position 0 with weight 0.",
+        "- `masked_input_ids` [b, s]: the generator input, `mask_token_id` at the active slots chosen for",
+        "  masking; one active slot (row 0, position 4) stays unmasked, the 15 % case of spec 1.2.",
+        f"- `sampled_ids` [{b}, {n}]: fixed replacement ids (standing in for Gumbel samples); two equal",
+        "  the original token and must be labelled original.",
+        "- `discriminator_input_ids`, `labels` [b, s]: the originals with the samples written at every",
+        "  active slot; label 1 iff the id changed.",
+        f"- `generator_logits` [{b}, {n}, vocab]: generator MLM logits at the slots;",
+        "  `discriminator_logits` [b, s]: RTD logits.",
+        "- `mlm_loss` = Σ w·CE / (Σ w + 1e-6) over the slots; `rtd_loss` = Σ m·BCEWithLogits / (Σ m + 1e-6)",
+        "  over non-pad tokens (`[CLS]`/`[SEP]` included); `total_loss` = gen_weight·mlm_loss +",
+        f"  disc_weight·rtd_loss with gen_weight {GEN_WEIGHT} and disc_weight {DISC_WEIGHT}.",
+        "- `rtd_loss_masked_only`, `total_loss_masked_only`: the same with the BCE over the active",
+        "  slots' positions only (the `electra-15` objective).",
+        "- `pad_token_id`, `cls_token_id`, `sep_token_id`, `mask_token_id`: the special ids used.",
+        "",
+        f"- torch {torch.__version__}, transformers {transformers.__version__}; values written with 9",
+        "  significant digits (exact float32 round trip).",
+        "",
+    ]
+    write_text(out / README_FILE, "\n".join(lines))
+    return result
+
+
 # --------------------------------------------------------------------------- checks
 
 
@@ -408,12 +557,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=DEFAULT_OUT,
         help=f"output folder; relative paths are resolved against the repository root (default: {DEFAULT_OUT})",
     )
+    parser.add_argument(
+        "--objective-out",
+        type=Path,
+        default=DEFAULT_OBJECTIVE_OUT,
+        help="output folder of the pre-training loss reference, resolved like --out "
+        f"(default: {DEFAULT_OBJECTIVE_OUT})",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     out = args.out if args.out.is_absolute() else REPO_ROOT / args.out
+    objective_out = args.objective_out if args.objective_out.is_absolute() else REPO_ROOT / args.objective_out
     if int(transformers.__version__.split(".")[0]) >= 5:
         sys.exit(
             f"transformers {transformers.__version__} cannot write pytorch_model.bin; "
@@ -437,6 +594,13 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{name}: logits shape {list(logits.shape)}, max |logit| = {logits.abs().max().item():.4f}, "
               f"std = {logits.std().item():.4f}")
     print(f"wrote {out}")
+
+    losses = make_objective_fixture(objective_out, out, discriminator, generator, inputs)
+    print(
+        f"objective: mlm_loss {losses['mlm_loss'].item():.6f}, rtd_loss {losses['rtd_loss'].item():.6f}, "
+        f"total {losses['total_loss'].item():.6f}"
+    )
+    print(f"wrote {objective_out}")
 
 
 if __name__ == "__main__":

@@ -28,8 +28,12 @@ struct Cli {
 enum Command {
     /// Run a Hugging Face ELECTRA checkpoint on token ids from a JSON file.
     Forward(commands::forward::ForwardArgs),
-    /// Pre-train a generator and discriminator (not implemented yet).
+    /// Pre-train a generator and discriminator (default: the demo preset on the built-in corpus).
     Pretrain(commands::pretrain::PretrainArgs),
+    /// Draw a run's training curves (metrics.jsonl) as SVG.
+    Plot(commands::plot::PlotArgs),
+    /// Write a run's newest checkpoint as Hugging Face discriminator and generator checkpoints.
+    Export(commands::export::ExportArgs),
     /// Pre-training data: build and inspect Parquet shards.
     #[command(subcommand)]
     Data(commands::DataCommand),
@@ -48,7 +52,9 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Forward(args) => backend::dispatch(cli.device, args),
-        Command::Pretrain(args) => commands::pretrain::run(&args),
+        Command::Pretrain(args) => backend::dispatch(cli.device, args.resolve()?),
+        Command::Plot(args) => commands::plot::run(&args),
+        Command::Export(args) => backend::dispatch(cli.device, args),
         Command::Data(commands::DataCommand::Build(args)) => commands::data_build::run(&args),
         Command::Data(commands::DataCommand::Inspect(args)) => commands::data_inspect::run(&args),
         Command::Tokenizer(commands::TokenizerCommand::Train(args)) => {

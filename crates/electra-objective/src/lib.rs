@@ -1,11 +1,46 @@
-//! # electra-objective: replaced token detection
+//! # electra-objective: the ELECTRA pre-training objective
 //!
-//! This crate owns ELECTRA's pre-training objective (paper section 2, spec section 1): the
-//! pre-training model that holds one shared embedding block and two towers (a small generator
-//! and the discriminator, both built from `electra-model`), the dynamic masking of each batch,
-//! Gumbel-max sampling from the generator, the discriminator's labels, the MLM and RTD losses
-//! and their weighted sum, the paper's alternative objectives for comparison, and the
-//! per-step pre-training metrics.
+//! ELECTRA (Clark et al. 2020) pre-trains a text encoder with *replaced token detection*. Each
+//! step takes a batch of token ids, hides about 15 % of the tokens, lets a small **generator**
+//! (a masked language model) guess them, writes the generator's sampled guesses back into the
+//! original text, and trains the **discriminator** (the encoder kept for fine-tuning) to tell,
+//! for every token, whether it is original or replaced. Both networks are trained together on
+//! one loss, `gen_weight·mlm_loss + disc_weight·rtd_loss` (1 and 50 in the paper); the
+//! discriminator's loss never reaches the generator, because the samples are discrete.
 //!
-//! Status: not built yet. The objective issue fills this crate; until then the workspace
-//! compiles it as an empty library so that the crate graph is in place.
+//! This crate is that step, between the data pipeline (`electra-data`, which produces batches of
+//! ids) and the training loop (`electra-train`, which owns the optimizer, the schedule and the
+//! checkpoints). In order:
+//!
+//! - [`masking`] chooses the positions to hide on the host, exactly as the reference code does
+//!   (budget, candidates, 85 % `[MASK]` / 15 % unchanged), from a seeded RNG per step;
+//! - [`model`] holds the generator and the discriminator around **one** embedding block (word,
+//!   position and token-type tables and their LayerNorm, spec 2.3) and runs the forward pass;
+//! - [`sampling`] draws the replacements by Gumbel-max from the generator's logits;
+//! - [`losses`] averages the MLM loss over masked slots and the RTD loss over non-pad tokens;
+//! - [`metrics`] reads back the monitoring numbers (MLM accuracy, RTD precision/recall/F1, how
+//!   often the generator reproduced the original).
+//!
+//! Besides ELECTRA itself, [`ObjectiveKind`] selects the baselines of the paper's efficiency
+//! analysis (§3.5, Table 5): BERT-style `mlm`, `electra-15`, `replace-mlm` and
+//! `all-tokens-mlm`.
+//!
+//! The network blocks come from `electra-model`; everything here is generic over the burn
+//! backend, and the training loop wraps it in `Autodiff<B>`.
+
+pub mod batch;
+pub mod config;
+pub mod error;
+pub mod losses;
+pub mod masking;
+pub mod metrics;
+pub mod model;
+pub mod sampling;
+
+pub use batch::HostBatch;
+pub use config::{ObjectiveConfig, ObjectiveKind};
+pub use error::ObjectiveError;
+pub use masking::{MaskedBatch, mask_batch, step_rng};
+pub use metrics::{Confusion, StepMetrics};
+pub use model::{ElectraPretrainingModel, ObjectiveOutput, Replacements};
+pub use sampling::gumbel_max_sample;

@@ -6,5 +6,19 @@
 //! learning-rate schedules, gradient accumulation, checkpoints written atomically and resumed
 //! exactly, metrics a user can plot, and data-parallel training on several devices.
 //!
-//! Status: not built yet. The training issue fills this crate; until then the workspace
-//! compiles it as an empty library so that the crate graph is in place.
+//! Built so far: the optimizer ([`optim::ElectraAdam`]) and the learning-rate schedules with
+//! layer-wise decay ([`schedule`]). The loop and checkpoints follow.
+
+pub mod checkpoint;
+pub mod config;
+pub mod error;
+pub mod export;
+pub mod metrics;
+pub mod optim;
+pub mod schedule;
+pub mod source;
+pub mod trainer;
+
+pub use error::TrainError;
+pub use optim::{AdamConfig, ElectraAdam, StepStats};
+pub use schedule::{LrSchedule, ScheduleKind, layerwise_lr_multiplier};

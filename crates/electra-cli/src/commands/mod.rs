@@ -2,7 +2,9 @@
 
 pub mod data_build;
 pub mod data_inspect;
+pub mod export;
 pub mod forward;
+pub mod plot;
 pub mod pretrain;
 pub mod tokenizer_train;
 

@@ -1,28 +1,267 @@
 //! `electra pretrain`: ELECTRA pre-training.
 //!
-//! The training loop, optimizer, data loader and demo corpus are not built yet (they are the
-//! objective, data and training issues). Until then the command says so plainly and fails,
-//! rather than pretending to train.
+//! With no arguments it runs the `demo` preset on the built-in demo corpus into `runs/demo`
+//! (or `runs/demo-2`, ... if that exists). `--resume RUN_DIR` continues a run from its newest
+//! checkpoint with the config saved in it.
 
-use anyhow::bail;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Arguments of `electra pretrain` (the full set arrives with the training loop).
+use anyhow::{Context, bail};
+use burn::backend::Autodiff;
+use burn::tensor::backend::Backend;
+use electra_train::config::RunConfig;
+use electra_train::metrics::{self, Record};
+use electra_train::source;
+use electra_train::trainer::{self, BatchSource, RunOptions, Summary};
+
+use crate::backend::BackendTask;
+
+/// Arguments of `electra pretrain`.
 #[derive(Debug, clap::Args)]
 pub struct PretrainArgs {
-    /// Model preset (tiny, small, base, large).
-    #[arg(long, default_value = "small")]
-    pub preset: String,
+    /// Run preset: demo (default), tiny, small, base, large.
+    #[arg(long, conflicts_with = "resume")]
+    pub preset: Option<String>,
+    /// A TOML run config (keys as in `config.toml` of a run; `preset = "..."` picks the base).
+    #[arg(long, conflicts_with = "resume")]
+    pub config: Option<PathBuf>,
+    /// Directory of Parquet shards from `electra data build` (default: the demo corpus).
+    #[arg(long, conflicts_with = "resume")]
+    pub data: Option<PathBuf>,
+    /// The tokenizer the shards were built with (vocab.txt or tokenizer.json).
+    #[arg(long, conflicts_with = "resume")]
+    pub tokenizer: Option<PathBuf>,
+    /// Run directory (default: runs/<preset>, or runs/<preset>-N if that exists).
+    #[arg(long, conflicts_with = "resume")]
+    pub out: Option<PathBuf>,
+    /// Optimizer steps (sets train.steps).
+    #[arg(long, conflicts_with = "resume")]
+    pub steps: Option<u64>,
+    /// Override any config key, e.g. `--set objective.mask_prob=0.25` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE", conflicts_with = "resume")]
+    pub set: Vec<String>,
+    /// Several devices for data-parallel training (not implemented yet).
+    #[arg(long, value_delimiter = ',')]
+    pub devices: Vec<String>,
+    /// Continue the run in this directory from its newest checkpoint.
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    /// Stop after this many steps of this invocation's run (for tests and benchmarks); the
+    /// run stays resumable.
+    #[arg(long, hide = true)]
+    pub stop_after: Option<u64>,
 }
 
-/// Runs pre-training.
-pub fn run(args: &PretrainArgs) -> anyhow::Result<()> {
-    let config = electra_model::ElectraConfig::preset(&args.preset)?;
-    bail!(
-        "pre-training is not implemented yet: the encoder ({} preset: {} layers, hidden {}) and \
-         Hugging Face import exist, the objective, data pipeline and training loop do not. \
-         See README.md, section Status.",
-        args.preset,
-        config.num_hidden_layers,
-        config.hidden_size
-    )
+/// The resolved job: config and run directory.
+#[derive(Debug)]
+pub struct Pretrain {
+    config: RunConfig,
+    run_dir: PathBuf,
+    stop_after: Option<u64>,
+}
+
+impl PretrainArgs {
+    /// Resolves the config and run directory, before any backend is chosen.
+    pub fn resolve(self) -> anyhow::Result<Pretrain> {
+        if !self.devices.is_empty() {
+            bail!(
+                "--devices: data-parallel training on several devices is not implemented yet; \
+                 use one --device"
+            );
+        }
+        if let Some(run_dir) = self.resume {
+            let file = run_dir.join("config.toml");
+            if !file.is_file() {
+                bail!(
+                    "--resume {}: no config.toml there (not a run directory)",
+                    run_dir.display()
+                );
+            }
+            let config = RunConfig::resolve(None, Some(&file), &[])
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            return Ok(Pretrain {
+                config,
+                run_dir,
+                stop_after: self.stop_after,
+            });
+        }
+        let mut overrides = Vec::new();
+        if let Some(dir) = &self.data {
+            overrides.push(format!("data.shards={}", toml_string(dir)));
+        }
+        if let Some(path) = &self.tokenizer {
+            overrides.push(format!("data.tokenizer={}", toml_string(path)));
+        }
+        if let Some(steps) = self.steps {
+            overrides.push(format!("train.steps={steps}"));
+        }
+        overrides.extend(self.set);
+        let preset = match (&self.preset, &self.config) {
+            (Some(p), _) => Some(p.as_str()),
+            (None, None) => Some("demo"),
+            (None, Some(_)) => None,
+        };
+        let mut config = RunConfig::resolve(preset, self.config.as_deref(), &overrides)?;
+        source::align_to_tokenizer(&mut config)?;
+        config.validate()?;
+        let run_dir = match self.out {
+            Some(dir) => {
+                if dir.join("config.toml").exists() {
+                    bail!(
+                        "{} already holds a run; continue it with `electra pretrain --resume {}` \
+                         or choose another --out",
+                        dir.display(),
+                        dir.display()
+                    );
+                }
+                dir
+            }
+            None => free_run_dir(Path::new("runs"), &config.preset),
+        };
+        Ok(Pretrain {
+            config,
+            run_dir,
+            stop_after: self.stop_after,
+        })
+    }
+}
+
+fn toml_string(path: &Path) -> String {
+    toml::Value::String(path.display().to_string()).to_string()
+}
+
+/// `runs/<name>`, or the first `runs/<name>-N` that does not exist yet: a default run never
+/// overwrites an earlier one.
+fn free_run_dir(root: &Path, name: &str) -> PathBuf {
+    let first = root.join(name);
+    if !first.exists() {
+        return first;
+    }
+    (2..)
+        .map(|n| root.join(format!("{name}-{n}")))
+        .find(|p| !p.exists())
+        .unwrap_or(first)
+}
+
+impl BackendTask for Pretrain {
+    type Output = ();
+
+    fn run<B: Backend>(self, device: B::Device) -> anyhow::Result<()> {
+        let Pretrain {
+            config,
+            run_dir,
+            stop_after,
+        } = self;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        ctrlc::set_handler(move || {
+            if flag.swap(true, Ordering::SeqCst) {
+                eprintln!("\nstill stopping: writing the checkpoint");
+            } else {
+                eprintln!(
+                    "\nstopping after this step; writing a checkpoint (Ctrl-C again does not abort)"
+                );
+            }
+        })
+        .context("cannot install the Ctrl-C handler")?;
+
+        let data = source::open(&config)?;
+        let mut train = data.train;
+        let mut eval = data.eval;
+        tracing::info!(
+            run_dir = %run_dir.display(),
+            preset = %config.preset,
+            steps = config.train.steps,
+            batch = config.train.batch_size,
+            seq = config.data.max_seq_len,
+            data = %config.data.shards.as_ref().map_or("built-in demo corpus".to_string(), |p| p.display().to_string()),
+            "pre-training"
+        );
+        let options = RunOptions {
+            run_dir: run_dir.clone(),
+            stop,
+            progress: true,
+            stop_after,
+        };
+        let summary = trainer::run::<Autodiff<B>>(
+            &config,
+            &mut train,
+            eval.as_mut().map(|e| e as &mut dyn BatchSource),
+            &device,
+            &options,
+        )?;
+        data.tokenizer
+            .save(&run_dir)
+            .with_context(|| format!("cannot save the tokenizer into {}", run_dir.display()))?;
+        let records = metrics::read(&run_dir.join("metrics.jsonl"))?;
+        let plot = run_dir.join("curves.svg");
+        metrics::plot(&records, &plot)?;
+        print_summary(&config, &summary, &run_dir, &plot);
+        Ok(())
+    }
+}
+
+fn print_summary(config: &RunConfig, s: &Summary, run_dir: &Path, plot: &Path) {
+    let get = |r: &Record, k: &str| r.get(k).copied().unwrap_or(f64::NAN);
+    let state = if s.interrupted {
+        "stopped early"
+    } else {
+        "finished"
+    };
+    println!();
+    println!(
+        "pre-training {state}: steps {}..{} in {:.1} s, {:.0} tokens/s",
+        s.start_step, s.final_step, s.seconds, s.tokens_per_sec
+    );
+    let last = &s.last;
+    println!(
+        "  train (mean of the last {} steps): loss {:.4}, generator MLM loss {:.4}, MLM accuracy {:.3}",
+        config.train.log_every,
+        get(last, "loss"),
+        get(last, "mlm_loss"),
+        get(last, "mlm_accuracy")
+    );
+    if last.contains_key("rtd_loss") {
+        // Share of replaced tokens among all real ones: masked share × samples that differ.
+        let replaced_rate =
+            config.objective.mask_prob * (1.0 - get(last, "sampled_equals_original"));
+        println!(
+            "  discriminator: RTD loss {:.4}, accuracy {:.3} (always answering 'original' scores {:.3})",
+            get(last, "rtd_loss"),
+            get(last, "disc_accuracy"),
+            1.0 - replaced_rate
+        );
+        println!(
+            "  replaced tokens: recall {:.3} (chance: {:.3}), precision {:.3}, F1 {:.3}",
+            get(last, "replaced_recall"),
+            replaced_rate,
+            get(last, "replaced_precision"),
+            get(last, "replaced_f1")
+        );
+    }
+    if let Some(e) = &s.last_eval {
+        println!(
+            "  held-out: MLM loss {:.4}, MLM accuracy {:.3}, RTD loss {:.4}, replaced recall {:.3}, F1 {:.3}",
+            get(e, "eval_mlm_loss"),
+            get(e, "eval_mlm_accuracy"),
+            get(e, "eval_rtd_loss"),
+            get(e, "eval_replaced_recall"),
+            get(e, "eval_replaced_f1")
+        );
+    }
+    println!("  run directory: {}", run_dir.display());
+    println!("  checkpoint:    {}", s.checkpoint.display());
+    println!(
+        "  metrics:       {}",
+        run_dir.join("metrics.jsonl").display()
+    );
+    println!("  plot:          {}", plot.display());
+    if s.interrupted {
+        println!(
+            "  continue with: electra pretrain --resume {}",
+            run_dir.display()
+        );
+    }
 }

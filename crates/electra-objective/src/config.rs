@@ -1,0 +1,264 @@
+//! `ObjectiveConfig`: which pre-training objective to run and its hyper-parameters.
+//!
+//! Every default is the paper's (Clark et al. 2020, Appendix A) or the reference code's
+//! (`configure_pretraining.py`); the special token ids are those of the BERT uncased WordPiece
+//! vocabulary the paper uses.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ObjectiveError;
+
+/// The pre-training objective (paper §2 and the §3.5 efficiency baselines, spec 7.5).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ObjectiveKind {
+    /// ELECTRA (paper §2): the generator learns MLM on the 85/15-masked input, its samples fill
+    /// the masked positions, and the discriminator learns replaced token detection on every
+    /// non-pad token. `loss = gen_weight·mlm_loss + disc_weight·rtd_loss`.
+    #[default]
+    Electra,
+    /// BERT (paper's baseline): MLM on a discriminator-sized model with BERT's 80/10/10
+    /// masking (80 % `[MASK]`, 10 % a random token, 10 % unchanged). No generator.
+    /// `loss = mlm_loss`.
+    Mlm,
+    /// ELECTRA 15 % (§3.5): as [`Self::Electra`] but the discriminator loss only covers the
+    /// masked positions. `loss = gen_weight·mlm_loss + disc_weight·rtd_loss`.
+    #[serde(rename = "electra-15")]
+    Electra15,
+    /// Replace MLM (§3.5): the masked positions hold generator samples instead of `[MASK]`,
+    /// and the discriminator-sized model predicts the original tokens there with an MLM head.
+    /// `loss = gen_weight·mlm_loss + target_loss`.
+    ReplaceMlm,
+    /// All-Tokens MLM (§3.5): Replace MLM that predicts every non-pad token, through a copy
+    /// mechanism: `p(x_t) = D_t·[x_t = input_t] + (1 − D_t)·softmax_MLM(x_t)` with a sigmoid copy
+    /// gate `D_t`. `loss = gen_weight·mlm_loss + target_loss`.
+    AllTokensMlm,
+}
+
+impl ObjectiveKind {
+    /// Every objective, in the order of paper Table 5 (ELECTRA first).
+    pub const ALL: [ObjectiveKind; 5] = [
+        ObjectiveKind::Electra,
+        ObjectiveKind::AllTokensMlm,
+        ObjectiveKind::ReplaceMlm,
+        ObjectiveKind::Electra15,
+        ObjectiveKind::Mlm,
+    ];
+
+    /// The kebab-case name used in config files (`electra`, `mlm`, `electra-15`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            ObjectiveKind::Electra => "electra",
+            ObjectiveKind::Mlm => "mlm",
+            ObjectiveKind::Electra15 => "electra-15",
+            ObjectiveKind::ReplaceMlm => "replace-mlm",
+            ObjectiveKind::AllTokensMlm => "all-tokens-mlm",
+        }
+    }
+
+    /// Whether the objective trains a generator whose samples corrupt the input.
+    pub fn uses_generator(self) -> bool {
+        !matches!(self, ObjectiveKind::Mlm)
+    }
+
+    /// Whether masked positions use BERT's 80/10/10 rule rather than ELECTRA's 85/15.
+    pub fn bert_masking(self) -> bool {
+        matches!(self, ObjectiveKind::Mlm)
+    }
+}
+
+/// Configuration of the pre-training objective.
+///
+/// Read from TOML/JSON: unknown keys are rejected and missing keys take the paper default.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ObjectiveConfig {
+    /// Which objective to train (default `electra`).
+    pub objective: ObjectiveKind,
+    /// Fraction of non-pad tokens to mask (paper 0.15 for Small and Base, 0.25 for Large).
+    pub mask_prob: f64,
+    /// Weight of the generator's MLM loss (reference `gen_weight` 1.0).
+    pub gen_weight: f64,
+    /// Weight λ of the discriminator's RTD loss (paper λ = 50).
+    pub disc_weight: f64,
+    /// Sampling temperature for the generator's Gumbel-max samples (reference 1.0).
+    pub temperature: f64,
+    /// Never sample the original token (reference `disallow_correct`, default false).
+    pub disallow_correct: bool,
+    /// Generator hidden size (and FFN size and heads) as a fraction of the discriminator's
+    /// (paper Table 6: 1/4 for Small and Large, 1/3 for Base; default 0.25).
+    pub generator_hidden_multiplier: f64,
+    /// Generator depth as a fraction of the discriminator's (reference `generator_layers` 1.0).
+    pub generator_layers_multiplier: f64,
+    /// Share word, position and token-type embeddings and the embedding LayerNorm between the
+    /// generator and the discriminator (paper §3.2 / spec 2.3, default true).
+    pub tie_embeddings: bool,
+    /// Seed of every random draw of the objective (masking, Gumbel noise, dropout); a step's
+    /// randomness is derived from `(seed, step)`.
+    pub seed: u64,
+    /// Id of `[PAD]` (BERT uncased: 0).
+    pub pad_token_id: i64,
+    /// Id of `[CLS]` (BERT uncased: 101).
+    pub cls_token_id: i64,
+    /// Id of `[SEP]` (BERT uncased: 102).
+    pub sep_token_id: i64,
+    /// Id of `[MASK]` (BERT uncased: 103).
+    pub mask_token_id: i64,
+}
+
+impl Default for ObjectiveConfig {
+    fn default() -> Self {
+        Self {
+            objective: ObjectiveKind::Electra,
+            mask_prob: 0.15,
+            gen_weight: 1.0,
+            disc_weight: 50.0,
+            temperature: 1.0,
+            disallow_correct: false,
+            generator_hidden_multiplier: 0.25,
+            generator_layers_multiplier: 1.0,
+            tie_embeddings: true,
+            seed: 42,
+            pad_token_id: 0,
+            cls_token_id: 101,
+            sep_token_id: 102,
+            mask_token_id: 103,
+        }
+    }
+}
+
+impl ObjectiveConfig {
+    /// Checks every field against `vocab_size`; the error names the offending field.
+    pub fn validate(&self, vocab_size: usize) -> Result<(), ObjectiveError> {
+        let bad = |field: &'static str, message: String| {
+            Err(ObjectiveError::InvalidConfig { field, message })
+        };
+        if !(self.mask_prob > 0.0 && self.mask_prob < 1.0) {
+            return bad(
+                "mask_prob",
+                format!("is {}; expected 0 < mask_prob < 1", self.mask_prob),
+            );
+        }
+        for (field, value) in [
+            ("gen_weight", self.gen_weight),
+            ("disc_weight", self.disc_weight),
+        ] {
+            if !(value.is_finite() && value >= 0.0) {
+                return bad(field, format!("is {value}; expected a finite value >= 0"));
+            }
+        }
+        if !(self.temperature.is_finite() && self.temperature > 0.0) {
+            return bad(
+                "temperature",
+                format!("is {}; expected a finite value > 0", self.temperature),
+            );
+        }
+        for (field, value) in [
+            (
+                "generator_hidden_multiplier",
+                self.generator_hidden_multiplier,
+            ),
+            (
+                "generator_layers_multiplier",
+                self.generator_layers_multiplier,
+            ),
+        ] {
+            if !(value.is_finite() && value > 0.0) {
+                return bad(field, format!("is {value}; expected a finite value > 0"));
+            }
+        }
+        for (field, id) in [
+            ("pad_token_id", self.pad_token_id),
+            ("cls_token_id", self.cls_token_id),
+            ("sep_token_id", self.sep_token_id),
+            ("mask_token_id", self.mask_token_id),
+        ] {
+            if id < 0 || id as u64 >= vocab_size as u64 {
+                return bad(
+                    field,
+                    format!("is {id}; expected 0 <= id < vocab_size ({vocab_size})"),
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_paper_values() {
+        let c = ObjectiveConfig::default();
+        assert_eq!(c.objective, ObjectiveKind::Electra);
+        assert_eq!(
+            (c.mask_prob, c.gen_weight, c.disc_weight),
+            (0.15, 1.0, 50.0)
+        );
+        assert_eq!((c.temperature, c.disallow_correct), (1.0, false));
+        assert_eq!(
+            (c.generator_hidden_multiplier, c.generator_layers_multiplier),
+            (0.25, 1.0)
+        );
+        assert!(c.tie_embeddings);
+        assert_eq!(
+            (
+                c.pad_token_id,
+                c.cls_token_id,
+                c.sep_token_id,
+                c.mask_token_id
+            ),
+            (0, 101, 102, 103)
+        );
+        assert!(c.validate(30522).is_ok());
+    }
+
+    #[test]
+    fn objective_names_are_kebab_case() {
+        for kind in ObjectiveKind::ALL {
+            let json = serde_json::to_string(&kind).unwrap();
+            assert_eq!(json, format!("\"{}\"", kind.name()));
+            let back: ObjectiveKind = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, kind);
+        }
+        let c: ObjectiveConfig =
+            serde_json::from_str(r#"{"objective": "electra-15", "mask_prob": 0.25}"#).unwrap();
+        assert_eq!(c.objective, ObjectiveKind::Electra15);
+        assert_eq!(c.mask_prob, 0.25);
+        assert_eq!(c.disc_weight, 50.0, "missing keys take the default");
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let err = serde_json::from_str::<ObjectiveConfig>(r#"{"mask_probability": 0.2}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("mask_probability"), "{err}");
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        type Spoil = fn(&mut ObjectiveConfig);
+        let cases: [(&str, Spoil); 5] = [
+            ("mask_prob", |c| c.mask_prob = 1.5),
+            ("temperature", |c| c.temperature = 0.0),
+            ("disc_weight", |c| c.disc_weight = -1.0),
+            ("generator_hidden_multiplier", |c| {
+                c.generator_hidden_multiplier = f64::NAN
+            }),
+            ("mask_token_id", |c| c.mask_token_id = 64),
+        ];
+        for (field, spoil) in cases {
+            let mut c = ObjectiveConfig {
+                cls_token_id: 1,
+                sep_token_id: 2,
+                mask_token_id: 3,
+                ..ObjectiveConfig::default()
+            };
+            spoil(&mut c);
+            let msg = c.validate(64).unwrap_err().to_string();
+            assert!(msg.contains(field), "{field}: {msg}");
+        }
+    }
+}

@@ -1,0 +1,474 @@
+//! `ElectraPretrainingModel`: the generator and the discriminator around one embedding block
+//! (paper §2 and §3.2, spec 2.3-2.6), and the forward pass of every objective.
+
+use burn::prelude::*;
+use electra_model::{
+    DiscriminatorHead, ElectraConfig, ElectraEmbeddings, ElectraEncoder, GeneratorHead,
+    additive_attention_mask,
+};
+
+use crate::batch::{HostBatch, float_tensor, int_tensor};
+use crate::config::{ObjectiveConfig, ObjectiveKind};
+use crate::error::ObjectiveError;
+use crate::losses::{copy_mlm_loss, masked_lm_loss, rtd_loss};
+use crate::masking::{MaskedBatch, corrupt, mask_batch, step_rng};
+use crate::sampling::{device_seed, gumbel_max_sample};
+
+/// Where the replacements written into the discriminator's input come from.
+#[derive(Clone, Copy, Debug)]
+pub enum Replacements<'a> {
+    /// Gumbel-max samples from the generator (training; spec 1.3).
+    Sample,
+    /// Fixed ids, one per slot `[batch, slots]` (tests and reference comparisons).
+    Given(&'a [i64]),
+}
+
+/// The pre-training model.
+///
+/// Sharing by ownership (spec 2.3): `embeddings` (word, position and token-type tables and the
+/// embedding LayerNorm) is stored once and both towers read it, so it is saved once, updated
+/// once and receives the sum of both towers' gradients. Each tower owns its own
+/// `embeddings_project` (inside [`ElectraEncoder`]), layers and head. With `tie_embeddings =
+/// false` the generator gets its own `generator_embeddings`.
+///
+/// Which parts exist depends on the objective:
+///
+/// | objective | generator | `discriminator_predictions` | `mlm_predictions` |
+/// |---|---|---|---|
+/// | `electra`, `electra-15` | yes | RTD head | – |
+/// | `mlm` | – | – | MLM head |
+/// | `replace-mlm` | yes | – | MLM head |
+/// | `all-tokens-mlm` | yes | copy gate | MLM head |
+///
+/// "Discriminator" names the discriminator-sized network in every objective (for the MLM
+/// baselines it is the model being pre-trained, with an MLM head instead of the RTD head).
+#[derive(Module, Debug)]
+pub struct ElectraPretrainingModel<B: Backend> {
+    /// The embedding block shared by both towers (the discriminator's own when untied).
+    pub embeddings: ElectraEmbeddings<B>,
+    /// The generator's own embedding block; `Some` only with `tie_embeddings = false`.
+    pub generator_embeddings: Option<ElectraEmbeddings<B>>,
+    /// The generator's projection and layers (hidden `H_g`); `None` for `mlm`.
+    pub generator: Option<ElectraEncoder<B>>,
+    /// The generator's MLM head, tied to the generator's word embeddings; `None` for `mlm`.
+    pub generator_predictions: Option<GeneratorHead<B>>,
+    /// The discriminator's projection and layers (hidden `H`).
+    pub discriminator: ElectraEncoder<B>,
+    /// The RTD head (`electra`, `electra-15`) or the copy gate (`all-tokens-mlm`).
+    pub discriminator_predictions: Option<DiscriminatorHead<B>>,
+    /// An MLM head on the discriminator-sized network (`mlm`, `replace-mlm`,
+    /// `all-tokens-mlm`), tied to the shared word embeddings.
+    pub mlm_predictions: Option<GeneratorHead<B>>,
+    /// The objective's configuration.
+    #[module(skip)]
+    pub objective: ObjectiveConfig,
+}
+
+/// Everything one forward pass computed. Losses are `[1]`; `b` batch, `s` sequence, `N` slots
+/// per row, `V` vocabulary.
+#[derive(Debug, Clone)]
+pub struct ObjectiveOutput<B: Backend> {
+    /// The loss to back-propagate (see [`ObjectiveKind`] for its formula per objective).
+    pub loss: Tensor<B, 1>,
+    /// The generator's MLM loss (for `mlm`: the model's MLM loss).
+    pub mlm_loss: Tensor<B, 1>,
+    /// The discriminator's RTD loss (`electra`, `electra-15`).
+    pub rtd_loss: Option<Tensor<B, 1>>,
+    /// The discriminator-sized model's loss in `replace-mlm` and `all-tokens-mlm`.
+    pub target_loss: Option<Tensor<B, 1>>,
+    /// Logits of [`Self::mlm_loss`] at the slots, `[b·N, V]`.
+    pub mlm_logits: Tensor<B, 2>,
+    /// MLM targets (original ids) per slot, `[b, N]`.
+    pub mlm_targets: Vec<i64>,
+    /// 1.0 for active slots, `[b, N]`.
+    pub mlm_weights: Vec<f32>,
+    /// The generator's samples per slot, `[b, N]` (not for `mlm`).
+    pub sampled_ids: Option<Vec<i64>>,
+    /// The discriminator's input ids, `[b, s]` (not for `mlm`).
+    pub discriminator_input_ids: Option<Vec<i64>>,
+    /// 1 where the discriminator's input differs from the original, `[b, s]` (not for `mlm`).
+    pub labels: Option<Vec<i64>>,
+    /// RTD logits (`electra`, `electra-15`) or copy-gate logits (`all-tokens-mlm`), `[b, s]`.
+    pub discriminator_logits: Option<Tensor<B, 2>>,
+    /// Which tokens the RTD loss covers, `[b, s]` (`electra`: non-pad; `electra-15`: the
+    /// masked positions).
+    pub rtd_weights: Option<Vec<f32>>,
+}
+
+/// Gathers `hidden [b, s, d]` at `positions [b, n]` → `[b·n, d]`.
+pub fn gather_positions<B: Backend>(
+    hidden: Tensor<B, 3>,
+    positions: Tensor<B, 2, Int>,
+) -> Tensor<B, 2> {
+    let [b, s, d] = hidden.dims();
+    let n = positions.dims()[1];
+    let offsets = Tensor::<B, 1, Int>::arange(0..b as i64, &hidden.device())
+        .mul_scalar(s as i64)
+        .unsqueeze_dim::<2>(1);
+    let flat = (positions + offsets).reshape([b * n]);
+    hidden.reshape([b * s, d]).select(0, flat)
+}
+
+fn missing(part: &str) -> ObjectiveError {
+    ObjectiveError::InvalidBatch(format!(
+        "this model has no {part}; it was built for another objective"
+    ))
+}
+
+impl<B: Backend> ElectraPretrainingModel<B> {
+    /// A freshly initialised model for `objective`: the discriminator has `model` sizes, the
+    /// generator `model.generator_config(generator_hidden_multiplier,
+    /// generator_layers_multiplier)` (spec 2.4). Seed the backend first for reproducibility.
+    pub fn new(
+        model: &ElectraConfig,
+        objective: &ObjectiveConfig,
+        device: &B::Device,
+    ) -> Result<Self, ObjectiveError> {
+        model.validate()?;
+        objective.validate(model.vocab_size)?;
+        let kind = objective.objective;
+        let generator_config = model.generator_config(
+            objective.generator_hidden_multiplier,
+            objective.generator_layers_multiplier,
+        )?;
+        let uses_generator = kind.uses_generator();
+        Ok(Self {
+            embeddings: ElectraEmbeddings::new(model, device),
+            generator_embeddings: (uses_generator && !objective.tie_embeddings)
+                .then(|| ElectraEmbeddings::new(model, device)),
+            generator: uses_generator.then(|| ElectraEncoder::new(&generator_config, device)),
+            generator_predictions: uses_generator
+                .then(|| GeneratorHead::new(&generator_config, device)),
+            discriminator: ElectraEncoder::new(model, device),
+            discriminator_predictions: matches!(
+                kind,
+                ObjectiveKind::Electra | ObjectiveKind::Electra15 | ObjectiveKind::AllTokensMlm
+            )
+            .then(|| DiscriminatorHead::new(model, device)),
+            mlm_predictions: matches!(
+                kind,
+                ObjectiveKind::Mlm | ObjectiveKind::ReplaceMlm | ObjectiveKind::AllTokensMlm
+            )
+            .then(|| GeneratorHead::new(model, device)),
+            objective: objective.clone(),
+        })
+    }
+
+    /// The device the parameters live on.
+    pub fn device(&self) -> B::Device {
+        self.embeddings.word_embeddings.weight.val().device()
+    }
+
+    /// Vocabulary size `V`.
+    pub fn vocab_size(&self) -> usize {
+        self.embeddings.word_embeddings.weight.val().dims()[0]
+    }
+
+    /// Checks that `batch` fits the position and token-type tables.
+    fn check_positions_and_types(&self, batch: &HostBatch) -> Result<(), ObjectiveError> {
+        let max_positions = self.embeddings.position_embeddings.weight.val().dims()[0];
+        if batch.seq > max_positions {
+            return Err(ObjectiveError::InvalidBatch(format!(
+                "sequences have {} tokens; the model's max_position_embeddings is {max_positions}",
+                batch.seq
+            )));
+        }
+        let types = self.embeddings.token_type_embeddings.weight.val().dims()[0];
+        match batch
+            .token_type_ids
+            .iter()
+            .position(|&t| t < 0 || t as u64 >= types as u64)
+        {
+            Some(i) => Err(ObjectiveError::InvalidBatch(format!(
+                "token_type_ids[{}][{}] = {} is out of range (type_vocab_size {types})",
+                i / batch.seq,
+                i % batch.seq,
+                batch.token_type_ids[i]
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// The generator's embedding block: the shared one unless untied.
+    fn generator_embedding_block(&self) -> &ElectraEmbeddings<B> {
+        self.generator_embeddings
+            .as_ref()
+            .unwrap_or(&self.embeddings)
+    }
+
+    /// Generator MLM logits at the slots (spec 1.3, 2.5): the generator runs on `input_ids
+    /// [b, s]` (the masked ids), its last hidden states are gathered at `positions [b, N]`
+    /// and fed to the tied MLM head → `[b·N, V]`.
+    pub fn generator_logits(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        token_type_ids: Tensor<B, 2, Int>,
+        attention_mask: Tensor<B, 4>,
+        positions: Tensor<B, 2, Int>,
+    ) -> Result<Tensor<B, 2>, ObjectiveError> {
+        let (Some(tower), Some(head)) = (&self.generator, &self.generator_predictions) else {
+            return Err(missing("generator"));
+        };
+        let block = self.generator_embedding_block();
+        let hidden = tower.forward(block.forward(input_ids, token_type_ids), attention_mask);
+        Ok(head.forward(
+            gather_positions(hidden, positions),
+            block.word_embeddings.weight.val(),
+        ))
+    }
+
+    /// The discriminator's last hidden states `[b, s, H]` for `input_ids [b, s]`.
+    pub fn discriminator_hidden(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        token_type_ids: Tensor<B, 2, Int>,
+        attention_mask: Tensor<B, 4>,
+    ) -> Tensor<B, 3> {
+        self.discriminator.forward(
+            self.embeddings.forward(input_ids, token_type_ids),
+            attention_mask,
+        )
+    }
+
+    /// One training step's forward pass: seeds the backend with [`device_seed`]`(seed, step)`
+    /// (Gumbel noise and dropout), masks `batch` with [`step_rng`]`(seed, step)` and runs
+    /// [`Self::forward`] with generator samples. The same `(seed, step)` gives the same masks
+    /// on every backend and the same losses on the same backend. The backend RNG is
+    /// process-wide (on flex one mutex-guarded stream), so this holds when no other thread
+    /// draws from it during the step.
+    pub fn step(&self, batch: &HostBatch, step: u64) -> Result<ObjectiveOutput<B>, ObjectiveError> {
+        let device = self.device();
+        B::seed(&device, device_seed(self.objective.seed, step));
+        let mut rng = step_rng(self.objective.seed, step);
+        let masked = mask_batch(batch, &self.objective, self.vocab_size(), &mut rng);
+        self.forward(batch, &masked, Replacements::Sample)
+    }
+
+    /// The objective's forward pass on a masked batch (paper §2, spec 1.3-1.5, and the §3.5
+    /// baselines). `batch` holds the original ids, `masked` the generator input and slots.
+    pub fn forward(
+        &self,
+        batch: &HostBatch,
+        masked: &MaskedBatch,
+        replacements: Replacements<'_>,
+    ) -> Result<ObjectiveOutput<B>, ObjectiveError> {
+        let (b, s, n) = (batch.batch, batch.seq, masked.slots);
+        check_shapes(batch, masked, self.vocab_size())?;
+        self.check_positions_and_types(batch)?;
+        let device = self.device();
+        let cfg = &self.objective;
+        let kind = cfg.objective;
+
+        let token_type_ids = int_tensor::<B>(&batch.token_type_ids, b, s, &device);
+        let attention_mask =
+            additive_attention_mask(int_tensor::<B>(&batch.attention_mask, b, s, &device));
+        let masked_ids = int_tensor::<B>(&masked.masked_input_ids, b, s, &device);
+        let positions = int_tensor::<B>(&masked.positions, b, n, &device);
+        let targets = int_tensor::<B>(&masked.targets, b, n, &device).reshape([b * n]);
+        let slot_weights = float_tensor::<B>(&masked.weights, b, n, &device).reshape([b * n]);
+
+        // BERT baseline: MLM on the discriminator-sized model, no generator (paper §3.5).
+        if kind == ObjectiveKind::Mlm {
+            let head = self
+                .mlm_predictions
+                .as_ref()
+                .ok_or_else(|| missing("MLM head"))?;
+            let hidden = self.discriminator_hidden(masked_ids, token_type_ids, attention_mask);
+            let logits = head.forward(
+                gather_positions(hidden, positions),
+                self.embeddings.word_embeddings.weight.val(),
+            );
+            let mlm_loss = masked_lm_loss(logits.clone(), targets, slot_weights);
+            return Ok(ObjectiveOutput {
+                loss: mlm_loss.clone(),
+                mlm_loss,
+                rtd_loss: None,
+                target_loss: None,
+                mlm_logits: logits,
+                mlm_targets: masked.targets.clone(),
+                mlm_weights: masked.weights.clone(),
+                sampled_ids: None,
+                discriminator_input_ids: None,
+                labels: None,
+                discriminator_logits: None,
+                rtd_weights: None,
+            });
+        }
+
+        // Generator MLM on the masked input (spec 1.3); one forward feeds loss and sampler.
+        let gen_logits = self.generator_logits(
+            masked_ids,
+            token_type_ids.clone(),
+            attention_mask.clone(),
+            positions.clone(),
+        )?;
+        let mlm_loss = masked_lm_loss(gen_logits.clone(), targets.clone(), slot_weights.clone());
+
+        // Samples (stop-gradient: detached logits, Int result, host round trip; spec 1.3).
+        let sampled: Vec<i64> = match replacements {
+            Replacements::Sample => {
+                let disallow = cfg.disallow_correct.then(|| targets.clone());
+                gumbel_max_sample(gen_logits.clone(), cfg.temperature, disallow)
+                    .into_data()
+                    .iter::<i64>()
+                    .collect()
+            }
+            Replacements::Given(ids) => {
+                if ids.len() != b * n {
+                    return Err(ObjectiveError::InvalidBatch(format!(
+                        "{} given replacements for {b}·{n} slots",
+                        ids.len()
+                    )));
+                }
+                if let Some(id) = ids
+                    .iter()
+                    .find(|&&id| id < 0 || id as usize >= self.vocab_size())
+                {
+                    return Err(ObjectiveError::InvalidBatch(format!(
+                        "given replacement {id} is outside the vocabulary"
+                    )));
+                }
+                ids.to_vec()
+            }
+        };
+
+        // Discriminator input: originals with samples at every active slot (spec 1.4).
+        let (disc_ids, labels) = corrupt(batch, masked, &sampled);
+        let hidden = self.discriminator_hidden(
+            int_tensor::<B>(&disc_ids, b, s, &device),
+            token_type_ids,
+            attention_mask,
+        );
+        let non_pad: Vec<f32> = batch.attention_mask.iter().map(|&m| m as f32).collect();
+        let gen_weight = cfg.gen_weight;
+
+        let mut out = ObjectiveOutput {
+            loss: mlm_loss.clone(),
+            mlm_loss: mlm_loss.clone(),
+            rtd_loss: None,
+            target_loss: None,
+            mlm_logits: gen_logits,
+            mlm_targets: masked.targets.clone(),
+            mlm_weights: masked.weights.clone(),
+            sampled_ids: Some(sampled),
+            discriminator_input_ids: None,
+            labels: None,
+            discriminator_logits: None,
+            rtd_weights: None,
+        };
+        match kind {
+            // RTD over every non-pad token (spec 1.5) or only the masked positions (ELECTRA 15 %).
+            ObjectiveKind::Electra | ObjectiveKind::Electra15 => {
+                let head = self
+                    .discriminator_predictions
+                    .as_ref()
+                    .ok_or_else(|| missing("discriminator head"))?;
+                let logits = head.forward(hidden);
+                let weights = if kind == ObjectiveKind::Electra {
+                    non_pad
+                } else {
+                    masked.position_indicator(b, s)
+                };
+                let label_values: Vec<f32> = labels.iter().map(|&l| l as f32).collect();
+                let rtd = rtd_loss(
+                    logits.clone(),
+                    float_tensor::<B>(&label_values, b, s, &device),
+                    float_tensor::<B>(&weights, b, s, &device),
+                );
+                out.loss =
+                    mlm_loss.mul_scalar(gen_weight) + rtd.clone().mul_scalar(cfg.disc_weight);
+                out.rtd_loss = Some(rtd);
+                out.discriminator_logits = Some(logits);
+                out.rtd_weights = Some(weights);
+            }
+            // Replace MLM: predict the originals at the slots from the corrupted input (§3.5).
+            ObjectiveKind::ReplaceMlm => {
+                let head = self
+                    .mlm_predictions
+                    .as_ref()
+                    .ok_or_else(|| missing("MLM head"))?;
+                let logits = head.forward(
+                    gather_positions(hidden, positions),
+                    self.embeddings.word_embeddings.weight.val(),
+                );
+                let target = masked_lm_loss(logits, targets, slot_weights);
+                out.loss = mlm_loss.mul_scalar(gen_weight) + target.clone();
+                out.target_loss = Some(target);
+            }
+            // All-Tokens MLM: predict every non-pad token through the copy gate (§3.5).
+            ObjectiveKind::AllTokensMlm => {
+                let (Some(mlm_head), Some(gate)) =
+                    (&self.mlm_predictions, &self.discriminator_predictions)
+                else {
+                    return Err(missing("MLM head and copy gate"));
+                };
+                let copy_logits = gate.forward(hidden.clone());
+                let h = hidden.dims()[2];
+                let logits = mlm_head.forward(
+                    hidden.reshape([b * s, h]),
+                    self.embeddings.word_embeddings.weight.val(),
+                );
+                let is_copy: Vec<f32> = labels.iter().map(|&l| (1 - l) as f32).collect();
+                let target = copy_mlm_loss(
+                    logits,
+                    copy_logits.clone().reshape([b * s]),
+                    int_tensor::<B>(&batch.input_ids, b, s, &device).reshape([b * s]),
+                    float_tensor::<B>(&is_copy, b, s, &device).reshape([b * s]),
+                    float_tensor::<B>(&non_pad, b, s, &device).reshape([b * s]),
+                );
+                out.loss = mlm_loss.mul_scalar(gen_weight) + target.clone();
+                out.target_loss = Some(target);
+                out.discriminator_logits = Some(copy_logits);
+            }
+            // Handled (and returned) before the generator runs.
+            ObjectiveKind::Mlm => return Err(missing("generator")),
+        }
+        out.discriminator_input_ids = Some(disc_ids);
+        out.labels = Some(labels);
+        Ok(out)
+    }
+}
+
+/// Checks that `masked` fits `batch` and that every id is inside the vocabulary.
+fn check_shapes(
+    batch: &HostBatch,
+    masked: &MaskedBatch,
+    vocab_size: usize,
+) -> Result<(), ObjectiveError> {
+    let (b, s, n) = (batch.batch, batch.seq, masked.slots);
+    batch.check_vocab(vocab_size)?;
+    if n == 0 {
+        return Err(ObjectiveError::InvalidBatch(format!(
+            "no prediction slots: sequences of {s} tokens leave floor((mask_prob + 0.005)·{s}) = 0"
+        )));
+    }
+    let lengths = [
+        ("masked_input_ids", masked.masked_input_ids.len(), b * s),
+        ("positions", masked.positions.len(), b * n),
+        ("targets", masked.targets.len(), b * n),
+        ("weights", masked.weights.len(), b * n),
+    ];
+    for (name, len, expected) in lengths {
+        if len != expected {
+            return Err(ObjectiveError::InvalidBatch(format!(
+                "masked batch field {name} has {len} entries, expected {expected}"
+            )));
+        }
+    }
+    if let Some(p) = masked.positions.iter().find(|&&p| p < 0 || p as usize >= s) {
+        return Err(ObjectiveError::InvalidBatch(format!(
+            "masked position {p} is outside the sequence (length {s})"
+        )));
+    }
+    if let Some(id) = masked
+        .masked_input_ids
+        .iter()
+        .chain(&masked.targets)
+        .find(|&&id| id < 0 || id as u64 >= vocab_size as u64)
+    {
+        return Err(ObjectiveError::InvalidBatch(format!(
+            "masked batch id {id} is outside the vocabulary (size {vocab_size})"
+        )));
+    }
+    Ok(())
+}

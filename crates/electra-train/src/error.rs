@@ -1,0 +1,56 @@
+//! The error type of `electra-train`.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong while configuring or running training.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// A configuration value is out of range; the message names the key.
+    #[error("invalid training config: {0}")]
+    InvalidConfig(String),
+
+    /// A file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A checkpoint file is unreadable or does not fit.
+    #[error("{}: {message}", path.display())]
+    Checkpoint {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+
+    /// The loss became NaN or infinite; the run stopped without checkpointing that state.
+    #[error(
+        "the loss is not finite ({loss}) at step {step}; stopped. The last good checkpoint is {}",
+        checkpoint.as_ref().map_or("none (no checkpoint was written yet)".to_string(), |p| p.display().to_string())
+    )]
+    NonFinite {
+        /// The step whose loss was not finite.
+        step: u64,
+        /// The loss value.
+        loss: f64,
+        /// The newest checkpoint, kept as it was.
+        checkpoint: Option<PathBuf>,
+    },
+
+    /// A data error (corpus, tokenizer, shards).
+    #[error(transparent)]
+    Data(#[from] electra_data::DataError),
+
+    /// An objective error (config, batch).
+    #[error(transparent)]
+    Objective(#[from] electra_objective::ObjectiveError),
+
+    /// A model error (config, checkpoint tensors).
+    #[error(transparent)]
+    Model(#[from] electra_model::ModelError),
+}

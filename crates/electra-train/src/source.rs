@@ -1,0 +1,226 @@
+//! The bridge from `electra-data` to the loop: opens the run's data (Parquet shards, or the
+//! built-in demo corpus) as [`BatchSource`]s and converts the loader's CPU batches into the
+//! objective's [`HostBatch`].
+
+use std::path::PathBuf;
+
+use electra_data::{
+    Batch, Cursor, DataLoader, DemoCorpus, Example, Expectations, LoaderConfig, PackingConfig,
+    Tokenizer, demo_tokenizer,
+};
+use electra_objective::HostBatch;
+
+use crate::config::RunConfig;
+use crate::error::TrainError;
+use crate::trainer::BatchSource;
+
+/// Where a source's rows come from; kept so that a seek can restart the loader.
+#[derive(Debug, Clone)]
+enum Origin {
+    /// Examples held in memory (the demo corpus), padded with `pad`.
+    Examples { examples: Vec<Example>, pad: u32 },
+    /// A directory of shards, checked against `expect`.
+    Shards { dir: PathBuf, expect: Expectations },
+}
+
+/// A resumable stream of batches over shards or in-memory examples.
+pub struct DataSource {
+    origin: Origin,
+    config: LoaderConfig,
+    loader: DataLoader,
+    cursor: Cursor,
+}
+
+impl std::fmt::Debug for DataSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataSource")
+            .field("cursor", &self.cursor)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DataSource {
+    fn start(origin: Origin, config: LoaderConfig, cursor: Cursor) -> Result<Self, TrainError> {
+        let loader = match &origin {
+            Origin::Examples { examples, pad } => {
+                DataLoader::from_examples(examples.clone(), *pad, config.clone(), cursor)?
+            }
+            Origin::Shards { dir, expect } => {
+                DataLoader::from_shards(dir, config.clone(), expect, cursor)?
+            }
+        };
+        Ok(Self {
+            origin,
+            config,
+            loader,
+            cursor,
+        })
+    }
+}
+
+impl BatchSource for DataSource {
+    fn next_batch(&mut self, batch_size: usize) -> Result<HostBatch, TrainError> {
+        if batch_size != self.config.batch_size {
+            return Err(TrainError::InvalidConfig(format!(
+                "the loader yields batches of {}, the loop asked for {batch_size}",
+                self.config.batch_size
+            )));
+        }
+        let batch = self.loader.next().ok_or_else(|| {
+            TrainError::InvalidConfig("the data ran out (the loader was set to end)".to_string())
+        })??;
+        self.cursor = batch.cursor;
+        to_host(&batch)
+    }
+
+    fn cursor(&self) -> serde_json::Value {
+        serde_json::to_value(self.cursor).unwrap_or_default()
+    }
+
+    fn seek(&mut self, cursor: &serde_json::Value) -> Result<(), TrainError> {
+        let cursor: Cursor = serde_json::from_value(cursor.clone()).map_err(|e| {
+            TrainError::InvalidConfig(format!("checkpoint data cursor {cursor}: {e}"))
+        })?;
+        *self = Self::start(self.origin.clone(), self.config.clone(), cursor)?;
+        Ok(())
+    }
+}
+
+/// The loader's batch as the objective's host batch.
+pub fn to_host(batch: &Batch) -> Result<HostBatch, TrainError> {
+    Ok(HostBatch::new(
+        batch.input_ids.iter().map(|&x| i64::from(x)).collect(),
+        batch.token_type_ids.iter().map(|&x| i64::from(x)).collect(),
+        batch.attention_mask.iter().map(|&x| i64::from(x)).collect(),
+        batch.batch_size,
+        batch.seq_len,
+    )?)
+}
+
+/// The run's data: the training source, the evaluation source (if any) and the tokenizer.
+#[derive(Debug)]
+pub struct RunData {
+    /// Training batches.
+    pub train: DataSource,
+    /// Held-out batches for evaluation.
+    pub eval: Option<DataSource>,
+    /// The tokenizer the examples were made with.
+    pub tokenizer: Tokenizer,
+}
+
+/// Opens the data `config.data` names. Checks that the tokenizer fits the model and fills the
+/// objective's special-token ids from the tokenizer (call [`align_to_tokenizer`] first so the
+/// saved config holds them).
+pub fn open(config: &RunConfig) -> Result<RunData, TrainError> {
+    let data = &config.data;
+    let micro_batch = config.train.batch_size / config.train.grad_accum_steps;
+    let mut loader = LoaderConfig::new(micro_batch, config.derived_seed("data"));
+    loader.shuffle_buffer = data.shuffle_buffer;
+    match &data.shards {
+        None => {
+            let tokenizer = demo_tokenizer()?;
+            check_vocab(&tokenizer, config)?;
+            let pad = tokenizer.special_tokens().pad;
+            let packing = PackingConfig::new(data.max_seq_len);
+            let held_out =
+                ((data.demo_documents as f64 * data.demo_eval_fraction).round() as usize).max(1);
+            let train_docs =
+                DemoCorpus::new(config.derived_seed("demo-corpus"), data.demo_documents);
+            let examples =
+                train_docs.examples(&tokenizer, packing, config.derived_seed("packing"))?;
+            let train = DataSource::start(
+                Origin::Examples { examples, pad },
+                loader.clone(),
+                Cursor::default(),
+            )?;
+            let eval = if config.train.eval_every > 0 {
+                let eval_docs = DemoCorpus::new(config.derived_seed("demo-eval-corpus"), held_out);
+                let examples =
+                    eval_docs.examples(&tokenizer, packing, config.derived_seed("eval-packing"))?;
+                let mut eval_loader = loader;
+                eval_loader.seed = config.derived_seed("eval-data");
+                Some(DataSource::start(
+                    Origin::Examples { examples, pad },
+                    eval_loader,
+                    Cursor::default(),
+                )?)
+            } else {
+                None
+            };
+            Ok(RunData {
+                train,
+                eval,
+                tokenizer,
+            })
+        }
+        Some(dir) => {
+            let tokenizer_path = data.tokenizer.as_ref().ok_or_else(|| {
+                TrainError::InvalidConfig(
+                    "data.tokenizer is required with data.shards: the run checks that the shards \
+                     were built with it"
+                        .to_string(),
+                )
+            })?;
+            let tokenizer = Tokenizer::from_path(tokenizer_path)?;
+            check_vocab(&tokenizer, config)?;
+            let expect = Expectations {
+                tokenizer_sha256: Some(tokenizer.hash().to_string()),
+                max_vocab_size: Some(config.model.vocab_size),
+                max_seq_len: Some(data.max_seq_len),
+            };
+            let train = DataSource::start(
+                Origin::Shards {
+                    dir: dir.clone(),
+                    expect: expect.clone(),
+                },
+                loader.clone(),
+                Cursor::default(),
+            )?;
+            let eval = match (&data.eval_shards, config.train.eval_every > 0) {
+                (Some(eval_dir), true) => Some(DataSource::start(
+                    Origin::Shards {
+                        dir: eval_dir.clone(),
+                        expect,
+                    },
+                    loader,
+                    Cursor::default(),
+                )?),
+                _ => None,
+            };
+            Ok(RunData {
+                train,
+                eval,
+                tokenizer,
+            })
+        }
+    }
+}
+
+fn check_vocab(tokenizer: &Tokenizer, config: &RunConfig) -> Result<(), TrainError> {
+    if tokenizer.vocab_size() > config.model.vocab_size {
+        return Err(TrainError::InvalidConfig(format!(
+            "the tokenizer has {} tokens but model.vocab_size is {}",
+            tokenizer.vocab_size(),
+            config.model.vocab_size
+        )));
+    }
+    Ok(())
+}
+
+/// Sets the objective's special-token ids from the run's tokenizer (the demo tokenizer, or
+/// `data.tokenizer`), so that the saved config is complete and exact, and checks that the
+/// tokenizer fits the model's vocabulary.
+pub fn align_to_tokenizer(config: &mut RunConfig) -> Result<(), TrainError> {
+    let tokenizer = match (&config.data.shards, &config.data.tokenizer) {
+        (None, _) => demo_tokenizer()?,
+        (Some(_), Some(path)) => Tokenizer::from_path(path)?,
+        (Some(_), None) => return Ok(()),
+    };
+    check_vocab(&tokenizer, config)?;
+    let special = tokenizer.special_tokens();
+    config.objective.pad_token_id = i64::from(special.pad);
+    config.objective.cls_token_id = i64::from(special.cls);
+    config.objective.sep_token_id = i64::from(special.sep);
+    config.objective.mask_token_id = i64::from(special.mask);
+    Ok(())
+}

@@ -1,0 +1,256 @@
+//! The pre-training loop on a tiny model: losses fall, checkpoints resume exactly, a
+//! different config is refused, and a non-finite loss stops the run keeping the last good
+//! checkpoint.
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+
+use burn::backend::{Autodiff, Flex};
+use electra_model::ElectraConfig;
+use electra_objective::HostBatch;
+use electra_train::TrainError;
+use electra_train::config::RunConfig;
+use electra_train::metrics;
+use electra_train::trainer::{self, BatchSource, RunOptions};
+
+type AB = Autodiff<Flex>;
+
+const VOCAB: usize = 40;
+const SEQ: usize = 12;
+
+/// A deterministic cycle of rows `[CLS] w w w ... [SEP] pad...`, with a learnable pattern:
+/// each word is followed by word + 1.
+struct Cycle {
+    rows: Vec<Vec<i64>>,
+    pos: usize,
+}
+
+impl Cycle {
+    fn new(n: usize) -> Self {
+        let rows = (0..n)
+            .map(|i| {
+                let len = 6 + i % 6;
+                let mut row = vec![1];
+                row.extend((0..len - 2).map(|j| 4 + ((i * 7 + j) % (VOCAB - 4)) as i64));
+                row.push(2);
+                row.resize(SEQ, 0);
+                row
+            })
+            .collect();
+        Self { rows, pos: 0 }
+    }
+}
+
+impl BatchSource for Cycle {
+    fn next_batch(&mut self, batch_size: usize) -> Result<HostBatch, TrainError> {
+        let rows: Vec<Vec<i64>> = (0..batch_size)
+            .map(|k| self.rows[(self.pos + k) % self.rows.len()].clone())
+            .collect();
+        self.pos += batch_size;
+        let mask: Vec<Vec<i64>> = rows
+            .iter()
+            .map(|r| r.iter().map(|&t| i64::from(t != 0)).collect())
+            .collect();
+        let types = vec![vec![0; SEQ]; batch_size];
+        Ok(HostBatch::from_rows(&rows, &types, &mask)?)
+    }
+    fn cursor(&self) -> serde_json::Value {
+        serde_json::json!({ "pos": self.pos })
+    }
+    fn seek(&mut self, cursor: &serde_json::Value) -> Result<(), TrainError> {
+        self.pos = cursor["pos"].as_u64().unwrap_or(0) as usize;
+        Ok(())
+    }
+}
+
+fn tiny_config(steps: u64) -> RunConfig {
+    let mut c = RunConfig::preset("tiny").expect("tiny");
+    c.model = ElectraConfig {
+        vocab_size: VOCAB,
+        embedding_size: 16,
+        hidden_size: 32,
+        num_hidden_layers: 1,
+        num_attention_heads: 2,
+        intermediate_size: 64,
+        max_position_embeddings: SEQ,
+        ..ElectraConfig::small()
+    };
+    c.objective.generator_hidden_multiplier = 0.5;
+    c.objective.cls_token_id = 1;
+    c.objective.sep_token_id = 2;
+    c.objective.mask_token_id = 3;
+    c.data.max_seq_len = SEQ;
+    c.train.batch_size = 8;
+    c.train.steps = steps;
+    c.train.log_every = 1;
+    c.train.checkpoint_every = 3;
+    c.train.eval_every = 0;
+    c.schedule.warmup_steps = 2;
+    c.schedule.peak = 3e-3;
+    c
+}
+
+fn options(dir: &Path, stop_after: Option<u64>) -> RunOptions {
+    RunOptions {
+        run_dir: dir.to_path_buf(),
+        stop: Arc::new(AtomicBool::new(false)),
+        progress: false,
+        stop_after,
+    }
+}
+
+/// The backend's random stream is process-wide: runs in parallel test threads would interleave
+/// their draws, so each run holds this lock.
+static BACKEND_RNG: Mutex<()> = Mutex::new(());
+
+fn run(
+    config: &RunConfig,
+    dir: &Path,
+    stop_after: Option<u64>,
+) -> Result<trainer::Summary, TrainError> {
+    let _guard = BACKEND_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let device = Default::default();
+    trainer::run::<AB>(
+        config,
+        &mut Cycle::new(32),
+        None,
+        &device,
+        &options(dir, stop_after),
+    )
+}
+
+fn losses(dir: &Path) -> Vec<(f64, f64)> {
+    metrics::read(&dir.join("metrics.jsonl"))
+        .expect("metrics")
+        .iter()
+        .map(|r| (r["step"], r["loss"]))
+        .collect()
+}
+
+#[test]
+fn resuming_continues_the_loss_curve_bit_for_bit() {
+    let config = tiny_config(6);
+    let straight = tempfile::tempdir().expect("tempdir");
+    let s = run(&config, straight.path(), None).expect("uninterrupted run");
+    assert_eq!(s.final_step, 6);
+
+    let split = tempfile::tempdir().expect("tempdir");
+    let first = run(&config, split.path(), Some(4)).expect("first half");
+    assert_eq!(first.final_step, 4);
+    let second = run(&config, split.path(), None).expect("resumed");
+    assert_eq!((second.start_step, second.final_step), (4, 6));
+
+    let (a, b) = (losses(straight.path()), losses(split.path()));
+    assert_eq!(a.len(), 6);
+    assert_eq!(
+        a, b,
+        "the resumed curve must equal the uninterrupted one exactly"
+    );
+}
+
+#[test]
+fn loss_falls_on_a_learnable_corpus() {
+    let config = tiny_config(40);
+    let dir = tempfile::tempdir().expect("tempdir");
+    run(&config, dir.path(), None).expect("run");
+    let l = losses(dir.path());
+    let head: f64 = l[..5].iter().map(|x| x.1).sum::<f64>() / 5.0;
+    let tail: f64 = l[l.len() - 5..].iter().map(|x| x.1).sum::<f64>() / 5.0;
+    assert!(tail < 0.8 * head, "loss did not fall: {head} -> {tail}");
+}
+
+#[test]
+fn a_run_directory_refuses_a_different_config() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    run(&tiny_config(3), dir.path(), None).expect("first");
+    let mut other = tiny_config(3);
+    other.seed = 7;
+    let err = run(&other, dir.path(), None).expect_err("different config");
+    assert!(err.to_string().contains("different config"), "{err}");
+}
+
+#[test]
+fn export_then_import_gives_the_trained_networks_exactly() {
+    use burn::backend::Flex;
+    use burn::prelude::*;
+    use electra_model::hf;
+    use electra_objective::ElectraPretrainingModel;
+    use electra_train::{checkpoint, export};
+
+    let config = tiny_config(2);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let summary = run(&config, dir.path(), None).expect("run");
+    let out = tempfile::tempdir().expect("tempdir");
+    let device = Default::default();
+    let exported = export::export_run::<Flex>(dir.path(), out.path(), &device).expect("export");
+
+    let mut objective = config.objective.clone();
+    objective.seed = config.objective_seed();
+    let mut trained =
+        ElectraPretrainingModel::<Flex>::new(&config.model, &objective, &device).expect("model");
+    checkpoint::load_model(&summary.checkpoint, &mut trained).expect("checkpoint");
+
+    let batch = Cycle::new(4).next_batch(4).expect("batch");
+    let ids = Tensor::<Flex, 1, Int>::from_data(
+        TensorData::new(batch.input_ids.clone(), [4 * SEQ]),
+        &device,
+    )
+    .reshape([4, SEQ]);
+    let mask = Tensor::<Flex, 1, Int>::from_data(
+        TensorData::new(batch.attention_mask.clone(), [4 * SEQ]),
+        &device,
+    )
+    .reshape([4, SEQ]);
+    let types = ids.zeros_like();
+
+    let (disc, _) = hf::load_pretraining::<Flex>(&exported.discriminator, &device).expect("disc");
+    let ours = export::discriminator(&trained).expect("head");
+    assert_eq!(
+        disc.forward(ids.clone(), types.clone(), mask.clone())
+            .into_data(),
+        ours.forward(ids.clone(), types.clone(), mask.clone())
+            .into_data()
+    );
+    let gen_dir = exported.generator.expect("generator exported");
+    let (generator, _) = hf::load_masked_lm::<Flex>(&gen_dir, &device).expect("generator");
+    let ours = export::generator(&trained).expect("generator");
+    assert_eq!(
+        generator
+            .forward(ids.clone(), types.clone(), mask.clone())
+            .into_data(),
+        ours.forward(ids, types, mask).into_data()
+    );
+}
+
+#[test]
+fn a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
+    let mut config = tiny_config(20);
+    // An absurd learning rate with no warmup or clipping blows the weights up to inf/NaN.
+    config.schedule.peak = 1e30;
+    config.schedule.warmup_steps = 0;
+    config.optimizer.clip_norm = None;
+    config.train.checkpoint_every = 1;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let err = run(&config, dir.path(), None).expect_err("must stop");
+    let TrainError::NonFinite {
+        step, checkpoint, ..
+    } = &err
+    else {
+        panic!("expected NonFinite, got {err}");
+    };
+    let checkpoint = checkpoint
+        .as_ref()
+        .expect("a good checkpoint was written before");
+    assert!(
+        checkpoint.ends_with(format!("step-{:08}", step - 1)),
+        "{err}"
+    );
+    assert!(err.to_string().contains("not finite"), "{err}");
+    // The bad state was not checkpointed.
+    let newest = electra_train::checkpoint::list_checkpoints(dir.path())
+        .expect("list")
+        .pop()
+        .expect("one");
+    assert_eq!(newest.0, step - 1);
+}

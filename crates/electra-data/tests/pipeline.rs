@@ -194,6 +194,9 @@ fn demo_build_needs_no_files() {
     .unwrap();
     assert!(m.settings.demo.is_some());
     assert!(m.counts.examples > 20);
+    // The demo tokenizer is saved next to the shards, with the manifest's hash.
+    let saved = electra_data::Tokenizer::from_path(&tmp.path().join("tokenizer")).unwrap();
+    assert_eq!(saved.hash(), m.tokenizer.sha256);
     inspect(tmp.path(), &mut |_| {}).unwrap();
 }
 

@@ -120,9 +120,10 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
     let secs = started.elapsed().as_secs_f64();
     let c = manifest.counts;
     println!(
-        "wrote {} shard(s) and {} to {}",
+        "wrote {} shard(s), {} and the tokenizer ({}) to {}",
         manifest.shards.len(),
         manifest.file_name(),
+        electra_data::build::TOKENIZER_DIR,
         args.out.display()
     );
     println!(

@@ -5,7 +5,8 @@
 //!
 //! - `ci`: exactly what CI runs (`.ci/run`): format check, clippy, the test suite, and compile
 //!   checks of the `wgpu` and `cuda` backends.
-//! - `bench [ARGS...]`: the criterion benchmarks (`cargo bench -p electra-benches`).
+//! - `bench [ARGS...]`: the criterion benchmarks (`cargo bench -p electra-benches`);
+//!   `bench data` runs only the data pipeline suite (`--bench data`).
 //! - `fixtures`: regenerates the Hugging Face parity fixtures with PyTorch (creates
 //!   `.venv-fixtures` from `scripts/requirements-fixtures.txt` on first use).
 
@@ -19,6 +20,7 @@ const USAGE: &str = "usage: cargo xtask <task>
 tasks:
   ci                 run what CI runs (.ci/run): fmt, clippy, tests, backend compile checks
   bench [ARGS...]    run the criterion benchmarks (extra ARGS go to criterion)
+  bench data [ARGS]  only the data pipeline suite: text MB/s into shards vs raw tokenization
   fixtures           regenerate the HF parity fixtures (needs Python 3.11 + pip)
   help               this text";
 
@@ -27,6 +29,13 @@ fn main() -> anyhow::Result<()> {
     let root = workspace_root();
     match args.first().map(String::as_str) {
         Some("ci") => run(Command::new("bash").arg(".ci/run").current_dir(&root)),
+        // `bench data [ARGS...]`: only the data pipeline suite.
+        Some("bench") if args.get(1).map(String::as_str) == Some("data") => {
+            run(Command::new(cargo())
+                .args(["bench", "-p", "electra-benches", "--bench", "data", "--"])
+                .args(&args[2..])
+                .current_dir(&root))
+        }
         Some("bench") => run(Command::new(cargo())
             .args(["bench", "-p", "electra-benches", "--"])
             .args(&args[1..])

@@ -34,6 +34,12 @@ enum Command {
     Plot(commands::plot::PlotArgs),
     /// Write a run's newest checkpoint as Hugging Face discriminator and generator checkpoints.
     Export(commands::export::ExportArgs),
+    /// Pre-training data: build and inspect Parquet shards.
+    #[command(subcommand)]
+    Data(commands::DataCommand),
+    /// Tokenizers: train a WordPiece vocabulary.
+    #[command(subcommand)]
+    Tokenizer(commands::TokenizerCommand),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -49,5 +55,10 @@ fn main() -> anyhow::Result<()> {
         Command::Pretrain(args) => backend::dispatch(cli.device, args.resolve()?),
         Command::Plot(args) => commands::plot::run(&args),
         Command::Export(args) => backend::dispatch(cli.device, args),
+        Command::Data(commands::DataCommand::Build(args)) => commands::data_build::run(&args),
+        Command::Data(commands::DataCommand::Inspect(args)) => commands::data_inspect::run(&args),
+        Command::Tokenizer(commands::TokenizerCommand::Train(args)) => {
+            commands::tokenizer_train::run(&args)
+        }
     }
 }

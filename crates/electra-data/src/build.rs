@@ -23,6 +23,10 @@ use crate::packing::{ExampleBuilder, PackingConfig};
 use crate::shards::{DEFAULT_ROW_GROUP_ROWS, ShardWriter, TokenDtype, shard_file_name};
 use crate::tokenizer::Tokenizer;
 
+/// Subdirectory of a shard directory holding the build's tokenizer (`tokenizer.json`,
+/// `vocab.txt`).
+pub const TOKENIZER_DIR: &str = "tokenizer";
+
 /// What to build from.
 #[derive(Debug, Clone)]
 pub enum BuildInput {
@@ -99,7 +103,8 @@ pub(crate) fn mix_seed(seed: u64, index: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Builds the shards into `out_dir` (created if needed) and writes the manifest.
+/// Builds the shards into `out_dir` (created if needed), saves the tokenizer into
+/// `out_dir/tokenizer` and writes the manifest.
 /// `progress` is called with the number of text bytes just processed (from several threads).
 pub fn build_shards(
     input: &BuildInput,
@@ -240,6 +245,9 @@ pub fn build_shards(
         counts,
         shards,
     };
+    // The tokenizer travels with its shards: `out_dir/tokenizer` loads with
+    // `Tokenizer::from_path` and has the manifest's hash (also for the demo tokenizer).
+    tokenizer.save(&out_dir.join(TOKENIZER_DIR))?;
     manifest.save(out_dir)?;
     Ok(manifest)
 }

@@ -54,7 +54,8 @@
 //! `short_seq_prob`, `seed`, `num_shards`, `slice`, `row_group_rows`, `inputs` or `demo`,
 //! `reader`), `token_dtype`, `counts` (`files`, `documents`, `examples`, `tokens`,
 //! `text_bytes`) and `shards` (per shard `file`, `rows`, `tokens`, `row_groups`, `bytes`,
-//! `sha256`). See [`manifest`].
+//! `sha256`). See [`manifest`]. The build also saves its tokenizer (`tokenizer.json`,
+//! `vocab.txt`) in the `tokenizer/` subdirectory, so a shard directory is self-contained.
 //!
 //! ## For the trainer
 //!

@@ -77,6 +77,9 @@ pub struct LoaderConfig {
     pub prefetch: usize,
     /// Stop after this many epochs (`None`: endless).
     pub epochs: Option<u64>,
+    /// Check every shard's SHA-256 against the manifest when opening (reads every byte once;
+    /// footers, row counts and tokenizer hashes are always checked).
+    pub verify_checksums: bool,
 }
 
 impl LoaderConfig {
@@ -92,6 +95,7 @@ impl LoaderConfig {
             world_size: 1,
             prefetch: 4,
             epochs: None,
+            verify_checksums: false,
         }
     }
 
@@ -411,6 +415,19 @@ impl DataLoader {
         let mut rows = Vec::new();
         for info in &manifest.shards {
             let path = dir.join(&info.file);
+            if config.verify_checksums {
+                let sha = crate::fsutil::sha256_file(&path)?;
+                if sha != info.sha256 {
+                    return Err(DataError::shard(
+                        &path,
+                        format!(
+                            "checksum mismatch: sha256 {sha}, the manifest says {} (corrupt or \
+                             modified)",
+                            info.sha256
+                        ),
+                    ));
+                }
+            }
             // Opening reads and checks the footer: truncated or foreign files fail here.
             let reader = ShardReader::open(&path)?;
             if reader.num_rows() != info.rows {

@@ -313,6 +313,29 @@ mod tests {
     }
 
     #[test]
+    fn fair_coin_for_a_sentence_that_overflows_a() {
+        // first_target 8, A = 6 tokens, B empty: a 6-token sentence (12 >= 8) goes to A on a
+        // fair coin, else it starts B.
+        let n = 4000;
+        let mut to_a = 0;
+        for seed in 0..n {
+            let mut b = ExampleBuilder::new(no_random(20), SPECIAL, seed);
+            b.add_sentence(vec![11; 6]);
+            b.add_sentence(vec![12; 6]);
+            let e = b.end_document().unwrap();
+            check_layout(&e, 20);
+            if e.segment_b_start == e.len() {
+                to_a += 1;
+                assert_eq!(e.len(), 14);
+            } else {
+                assert_eq!(e.segment_b_start, 8);
+            }
+        }
+        let p = to_a as f64 / n as f64;
+        assert!((p - 0.5).abs() < 0.04, "coin gave A with frequency {p}");
+    }
+
+    #[test]
     fn truncation_of_long_single_sentence() {
         let mut b = ExampleBuilder::new(no_random(16), SPECIAL, 1);
         let e = b.add_sentence(sentence(0, 40)).unwrap();

@@ -436,6 +436,35 @@ mod tests {
         assert_eq!(reread.hash(), tok.hash());
     }
 
+    /// The real BERT uncased vocabulary, when the shared data is present (skipped otherwise).
+    #[test]
+    fn bert_uncased_vocab_when_present() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/data/vocab/bert-base-uncased-vocab.txt");
+        if !path.is_file() {
+            eprintln!("skipped: {} not present", path.display());
+            return;
+        }
+        let tok = Tokenizer::from_path(&path).unwrap();
+        assert_eq!(tok.vocab_size(), 30_522);
+        assert_eq!(
+            tok.special_tokens(),
+            SpecialTokens {
+                pad: 0,
+                unk: 100,
+                cls: 101,
+                sep: 102,
+                mask: 103
+            }
+        );
+        assert_eq!(
+            tok.encode("Héllo, WORLD! The end.").unwrap(),
+            vec![7592, 1010, 2088, 999, 1996, 2203, 1012]
+        );
+        let long_word = "a".repeat(201);
+        assert_eq!(tok.encode(&long_word).unwrap(), vec![100]);
+    }
+
     #[test]
     fn missing_special_token_is_named() {
         let dir = tempfile::tempdir().unwrap();

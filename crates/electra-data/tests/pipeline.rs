@@ -194,6 +194,9 @@ fn demo_build_needs_no_files() {
     .unwrap();
     assert!(m.settings.demo.is_some());
     assert!(m.counts.examples > 20);
+    // The demo tokenizer is saved next to the shards, with the manifest's hash.
+    let saved = electra_data::Tokenizer::from_path(&tmp.path().join("tokenizer")).unwrap();
+    assert_eq!(saved.hash(), m.tokenizer.sha256);
     inspect(tmp.path(), &mut |_| {}).unwrap();
 }
 
@@ -260,6 +263,12 @@ fn corrupt_shard_is_named() {
     }
     std::fs::write(&shard, &bytes).unwrap();
     assert_names(inspect(&out, &mut |_| {}).unwrap_err(), &shard, "checksum");
+    let cfg = LoaderConfig {
+        verify_checksums: true,
+        ..LoaderConfig::new(4, 0)
+    };
+    let err = DataLoader::from_shards(&out, cfg, &Expectations::default(), Cursor::default());
+    assert_names(err.unwrap_err(), &shard, "checksum");
 }
 
 #[test]

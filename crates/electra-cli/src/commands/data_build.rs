@@ -1,0 +1,143 @@
+//! `electra data build`: corpus (or the demo corpus) to Parquet shards and a manifest.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use electra_data::build::{BuildConfig, BuildInput, build_shards};
+use electra_data::corpus::{CorpusFormat, ReaderOptions, resolve_inputs};
+use electra_data::demo::{DemoCorpus, demo_tokenizer};
+use electra_data::manifest::Slice;
+use electra_data::tokenizer::Tokenizer;
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Arguments of `electra data build`.
+#[derive(Debug, clap::Args)]
+pub struct BuildArgs {
+    /// Corpus files, directories or globs (text, WikiExtractor, JSONL, Parquet; .gz too).
+    /// Without it, the built-in demo corpus is used (a demo, not a benchmark).
+    #[arg(long, num_args = 1..)]
+    pub input: Vec<String>,
+    /// Tokenizer: a BERT vocab.txt, a tokenizer.json, or a directory holding one. Required
+    /// with --input; without --input the demo tokenizer is used.
+    #[arg(long)]
+    pub tokenizer: Option<PathBuf>,
+    /// Maximum example length, [CLS] and [SEP]s included.
+    #[arg(long, default_value_t = 128)]
+    pub max_seq_len: usize,
+    /// Output directory (shards and manifest).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Number of shards of the whole build. Each input file goes whole into one shard
+    /// (file i into shard i mod N), so use at least as many files as shards.
+    #[arg(long, default_value_t = 8)]
+    pub shards: usize,
+    /// Seed of the packing randomness.
+    #[arg(long, default_value_t = 12345)]
+    pub seed: u64,
+    /// Build only slice i of --num-shards slices (shards j with j % n == i).
+    #[arg(long, requires = "num_shards")]
+    pub shard_index: Option<usize>,
+    /// Number of slices the build is split into (machines of a cluster).
+    #[arg(long, requires = "shard_index")]
+    pub num_shards: Option<usize>,
+    /// Rows per Parquet row group.
+    #[arg(long, default_value_t = 4096)]
+    pub row_group_rows: usize,
+    /// Corpus format: auto, text, wikiextractor, jsonl, parquet.
+    #[arg(long, default_value = "auto")]
+    pub format: CorpusFormat,
+    /// JSON field / Parquet column holding the text.
+    #[arg(long, default_value = "text")]
+    pub text_field: String,
+    /// Replace invalid UTF-8 with U+FFFD instead of failing.
+    #[arg(long)]
+    pub lossy: bool,
+    /// Documents of the demo corpus (without --input).
+    #[arg(long, default_value_t = 20_000)]
+    pub demo_documents: usize,
+    /// Seed of the demo corpus text.
+    #[arg(long, default_value_t = 0)]
+    pub demo_seed: u64,
+}
+
+/// Builds the shards.
+pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
+    let (input, tokenizer) = if args.input.is_empty() {
+        if args.tokenizer.is_some() {
+            bail!("--tokenizer needs --input (the demo corpus uses the demo tokenizer)");
+        }
+        eprintln!(
+            "no --input: building the built-in demo corpus ({} documents; a demo, not a \
+             benchmark)",
+            args.demo_documents
+        );
+        (
+            BuildInput::Demo(DemoCorpus::new(args.demo_seed, args.demo_documents)),
+            demo_tokenizer()?,
+        )
+    } else {
+        let Some(path) = &args.tokenizer else {
+            bail!("--tokenizer is required with --input (a vocab.txt or tokenizer.json)");
+        };
+        let tokenizer = Tokenizer::from_path(path)
+            .with_context(|| format!("cannot load --tokenizer {}", path.display()))?;
+        let files = resolve_inputs(&args.input)?;
+        if files.len() < args.shards {
+            eprintln!(
+                "warning: {} input file(s) for {} shards: each file goes whole into one shard, so                  {} shard(s) will be empty",
+                files.len(),
+                args.shards,
+                args.shards - files.len()
+            );
+        }
+        (BuildInput::Files(files), tokenizer)
+    };
+    let mut config = BuildConfig::new(args.max_seq_len, args.shards);
+    config.seed = args.seed;
+    config.row_group_rows = args.row_group_rows;
+    config.slice = match (args.shard_index, args.num_shards) {
+        (Some(index), Some(count)) => Some(Slice { index, count }),
+        _ => None,
+    };
+    config.reader = ReaderOptions {
+        format: args.format,
+        text_field: args.text_field.clone(),
+        lossy: args.lossy,
+    };
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {decimal_bytes} of text ({decimal_bytes_per_sec}) {msg}",
+    )?);
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar.set_message(format!("into {} shard(s)", args.shards));
+    let started = Instant::now();
+    let manifest = build_shards(&input, &tokenizer, &config, &args.out, &|bytes| {
+        bar.inc(bytes)
+    })
+    .with_context(|| format!("cannot build shards into {}", args.out.display()))?;
+    bar.finish_and_clear();
+    let secs = started.elapsed().as_secs_f64();
+    let c = manifest.counts;
+    println!(
+        "wrote {} shard(s), {} and the tokenizer ({}) to {}",
+        manifest.shards.len(),
+        manifest.file_name(),
+        electra_data::build::TOKENIZER_DIR,
+        args.out.display()
+    );
+    println!(
+        "{} files, {} documents, {} examples, {} tokens ({:.1} per example)",
+        c.files,
+        c.documents,
+        c.examples,
+        c.tokens,
+        c.tokens as f64 / c.examples.max(1) as f64
+    );
+    println!(
+        "{:.1} MB of text in {secs:.1} s: {:.2} MB/s",
+        c.text_bytes as f64 / 1e6,
+        c.text_bytes as f64 / 1e6 / secs.max(1e-9)
+    );
+    Ok(())
+}

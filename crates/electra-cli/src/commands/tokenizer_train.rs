@@ -1,0 +1,95 @@
+//! `electra tokenizer train`: a WordPiece vocabulary (BERT uncased rules) from a corpus.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::Context;
+use electra_data::corpus::{CorpusFormat, CorpusReader, ReaderOptions, resolve_inputs};
+use electra_data::tokenizer::{TrainOptions, train_wordpiece};
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Arguments of `electra tokenizer train`.
+#[derive(Debug, clap::Args)]
+pub struct TrainArgs {
+    /// Corpus files, directories or globs (text, WikiExtractor, JSONL, Parquet; .gz too).
+    #[arg(long, required = true, num_args = 1..)]
+    pub input: Vec<String>,
+    /// Vocabulary size, the five special tokens included.
+    #[arg(long, default_value_t = 30_522)]
+    pub vocab_size: usize,
+    /// Minimum pair count for a merge.
+    #[arg(long, default_value_t = 2)]
+    pub min_frequency: u64,
+    /// Output directory: tokenizer.json and vocab.txt.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Corpus format: auto, text, wikiextractor, jsonl, parquet.
+    #[arg(long, default_value = "auto")]
+    pub format: CorpusFormat,
+    /// JSON field / Parquet column holding the text.
+    #[arg(long, default_value = "text")]
+    pub text_field: String,
+    /// Replace invalid UTF-8 with U+FFFD instead of failing.
+    #[arg(long)]
+    pub lossy: bool,
+}
+
+/// Trains and saves the tokenizer.
+pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
+    let files = resolve_inputs(&args.input)?;
+    let reader = CorpusReader::new(
+        files.clone(),
+        ReaderOptions {
+            format: args.format,
+            text_field: args.text_field.clone(),
+            lossy: args.lossy,
+        },
+    );
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {decimal_bytes} of text ({decimal_bytes_per_sec}) {msg}",
+    )?);
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar.set_message(format!("reading {} file(s)", files.len()));
+    let first_error = Mutex::new(None);
+    let lines = reader
+        .lines()
+        .map_while(|line| match line {
+            Ok(l) => Some(l),
+            Err(e) => {
+                if let Ok(mut slot) = first_error.lock() {
+                    *slot = Some(e);
+                }
+                None
+            }
+        })
+        .inspect(|l| bar.inc(l.len() as u64 + 1))
+        .chain(std::iter::from_fn(|| {
+            bar.set_message("computing WordPiece merges");
+            None
+        }));
+    let options = TrainOptions {
+        vocab_size: args.vocab_size,
+        min_frequency: args.min_frequency,
+        show_progress: false,
+        ..TrainOptions::default()
+    };
+    let trained = train_wordpiece(lines, &options);
+    bar.finish_and_clear();
+    if let Some(e) = first_error.into_inner().ok().flatten() {
+        return Err(e).context("cannot read the corpus");
+    }
+    let tokenizer = trained?;
+    tokenizer
+        .save(&args.out)
+        .with_context(|| format!("cannot write the tokenizer to {}", args.out.display()))?;
+    println!(
+        "wrote {} and {} ({} tokens, sha256 {})",
+        args.out.join("tokenizer.json").display(),
+        args.out.join("vocab.txt").display(),
+        tokenizer.vocab_size(),
+        tokenizer.hash()
+    );
+    Ok(())
+}

@@ -1,0 +1,128 @@
+//! `electra data build|inspect` and `electra tokenizer train` end to end on tiny inputs.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn electra(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_electra"))
+        .args(args)
+        .output()
+        .expect("run electra")
+}
+
+fn ok(out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+#[test]
+fn demo_build_then_inspect_then_corrupt() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = tmp.path().join("demo");
+    ok(&electra(&[
+        "data",
+        "build",
+        "--out",
+        s(&out),
+        "--shards",
+        "2",
+        "--demo-documents",
+        "40",
+        "--max-seq-len",
+        "64",
+    ]));
+    let text = ok(&electra(&["data", "inspect", s(&out)]));
+    assert!(text.contains("all 2 shard(s) verified"), "{text}");
+    assert!(text.contains("demo corpus"), "{text}");
+
+    let shard = out.join("shard-00001-of-00002.parquet");
+    let bytes = std::fs::read(&shard).expect("read shard");
+    std::fs::write(&shard, &bytes[..bytes.len() / 2]).expect("truncate");
+    let bad = electra(&["data", "inspect", s(&out)]);
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("shard-00001-of-00002.parquet"), "{err}");
+}
+
+#[test]
+fn train_tokenizer_then_build_from_files() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let corpus = tmp.path().join("corpus.txt");
+    let mut text = String::new();
+    for i in 0..200 {
+        text.push_str(&format!(
+            "The quick brown fox {i} jumps over the lazy dog.\n"
+        ));
+        if i % 10 == 9 {
+            text.push('\n');
+        }
+    }
+    std::fs::write(&corpus, text).expect("write corpus");
+    let tok = tmp.path().join("tok");
+    ok(&electra(&[
+        "tokenizer",
+        "train",
+        "--input",
+        s(&corpus),
+        "--vocab-size",
+        "120",
+        "--out",
+        s(&tok),
+    ]));
+    assert!(tok.join("tokenizer.json").is_file());
+    let vocab = std::fs::read_to_string(tok.join("vocab.txt")).expect("vocab");
+    assert!(
+        vocab.starts_with("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n"),
+        "{vocab}"
+    );
+
+    let shards = tmp.path().join("shards");
+    let text = ok(&electra(&[
+        "data",
+        "build",
+        "--input",
+        s(&corpus),
+        "--tokenizer",
+        s(&tok.join("vocab.txt")),
+        "--out",
+        s(&shards),
+        "--shards",
+        "1",
+        "--max-seq-len",
+        "32",
+    ]));
+    assert!(text.contains("20 documents"), "{text}");
+    ok(&electra(&["data", "inspect", s(&shards)]));
+
+    // Missing tokenizer and empty input are clear errors.
+    let bad = electra(&["data", "build", "--input", s(&corpus), "--out", s(&shards)]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--tokenizer"));
+    let empty = tmp.path().join("empty.txt");
+    std::fs::write(&empty, "\n\n").expect("write");
+    let bad = electra(&[
+        "data",
+        "build",
+        "--input",
+        s(&empty),
+        "--tokenizer",
+        s(&tok),
+        "--out",
+        s(&tmp.path().join("x")),
+    ]);
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("empty corpus") && err.contains("empty.txt"),
+        "{err}"
+    );
+}

@@ -498,13 +498,32 @@ pub struct DemoCorpus {
 struct Gen<'a> {
     rng: ChaCha8Rng,
     lex: &'a Lexicon,
-    topic: Vec<usize>,
+    /// The document's topic: indices of its nouns, verbs and adjectives.
+    topic: Topic,
 }
+
+/// The few content words a document is about. Most content words of a document come from its
+/// topic, so a word that does not belong is visible from the rest of the text: the kind of
+/// context the discriminator learns to use on real text.
+struct Topic {
+    nouns: Vec<usize>,
+    verbs: Vec<usize>,
+    adjectives: Vec<usize>,
+}
+
+/// Probability that a content word is drawn from the document's topic.
+const TOPIC_PROB: f64 = 0.75;
+
+/// Content words of each class (nouns, verbs, adjectives) the corpus draws from: the most
+/// frequent ones of the lexicon. A small working vocabulary lets a model that trains for a few
+/// minutes learn what each word is; the tokenizer still covers the whole lexicon.
+const DEMO_WORDS_PER_CLASS: usize = 60;
 
 impl Gen<'_> {
     /// A Zipf-like index in `0..n`: low indices (the real English roots) are frequent.
     fn skewed(&mut self, n: usize) -> usize {
         let u: f64 = self.rng.random();
+        let n = n.min(DEMO_WORDS_PER_CLASS);
         ((n as f64) * u.powi(3)) as usize % n
     }
 
@@ -517,8 +536,8 @@ impl Gen<'_> {
     }
 
     fn noun(&mut self, plural: bool) -> String {
-        let i = if self.chance(0.4) {
-            self.topic[self.rng.random_range(0..self.topic.len())]
+        let i = if self.chance(TOPIC_PROB) {
+            self.topic.nouns[self.rng.random_range(0..self.topic.nouns.len())]
         } else {
             self.skewed(self.lex.nouns.len())
         };
@@ -527,11 +546,19 @@ impl Gen<'_> {
     }
 
     fn verb(&mut self) -> usize {
-        self.skewed(self.lex.verbs.len())
+        if self.chance(TOPIC_PROB) {
+            self.topic.verbs[self.rng.random_range(0..self.topic.verbs.len())]
+        } else {
+            self.skewed(self.lex.verbs.len())
+        }
     }
 
     fn adjective(&mut self) -> usize {
-        self.skewed(self.lex.adjectives.len())
+        if self.chance(TOPIC_PROB) {
+            self.topic.adjectives[self.rng.random_range(0..self.topic.adjectives.len())]
+        } else {
+            self.skewed(self.lex.adjectives.len())
+        }
     }
 
     /// A noun phrase; returns its words and whether it is plural.
@@ -669,16 +696,20 @@ impl DemoCorpus {
         }
     }
 
-    /// Document `index`: 3 to 40 sentences, one per line, around a few topic nouns.
+    /// Document `index`: 3 to 40 sentences, one per line, around a few topic words.
     pub fn document(&self, index: usize) -> Vec<String> {
         let lex = lexicon();
         let mut rng = ChaCha8Rng::seed_from_u64(
             self.seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
         );
         rng.set_stream(index as u64);
-        let topic = (0..4)
-            .map(|_| rng.random_range(0..lex.nouns.len()))
-            .collect();
+        let mut draw =
+            |n: usize| -> Vec<usize> { (0..4).map(|_| rng.random_range(0..n)).collect() };
+        let topic = Topic {
+            nouns: draw(lex.nouns.len().min(DEMO_WORDS_PER_CLASS)),
+            verbs: draw(lex.verbs.len().min(DEMO_WORDS_PER_CLASS)),
+            adjectives: draw(lex.adjectives.len().min(DEMO_WORDS_PER_CLASS)),
+        };
         let mut generator = Gen { rng, lex, topic };
         let n = generator.rng.random_range(3..=40);
         (0..n).map(|_| generator.sentence()).collect()

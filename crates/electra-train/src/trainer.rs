@@ -92,6 +92,7 @@ fn metrics_record(m: &StepMetrics, prefix: &str) -> Record {
     put("replaced_precision", m.disc_precision);
     put("replaced_recall", m.disc_recall);
     put("replaced_f1", m.disc_f1);
+    put("disc_auc", m.disc_auc);
     put("sampled_equals_original", m.sampled_equals_original);
     r
 }

@@ -234,21 +234,23 @@ fn print_summary(config: &RunConfig, s: &Summary, run_dir: &Path, plot: &Path) {
             1.0 - replaced_rate
         );
         println!(
-            "  replaced tokens: recall {:.3} (chance: {:.3}), precision {:.3}, F1 {:.3}",
+            "  replaced tokens: recall {:.3} (chance: {:.3}), precision {:.3}, F1 {:.3}; ROC AUC {:.3} (chance: 0.5)",
             get(last, "replaced_recall"),
             replaced_rate,
             get(last, "replaced_precision"),
-            get(last, "replaced_f1")
+            get(last, "replaced_f1"),
+            get(last, "disc_auc")
         );
     }
     if let Some(e) = &s.last_eval {
         println!(
-            "  held-out: MLM loss {:.4}, MLM accuracy {:.3}, RTD loss {:.4}, replaced recall {:.3}, F1 {:.3}",
+            "  held-out: MLM loss {:.4}, MLM accuracy {:.3}, RTD loss {:.4}, replaced recall {:.3}, F1 {:.3}, AUC {:.3}",
             get(e, "eval_mlm_loss"),
             get(e, "eval_mlm_accuracy"),
             get(e, "eval_rtd_loss"),
             get(e, "eval_replaced_recall"),
-            get(e, "eval_replaced_f1")
+            get(e, "eval_replaced_f1"),
+            get(e, "eval_disc_auc")
         );
     }
     println!("  run directory: {}", run_dir.display());

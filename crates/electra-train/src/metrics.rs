@@ -96,8 +96,10 @@ const PANELS: &[(&str, &[&str])] = &[
         &[
             "mlm_accuracy",
             "disc_accuracy",
+            "disc_auc",
             "replaced_f1",
             "eval_disc_accuracy",
+            "eval_disc_auc",
         ],
     ),
     ("learning rate", &["lr"]),

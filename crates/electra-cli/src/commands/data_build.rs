@@ -1,7 +1,7 @@
 //! `electra data build`: corpus (or the demo corpus) to Parquet shards and a manifest.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, bail};
 use electra_data::build::{BuildConfig, BuildInput, build_shards};
@@ -9,7 +9,6 @@ use electra_data::corpus::{CorpusFormat, ReaderOptions, resolve_inputs};
 use electra_data::demo::{DemoCorpus, demo_tokenizer};
 use electra_data::manifest::Slice;
 use electra_data::tokenizer::Tokenizer;
-use indicatif::{ProgressBar, ProgressStyle};
 
 /// Arguments of `electra data build`.
 #[derive(Debug, clap::Args)]
@@ -105,12 +104,7 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
         text_field: args.text_field.clone(),
         lossy: args.lossy,
     };
-    let bar = ProgressBar::new_spinner();
-    bar.set_style(ProgressStyle::with_template(
-        "{spinner} [{elapsed_precise}] {decimal_bytes} of text ({decimal_bytes_per_sec}) {msg}",
-    )?);
-    bar.enable_steady_tick(Duration::from_millis(200));
-    bar.set_message(format!("into {} shard(s)", args.shards));
+    let bar = super::progress::text_spinner(format!("into {} shard(s)", args.shards))?;
     let started = Instant::now();
     let manifest = build_shards(&input, &tokenizer, &config, &args.out, &|bytes| {
         bar.inc(bytes)

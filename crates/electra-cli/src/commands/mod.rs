@@ -6,6 +6,7 @@ pub mod export;
 pub mod forward;
 pub mod plot;
 pub mod pretrain;
+pub mod progress;
 pub mod tokenizer_train;
 
 /// `electra data ...`.

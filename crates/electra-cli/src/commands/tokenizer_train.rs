@@ -2,12 +2,10 @@
 
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::time::Duration;
 
 use anyhow::Context;
 use electra_data::corpus::{CorpusFormat, CorpusReader, ReaderOptions, resolve_inputs};
 use electra_data::tokenizer::{TrainOptions, train_wordpiece};
-use indicatif::{ProgressBar, ProgressStyle};
 
 /// Arguments of `electra tokenizer train`.
 #[derive(Debug, clap::Args)]
@@ -46,12 +44,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
             lossy: args.lossy,
         },
     );
-    let bar = ProgressBar::new_spinner();
-    bar.set_style(ProgressStyle::with_template(
-        "{spinner} [{elapsed_precise}] {decimal_bytes} of text ({decimal_bytes_per_sec}) {msg}",
-    )?);
-    bar.enable_steady_tick(Duration::from_millis(200));
-    bar.set_message(format!("reading {} file(s)", files.len()));
+    let bar = super::progress::text_spinner(format!("reading {} file(s)", files.len()))?;
     let first_error = Mutex::new(None);
     let lines = reader
         .lines()

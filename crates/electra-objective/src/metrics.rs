@@ -174,7 +174,9 @@ pub fn auc(logits: &[f32], labels: &[i64], weights: &[f32]) -> Option<f64> {
     let mut rank_sum = 0.0;
     let mut i = 0;
     while i < scored.len() {
-        let mut j = i;
+        // The tie group [i, j); always at least one element, so a NaN (equal to nothing)
+        // still advances.
+        let mut j = i + 1;
         while j < scored.len() && scored[j].0 == scored[i].0 {
             j += 1;
         }
@@ -203,6 +205,8 @@ mod tests {
         assert_eq!(auc(&[1.0, 2.0], &[0, 0], &[1.0, 1.0]), None);
         // A perfect ranking.
         assert_eq!(auc(&[3.0, 2.0, -1.0], &[1, 1, 0], &[1.0; 3]), Some(1.0));
+        // NaN logits (a diverged model) give a number, not a hang.
+        assert!(auc(&[f32::NAN, f32::NAN, 1.0], &[1, 0, 1], &[1.0; 3]).is_some());
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use electra_data::build::{BuildConfig, BuildInput, build_shards};
-use electra_data::corpus::{CorpusFormat, ReaderOptions, resolve_inputs};
+use electra_data::corpus::resolve_inputs;
 use electra_data::demo::{DemoCorpus, demo_tokenizer};
 use electra_data::manifest::Slice;
 use electra_data::tokenizer::Tokenizer;
@@ -43,15 +43,9 @@ pub struct BuildArgs {
     /// Rows per Parquet row group.
     #[arg(long, default_value_t = 4096)]
     pub row_group_rows: usize,
-    /// Corpus format: auto, text, wikiextractor, jsonl, parquet.
-    #[arg(long, default_value = "auto")]
-    pub format: CorpusFormat,
-    /// JSON field / Parquet column holding the text.
-    #[arg(long, default_value = "text")]
-    pub text_field: String,
-    /// Replace invalid UTF-8 with U+FFFD instead of failing.
-    #[arg(long)]
-    pub lossy: bool,
+    /// How the corpus is read.
+    #[command(flatten)]
+    pub reader: super::progress::ReaderArgs,
     /// Documents of the demo corpus (without --input).
     #[arg(long, default_value_t = 20_000)]
     pub demo_documents: usize,
@@ -99,11 +93,7 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
         (Some(index), Some(count)) => Some(Slice { index, count }),
         _ => None,
     };
-    config.reader = ReaderOptions {
-        format: args.format,
-        text_field: args.text_field.clone(),
-        lossy: args.lossy,
-    };
+    config.reader = args.reader.options();
     let bar = super::progress::text_spinner(format!("into {} shard(s)", args.shards))?;
     let started = Instant::now();
     let manifest = build_shards(&input, &tokenizer, &config, &args.out, &|bytes| {

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use anyhow::Context;
-use electra_data::corpus::{CorpusFormat, CorpusReader, ReaderOptions, resolve_inputs};
+use electra_data::corpus::{CorpusReader, resolve_inputs};
 use electra_data::tokenizer::{TrainOptions, train_wordpiece};
 
 /// Arguments of `electra tokenizer train`.
@@ -22,28 +22,15 @@ pub struct TrainArgs {
     /// Output directory: tokenizer.json and vocab.txt.
     #[arg(long)]
     pub out: PathBuf,
-    /// Corpus format: auto, text, wikiextractor, jsonl, parquet.
-    #[arg(long, default_value = "auto")]
-    pub format: CorpusFormat,
-    /// JSON field / Parquet column holding the text.
-    #[arg(long, default_value = "text")]
-    pub text_field: String,
-    /// Replace invalid UTF-8 with U+FFFD instead of failing.
-    #[arg(long)]
-    pub lossy: bool,
+    /// How the corpus is read.
+    #[command(flatten)]
+    pub reader: super::progress::ReaderArgs,
 }
 
 /// Trains and saves the tokenizer.
 pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     let files = resolve_inputs(&args.input)?;
-    let reader = CorpusReader::new(
-        files.clone(),
-        ReaderOptions {
-            format: args.format,
-            text_field: args.text_field.clone(),
-            lossy: args.lossy,
-        },
-    );
+    let reader = CorpusReader::new(files.clone(), args.reader.options());
     let bar = super::progress::text_spinner(format!("reading {} file(s)", files.len()))?;
     let first_error = Mutex::new(None);
     let lines = reader

@@ -98,39 +98,87 @@ fn not_compiled<T>(spec: DeviceSpec) -> anyhow::Result<T> {
     )
 }
 
+/// Work that runs on several devices of one backend at once (data-parallel training).
+pub trait MultiDeviceTask {
+    /// What the task returns.
+    type Output;
+    /// Runs the task on backend `B` and `devices` (at least one).
+    fn run<B: Backend>(self, devices: Vec<B::Device>) -> anyhow::Result<Self::Output>;
+}
+
 /// Runs `task` on the backend and device that `spec` names.
 pub fn dispatch<T: BackendTask>(spec: DeviceSpec, task: T) -> anyhow::Result<T::Output> {
-    tracing::info!(device = %spec, "selected backend");
-    match spec {
+    struct One<T>(T);
+    impl<T: BackendTask> MultiDeviceTask for One<T> {
+        type Output = T::Output;
+        fn run<B: Backend>(self, devices: Vec<B::Device>) -> anyhow::Result<T::Output> {
+            let Some(device) = devices.into_iter().next() else {
+                bail!("no device given");
+            };
+            self.0.run::<B>(device)
+        }
+    }
+    dispatch_devices(&[spec], One(task))
+}
+
+/// Runs `task` on the devices `specs` names, which must all belong to one backend
+/// (`cuda:0,cuda:1`; `flex,flex` gives two CPU peers on the one flex device).
+pub fn dispatch_devices<T: MultiDeviceTask>(
+    specs: &[DeviceSpec],
+    task: T,
+) -> anyhow::Result<T::Output> {
+    let Some(&first) = specs.first() else {
+        bail!("no device given");
+    };
+    if let Some(other) = specs.iter().find(|s| s.feature() != first.feature()) {
+        bail!(
+            "devices `{first}` and `{other}` belong to different backends; data-parallel \
+             training needs devices of one backend"
+        );
+    }
+    let names: Vec<String> = specs.iter().map(ToString::to_string).collect();
+    tracing::info!(devices = %names.join(","), "selected backend");
+    match first {
         DeviceSpec::Flex => {
             #[cfg(feature = "flex")]
-            return task.run::<burn::backend::Flex>(Default::default());
+            return task.run::<burn::backend::Flex>(vec![Default::default(); specs.len()]);
         }
         DeviceSpec::NdArray => {
             #[cfg(feature = "ndarray")]
-            return task.run::<burn::backend::NdArray>(Default::default());
+            return task.run::<burn::backend::NdArray>(vec![Default::default(); specs.len()]);
         }
         DeviceSpec::Wgpu | DeviceSpec::WgpuGpu(_) | DeviceSpec::WgpuCpu => {
             #[cfg(feature = "wgpu")]
             {
                 use burn::backend::wgpu::WgpuDevice;
-                let device = match spec {
-                    DeviceSpec::WgpuGpu(i) => WgpuDevice::DiscreteGpu(i),
-                    DeviceSpec::WgpuCpu => WgpuDevice::Cpu,
-                    _ => WgpuDevice::DefaultDevice,
-                };
-                return task.run::<burn::backend::Wgpu>(device);
+                let devices = specs
+                    .iter()
+                    .map(|spec| match spec {
+                        DeviceSpec::WgpuGpu(i) => WgpuDevice::DiscreteGpu(*i),
+                        DeviceSpec::WgpuCpu => WgpuDevice::Cpu,
+                        _ => WgpuDevice::DefaultDevice,
+                    })
+                    .collect();
+                return task.run::<burn::backend::Wgpu>(devices);
             }
         }
-        DeviceSpec::Cuda(index) => {
+        DeviceSpec::Cuda(_) => {
             #[cfg(feature = "cuda")]
-            return task.run::<burn::backend::Cuda>(burn::backend::cuda::CudaDevice { index });
-            #[cfg(not(feature = "cuda"))]
-            let _ = index;
+            {
+                use burn::backend::cuda::CudaDevice;
+                let devices = specs
+                    .iter()
+                    .map(|spec| match spec {
+                        DeviceSpec::Cuda(index) => CudaDevice { index: *index },
+                        _ => CudaDevice { index: 0 },
+                    })
+                    .collect();
+                return task.run::<burn::backend::Cuda>(devices);
+            }
         }
     }
     #[allow(unreachable_code)]
-    not_compiled(spec)
+    not_compiled(first)
 }
 
 #[cfg(test)]
@@ -190,5 +238,27 @@ mod tests {
         }
         #[cfg(feature = "flex")]
         dispatch(DeviceSpec::Flex, Probe).expect("flex is compiled in");
+    }
+
+    struct Count;
+    impl MultiDeviceTask for Count {
+        type Output = usize;
+        fn run<B: Backend>(self, devices: Vec<B::Device>) -> anyhow::Result<usize> {
+            Ok(devices.len())
+        }
+    }
+
+    #[test]
+    fn several_devices_must_share_one_backend() {
+        let err = dispatch_devices(&[DeviceSpec::Flex, DeviceSpec::Cuda(1)], Count)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("different backends"), "{err}");
+        assert!(dispatch_devices(&[], Count).is_err());
+        #[cfg(feature = "flex")]
+        assert_eq!(
+            dispatch_devices(&[DeviceSpec::Flex, DeviceSpec::Flex], Count).expect("flex"),
+            2
+        );
     }
 }

@@ -52,7 +52,14 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Forward(args) => backend::dispatch(cli.device, args),
-        Command::Pretrain(args) => backend::dispatch(cli.device, args.resolve()?),
+        Command::Pretrain(args) => {
+            let devices = if args.devices.is_empty() {
+                vec![cli.device]
+            } else {
+                args.devices.clone()
+            };
+            backend::dispatch_devices(&devices, args.resolve()?)
+        }
         Command::Plot(args) => commands::plot::run(&args),
         Command::Export(args) => backend::dispatch(cli.device, args),
         Command::Data(commands::DataCommand::Build(args)) => commands::data_build::run(&args),

@@ -161,9 +161,26 @@ fn bad_flags_get_clear_errors() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("stpes"));
     let out = Command::new(env!("CARGO_BIN_EXE_electra"))
-        .args(["pretrain", "--devices", "cuda:0,cuda:1"])
+        .args(["pretrain", "--devices", "flex,cuda:1"])
         .output()
         .expect("run");
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not implemented"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("different backends"));
+}
+
+#[test]
+fn two_cpu_peers_train_data_parallel() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run = tmp.path().join("ddp");
+    let out = pretrain(&run, &["--devices", "flex,flex"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("pre-training finished: steps 0..4"),
+        "{stdout}"
+    );
+    assert!(
+        run.join("checkpoints/step-00000004/model.safetensors")
+            .is_file()
+    );
+    assert_eq!(losses(&run).len(), 4);
 }

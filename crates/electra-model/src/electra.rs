@@ -72,12 +72,13 @@ fn linear_glorot<B: Backend>(d_in: usize, d_out: usize, device: &B::Device) -> L
     let mut linear = LinearConfig::new(d_in, d_out)
         .with_initializer(Initializer::Zeros)
         .init(device);
-    linear.weight = Initializer::XavierUniform { gain: 1.0 }.init_with(
-        [d_in, d_out],
-        Some(d_in),
-        Some(d_out),
-        device,
-    );
+    // burn draws an initializer's values lazily, at the parameter's first use, from whatever
+    // random stream is current then; drawing them here ties them to the init seed, and model
+    // replicas cloned before their first use (data-parallel peers) hold the same weights.
+    let weight = Initializer::XavierUniform { gain: 1.0 }
+        .init_with([d_in, d_out], Some(d_in), Some(d_out), device)
+        .val();
+    linear.weight = Param::from_tensor(weight);
     linear
 }
 

@@ -42,6 +42,10 @@ pub enum TrainError {
         checkpoint: Option<PathBuf>,
     },
 
+    /// Data-parallel training failed: a peer stopped, or the collective refused an operation.
+    #[error("data-parallel training: {0}")]
+    Collective(String),
+
     /// A data error (corpus, tokenizer, shards).
     #[error(transparent)]
     Data(#[from] electra_data::DataError),

@@ -6,8 +6,11 @@
 //! learning-rate schedules, gradient accumulation, checkpoints written atomically and resumed
 //! exactly, metrics a user can plot, and data-parallel training on several devices.
 //!
-//! Built so far: the optimizer ([`optim::ElectraAdam`]) and the learning-rate schedules with
-//! layer-wise decay ([`schedule`]). The loop and checkpoints follow.
+//! The pieces: [`config`] (the run's TOML config and presets), [`source`] (batches from shards
+//! or the demo corpus), [`optim`] and [`schedule`] (the reference optimizer and learning
+//! rates, with layer-wise decay for fine-tuning), [`trainer`] (the loop), [`parallel`]
+//! (data-parallel peers over burn's collective all-reduce), [`checkpoint`], [`metrics`] and
+//! [`export`] (Hugging Face checkpoints of a run).
 
 pub mod checkpoint;
 pub mod config;
@@ -15,6 +18,7 @@ pub mod error;
 pub mod export;
 pub mod metrics;
 pub mod optim;
+pub mod parallel;
 pub mod schedule;
 pub mod source;
 pub mod trainer;

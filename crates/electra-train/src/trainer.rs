@@ -14,7 +14,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use burn::module::AutodiffModule;
-use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use electra_objective::{ElectraPretrainingModel, HostBatch, StepMetrics};
@@ -26,6 +25,7 @@ use crate::config::RunConfig;
 use crate::error::TrainError;
 use crate::metrics::{MetricsLog, Record};
 use crate::optim::ElectraAdam;
+use crate::parallel::{Peers, peer_gradients, split_rows};
 
 /// Where batches come from: the data loader (or anything else that yields host batches),
 /// resumable from a JSON cursor.
@@ -126,7 +126,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
     }
 }
 
-/// Runs (or continues) pre-training in `options.run_dir`.
+/// Runs (or continues) pre-training in `options.run_dir` on one device.
 ///
 /// A directory without checkpoints starts a new run: `config.toml` is written and the model
 /// initialised from `config.seed`. A directory with checkpoints continues from the newest; its
@@ -135,11 +135,42 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
 pub fn run<B: AutodiffBackend>(
     config: &RunConfig,
     train: &mut dyn BatchSource,
-    mut eval: Option<&mut dyn BatchSource>,
+    eval: Option<&mut dyn BatchSource>,
     device: &B::Device,
     options: &RunOptions,
 ) -> Result<Summary, TrainError> {
+    run_data_parallel::<B>(config, train, eval, std::slice::from_ref(device), options)
+}
+
+/// [`run`] on several devices at once: data-parallel training with one model replica per
+/// device and gradients averaged by burn's collective all-reduce (see [`crate::parallel`]).
+/// `devices[0]` holds the model that is evaluated and saved; each micro-batch is split by rows
+/// across the devices, so `train.batch_size` must be a multiple of
+/// `grad_accum_steps × devices.len()`. A run may be resumed on a different number of devices.
+pub fn run_data_parallel<B: AutodiffBackend>(
+    config: &RunConfig,
+    train: &mut dyn BatchSource,
+    mut eval: Option<&mut dyn BatchSource>,
+    devices: &[B::Device],
+    options: &RunOptions,
+) -> Result<Summary, TrainError> {
     config.validate()?;
+    let Some(device) = devices.first() else {
+        return Err(TrainError::InvalidConfig(
+            "no device to train on".to_string(),
+        ));
+    };
+    let n_peers = devices.len();
+    if !config
+        .train
+        .batch_size
+        .is_multiple_of(config.train.grad_accum_steps * n_peers)
+    {
+        return Err(TrainError::InvalidConfig(format!(
+            "train.batch_size ({}) must be a multiple of train.grad_accum_steps ({}) × devices ({n_peers})",
+            config.train.batch_size, config.train.grad_accum_steps
+        )));
+    }
     let run_dir = &options.run_dir;
     std::fs::create_dir_all(run_dir).map_err(io(run_dir))?;
     let config_path = run_dir.join("config.toml");
@@ -196,6 +227,9 @@ pub fn run<B: AutodiffBackend>(
         ProgressBar::hidden()
     };
 
+    let peers = Peers::start(&model, &optimizer, device, &devices[1..], |m| {
+        metrics_record(m, "")
+    })?;
     let started = Instant::now();
     let mut tokens = 0usize;
     let mut window: Vec<Record> = Vec::new();
@@ -208,29 +242,41 @@ pub fn run<B: AutodiffBackend>(
             break;
         }
         let step_started = Instant::now();
-        let mut accumulator = GradientsAccumulator::<ElectraPretrainingModel<B>>::new();
-        let mut micro_records = Vec::with_capacity(t.grad_accum_steps);
         let mut step_tokens = 0;
-        for micro in 0..t.grad_accum_steps {
+        let mut slices: Vec<Vec<HostBatch>> = vec![Vec::new(); n_peers];
+        for _ in 0..t.grad_accum_steps {
             let batch = train.next_batch(micro_batch)?;
             step_tokens += real_tokens(&batch);
-            let micro_step = step * t.grad_accum_steps as u64 + micro as u64;
-            let out = model.step(&batch, micro_step)?;
-            let metrics = StepMetrics::compute(&out);
-            if !metrics.loss.is_finite() {
-                return Err(TrainError::NonFinite {
-                    step: step + 1,
-                    loss: metrics.loss,
-                    checkpoint: list_checkpoints(run_dir)?.last().map(|(_, d)| d.clone()),
-                });
+            if n_peers == 1 {
+                slices[0].push(batch);
+            } else {
+                for (peer, part) in split_rows(&batch, n_peers)?.into_iter().enumerate() {
+                    slices[peer].push(part);
+                }
             }
-            micro_records.push(metrics_record(&metrics, ""));
-            let loss = out.loss.div_scalar(t.grad_accum_steps as f64);
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            accumulator.accumulate(&model, grads);
         }
         let lr = schedule.lr(step);
-        let (next, stats) = optimizer.step(lr, model, accumulator.grads(), &|_| 1.0);
+        let own = slices.remove(0);
+        peers.send_step(step, lr, slices)?;
+        let work = peer_gradients(&model, &own, step, n_peers, 0, &|m| metrics_record(m, ""))?;
+        let mut micro_records = work.records;
+        let mut non_finite = work.non_finite;
+        for (records, bad) in peers.collect()? {
+            micro_records.extend(records);
+            non_finite = non_finite.or(bad);
+        }
+        let (Some(grads), None) = (work.grads, non_finite) else {
+            let loss = non_finite.unwrap_or(f64::NAN);
+            peers.stop::<B>(false)?;
+            return Err(TrainError::NonFinite {
+                step: step + 1,
+                loss,
+                checkpoint: list_checkpoints(run_dir)?.last().map(|(_, d)| d.clone()),
+            });
+        };
+        peers.proceed();
+        let grads = peers.all_reduce::<B>(grads)?;
+        let (next, stats) = optimizer.step(lr, model, grads, &|_| 1.0);
         model = next;
         step += 1;
         tokens += step_tokens;
@@ -286,6 +332,7 @@ pub fn run<B: AutodiffBackend>(
         }
     }
     bar.finish_and_clear();
+    peers.stop::<B>(true)?;
     if !window.is_empty() {
         last = mean(&window);
         last.insert("step".into(), step as f64);

@@ -16,7 +16,7 @@ use electra_train::metrics::{self, Record};
 use electra_train::source;
 use electra_train::trainer::{self, BatchSource, RunOptions, Summary};
 
-use crate::backend::BackendTask;
+use crate::backend::{DeviceSpec, MultiDeviceTask};
 
 /// Arguments of `electra pretrain`.
 #[derive(Debug, clap::Args)]
@@ -42,9 +42,11 @@ pub struct PretrainArgs {
     /// Override any config key, e.g. `--set objective.mask_prob=0.25` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE", conflicts_with = "resume")]
     pub set: Vec<String>,
-    /// Several devices for data-parallel training (not implemented yet).
+    /// Several devices of one backend for data-parallel training, e.g. `cuda:0,cuda:1`
+    /// (replaces --device; each step's batch is split across them and the gradients are
+    /// averaged with burn's collective all-reduce).
     #[arg(long, value_delimiter = ',')]
-    pub devices: Vec<String>,
+    pub devices: Vec<DeviceSpec>,
     /// Continue the run in this directory from its newest checkpoint.
     #[arg(long)]
     pub resume: Option<PathBuf>,
@@ -65,12 +67,6 @@ pub struct Pretrain {
 impl PretrainArgs {
     /// Resolves the config and run directory, before any backend is chosen.
     pub fn resolve(self) -> anyhow::Result<Pretrain> {
-        if !self.devices.is_empty() {
-            bail!(
-                "--devices: data-parallel training on several devices is not implemented yet; \
-                 use one --device"
-            );
-        }
         if let Some(run_dir) = self.resume {
             let file = run_dir.join("config.toml");
             if !file.is_file() {
@@ -145,10 +141,10 @@ fn free_run_dir(root: &Path, name: &str) -> PathBuf {
         .unwrap_or(first)
 }
 
-impl BackendTask for Pretrain {
+impl MultiDeviceTask for Pretrain {
     type Output = ();
 
-    fn run<B: Backend>(self, device: B::Device) -> anyhow::Result<()> {
+    fn run<B: Backend>(self, devices: Vec<B::Device>) -> anyhow::Result<()> {
         let Pretrain {
             config,
             run_dir,
@@ -185,11 +181,11 @@ impl BackendTask for Pretrain {
             progress: true,
             stop_after,
         };
-        let summary = trainer::run::<Autodiff<B>>(
+        let summary = trainer::run_data_parallel::<Autodiff<B>>(
             &config,
             &mut train,
             eval.as_mut().map(|e| e as &mut dyn BatchSource),
-            &device,
+            &devices,
             &options,
         )?;
         data.tokenizer

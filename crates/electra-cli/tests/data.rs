@@ -44,6 +44,27 @@ fn demo_build_then_inspect_then_corrupt() {
     assert!(text.contains("all 2 shard(s) verified"), "{text}");
     assert!(text.contains("demo corpus"), "{text}");
 
+    // Pre-training reads the shards with the tokenizer the build saved beside them.
+    let run = tmp.path().join("run");
+    let trained = ok(&electra(&[
+        "pretrain",
+        "--data",
+        s(&out),
+        "--out",
+        s(&run),
+        "--steps",
+        "2",
+        "--set",
+        "train.batch_size=4",
+        "--set",
+        "data.max_seq_len=64",
+        "--set",
+        "model.num_hidden_layers=1",
+    ]));
+    assert!(trained.contains("steps 0..2"), "{trained}");
+    let config = std::fs::read_to_string(run.join("config.toml")).expect("config");
+    assert!(config.contains("tokenizer"), "{config}");
+
     let shard = out.join("shard-00001-of-00002.parquet");
     let bytes = std::fs::read(&shard).expect("read shard");
     std::fs::write(&shard, &bytes[..bytes.len() / 2]).expect("truncate");

@@ -30,7 +30,8 @@ pub struct PretrainArgs {
     /// Directory of Parquet shards from `electra data build` (default: the demo corpus).
     #[arg(long, conflicts_with = "resume")]
     pub data: Option<PathBuf>,
-    /// The tokenizer the shards were built with (vocab.txt or tokenizer.json).
+    /// The tokenizer the shards were built with (vocab.txt or tokenizer.json; default: the
+    /// `tokenizer/` folder that `electra data build` writes beside the shards).
     #[arg(long, conflicts_with = "resume")]
     pub tokenizer: Option<PathBuf>,
     /// Run directory (default: runs/<preset>, or runs/<preset>-N if that exists).
@@ -87,7 +88,13 @@ impl PretrainArgs {
         if let Some(dir) = &self.data {
             overrides.push(format!("data.shards={}", toml_string(dir)));
         }
-        if let Some(path) = &self.tokenizer {
+        // `electra data build` saves its tokenizer beside the shards; use it unless told
+        // otherwise (the run still checks the shards' manifest against it).
+        let tokenizer = self.tokenizer.clone().or_else(|| {
+            let beside = self.data.as_ref()?.join("tokenizer");
+            beside.is_dir().then_some(beside)
+        });
+        if let Some(path) = &tokenizer {
             overrides.push(format!("data.tokenizer={}", toml_string(path)));
         }
         if let Some(steps) = self.steps {

@@ -178,6 +178,7 @@ impl MultiDeviceTask for Pretrain {
             preset = %config.preset,
             steps = config.train.steps,
             batch = config.train.batch_size,
+            devices = devices.len(),
             seq = config.data.max_seq_len,
             data = %config.data.shards.as_ref().map_or("built-in demo corpus".to_string(), |p| p.display().to_string()),
             "pre-training"

@@ -68,7 +68,7 @@ fn throughput_table(root: &Path, options: &Options) -> anyhow::Result<()> {
     let peak = rows.first().map_or(0.0, |r| num(r, "peak_tflops"));
     let _ = writeln!(
         table,
-        "Measured {} on {} (at the start: {started_load}); {} threads; {} warm-up + {} timed \
+        "Measured {} on {} (at the start: {started_load}); {} thread(s); {} warm-up + {} timed \
          steps per row; MFU against an assumed peak of {peak:.4} TFLOP/s.\n",
         throughput::now(),
         throughput::machine(),
@@ -104,7 +104,8 @@ fn throughput_table(root: &Path, options: &Options) -> anyhow::Result<()> {
     }
     println!("{table}");
     if options.write_docs {
-        throughput::write_section(&root.join("docs/benchmarks.md"), "throughput", &table)?;
+        let section = format!("throughput-threads-{}", options.threads);
+        throughput::write_section(&root.join("docs/benchmarks.md"), &section, &table)?;
     }
     Ok(())
 }

@@ -7,7 +7,8 @@
 //! reference step with the generator head at the masked slots (B), the plain HF step (HF
 //! computes the head at every position), our inference, PyTorch's inference. Medians are taken
 //! over the timed steps of all rounds. Options as `bench throughput`, plus `--rounds N`
-//! (default 2) and `--write-docs` (rewrites the table in docs/benchmarks.md).
+//! (default 2) and `--write-docs` (rewrites the table for that thread count in
+//! docs/benchmarks.md).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -105,7 +106,7 @@ pub fn compare(root: &Path, args: &[String]) -> anyhow::Result<()> {
     let mut table = String::new();
     let _ = writeln!(
         table,
-        "Measured {} on {} (at the start: {started_load}, at the end: {}); {} threads on both \
+        "Measured {} on {} (at the start: {started_load}, at the end: {}); {} thread(s) on both \
          sides; {versions}; {} rounds of A/B processes, each {} warm-up + {} timed steps; \
          medians over all timed steps.\n",
         throughput::now(),
@@ -177,7 +178,8 @@ pub fn compare(root: &Path, args: &[String]) -> anyhow::Result<()> {
     );
     println!("{table}");
     if options.write_docs {
-        throughput::write_section(&root.join("docs/benchmarks.md"), "compare", &table)?;
+        let section = format!("compare-threads-{}", options.threads);
+        throughput::write_section(&root.join("docs/benchmarks.md"), &section, &table)?;
     }
     Ok(())
 }

@@ -154,6 +154,8 @@ pub struct Report {
     pub mode: Mode,
     /// Shapes.
     pub shape: Shape,
+    /// The backend and device (`flex`, `cuda:0`, ...).
+    pub device: String,
     /// Worker threads (rayon's pool).
     pub threads: usize,
     /// Untimed steps before the timed ones.
@@ -219,6 +221,8 @@ pub struct Settings {
     pub mode: Mode,
     /// Assumed peak, TFLOP/s.
     pub peak_tflops: f64,
+    /// The device as given (reported only).
+    pub device: String,
     /// Worker threads in use (reported only).
     pub threads: usize,
 }
@@ -311,6 +315,7 @@ pub fn measure<B: AutodiffBackend>(
             batch: settings.batch,
             seq: settings.seq,
         },
+        device: settings.device.clone(),
         threads: settings.threads,
         warmup: settings.warmup,
         step_seconds: seconds,

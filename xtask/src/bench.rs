@@ -6,7 +6,9 @@
 //! - `throughput [OPTIONS]`: the real pre-training step and discriminator inference per preset,
 //!   printed as a table (tokens/s, sequences/s, FLOPs per sequence, MFU with the assumed peak,
 //!   peak RSS); `--write-docs` rewrites the table in docs/benchmarks.md. Options:
-//!   `--presets tiny,small --batch N --seq 128 --warmup 1 --steps 3 --threads 2 --peak-tflops X`.
+//!   `--presets tiny,small --batch N --seq 128 --warmup 1 --steps 3 --threads 2 --peak-tflops X
+//!   --device flex|cuda[:N]|wgpu[:N]` (a GPU builds the binary with that cargo feature and
+//!   needs `--peak-tflops`).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -55,7 +57,7 @@ fn criterion(root: &Path, suite: &str, args: &[String]) -> anyhow::Result<()> {
 }
 
 fn throughput_table(root: &Path, options: &Options) -> anyhow::Result<()> {
-    let binary = throughput::build(root)?;
+    let binary = throughput::build(root, options)?;
     let started_load = throughput::load();
     let mut rows = Vec::new();
     for preset in &options.presets {
@@ -68,10 +70,11 @@ fn throughput_table(root: &Path, options: &Options) -> anyhow::Result<()> {
     let peak = rows.first().map_or(0.0, |r| num(r, "peak_tflops"));
     let _ = writeln!(
         table,
-        "Measured {} on {} (at the start: {started_load}); {} thread(s); {} warm-up + {} timed \
-         steps per row; MFU against an assumed peak of {peak:.4} TFLOP/s.\n",
+        "Measured {} on {} (at the start: {started_load}); device {}, {} thread(s); {} warm-up + \
+         {} timed steps per row; MFU against an assumed peak of {peak:.4} TFLOP/s.\n",
         throughput::now(),
         throughput::machine(),
+        options.device,
         options.threads,
         options.warmup,
         options.steps,

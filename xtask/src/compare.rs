@@ -29,8 +29,15 @@ const STAMP: &str = "electra-requirements.txt";
 /// Runs the `compare-pytorch` task.
 pub fn compare(root: &Path, args: &[String]) -> anyhow::Result<()> {
     let options = Options::parse(args)?;
+    if options.device != "flex" {
+        anyhow::bail!(
+            "compare-pytorch runs on the CPU only (the reference script does not move to a GPU); \
+             use `cargo xtask bench throughput --device {}` for GPU numbers",
+            options.device
+        );
+    }
     let python = python(root)?;
-    let binary = throughput::build(root)?;
+    let binary = throughput::build(root, &options)?;
     let started_load = throughput::load();
     let describe_dir = root.join("target/compare-pytorch");
     std::fs::create_dir_all(&describe_dir)

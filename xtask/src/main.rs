@@ -34,6 +34,8 @@ tasks:
                      OPTIONS: --presets tiny,small --batch N (default tiny 16, others 8)
                      --seq 128 --warmup 1 --steps 3 --threads 2 --rounds 2
                      --peak-tflops X --write-docs (rewrite docs/benchmarks.md tables)
+                     --device flex|cuda[:N]|wgpu[:N] (bench throughput only; a GPU
+                     needs --peak-tflops)
   fixtures           regenerate the HF parity fixtures (needs Python 3.11 + pip)
   help               this text";
 

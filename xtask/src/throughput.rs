@@ -30,6 +30,8 @@ pub struct Options {
     pub rounds: usize,
     /// Rewrite the generated section of docs/benchmarks.md.
     pub write_docs: bool,
+    /// Backend and device of our side (`flex`, `cuda[:N]`, `wgpu[:N]`).
+    pub device: String,
 }
 
 impl Options {
@@ -46,6 +48,7 @@ impl Options {
             peak_tflops: None,
             rounds: 2,
             write_docs: false,
+            device: "flex".into(),
         };
         let mut it = args.iter();
         while let Some(flag) = it.next() {
@@ -67,6 +70,7 @@ impl Options {
                 "--steps" => o.steps = number()?,
                 "--threads" => o.threads = number()?,
                 "--rounds" => o.rounds = number()?,
+                "--device" => o.device = value.clone(),
                 "--peak-tflops" => {
                     o.peak_tflops = Some(
                         value
@@ -87,6 +91,12 @@ impl Options {
     pub fn batch_for(&self, preset: &str) -> usize {
         self.batch.unwrap_or_else(|| default_batch(preset))
     }
+
+    /// The cargo feature of electra-benches that `device` needs (`None` for flex).
+    pub fn feature(&self) -> Option<&str> {
+        let kind = self.device.split(':').next().unwrap_or("flex");
+        (kind != "flex").then_some(kind)
+    }
 }
 
 /// Default sequences per step: 16 for `tiny`, 8 for the others (a `small` step at batch 128
@@ -95,19 +105,18 @@ pub fn default_batch(preset: &str) -> usize {
     if preset == "tiny" { 16 } else { 8 }
 }
 
-/// Builds the `throughput` binary (release) and returns its path.
-pub fn build(root: &Path) -> anyhow::Result<PathBuf> {
-    run(Command::new(cargo())
-        .args([
-            "build",
-            "--release",
-            "--quiet",
-            "-p",
-            "electra-benches",
-            "--bin",
-            "throughput",
-        ])
-        .current_dir(root))?;
+/// Builds the `throughput` binary (release, with the backend `options.device` needs) and
+/// returns its path.
+pub fn build(root: &Path, options: &Options) -> anyhow::Result<PathBuf> {
+    let mut command = Command::new(cargo());
+    command
+        .args(["build", "--release", "--quiet", "-p", "electra-benches"])
+        .args(["--bin", "throughput"])
+        .current_dir(root);
+    if let Some(feature) = options.feature() {
+        command.args(["--features", feature]);
+    }
+    run(&mut command)?;
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
@@ -141,7 +150,14 @@ pub fn ours(binary: &Path, options: &Options, preset: &str, mode: &str) -> anyho
     let mut command = Command::new(binary);
     command
         .env("RAYON_NUM_THREADS", options.threads.to_string())
-        .args(["--preset", preset, "--mode", mode])
+        .args([
+            "--preset",
+            preset,
+            "--mode",
+            mode,
+            "--device",
+            &options.device,
+        ])
         .args(["--batch", &options.batch_for(preset).to_string()])
         .args(["--seq", &options.seq.to_string()])
         .args(["--warmup", &options.warmup.to_string()])
@@ -252,6 +268,9 @@ mod tests {
         let bad = Options::parse(&["--seq".into(), "x".into()]).unwrap_err();
         assert!(bad.to_string().contains("--seq x"), "{bad}");
         assert!(Options::parse(&["--frobnicate".into(), "1".into()]).is_err());
+        assert_eq!(Options::parse(&[]).unwrap().feature(), None);
+        let cuda = Options::parse(&["--device".into(), "cuda:1".into()]).unwrap();
+        assert_eq!(cuda.feature(), Some("cuda"));
     }
 
     #[test]

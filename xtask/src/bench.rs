@@ -59,6 +59,7 @@ fn criterion(root: &Path, suite: &str, args: &[String]) -> anyhow::Result<()> {
 fn throughput_table(root: &Path, options: &Options) -> anyhow::Result<()> {
     let binary = throughput::build(root, options)?;
     let started_load = throughput::load();
+    let warning = throughput::contention_warning();
     let mut rows = Vec::new();
     for preset in &options.presets {
         for mode in ["step", "forward"] {
@@ -67,6 +68,9 @@ fn throughput_table(root: &Path, options: &Options) -> anyhow::Result<()> {
         }
     }
     let mut table = String::new();
+    if let Some(warning) = &warning {
+        let _ = writeln!(table, "{warning}");
+    }
     let peak = rows.first().map_or(0.0, |r| num(r, "peak_tflops"));
     let _ = writeln!(
         table,

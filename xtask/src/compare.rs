@@ -39,6 +39,7 @@ pub fn compare(root: &Path, args: &[String]) -> anyhow::Result<()> {
     let python = python(root)?;
     let binary = throughput::build(root, &options)?;
     let started_load = throughput::load();
+    let warning = throughput::contention_warning();
     let describe_dir = root.join("target/compare-pytorch");
     std::fs::create_dir_all(&describe_dir)
         .with_context(|| format!("cannot create {}", describe_dir.display()))?;
@@ -111,6 +112,9 @@ pub fn compare(root: &Path, args: &[String]) -> anyhow::Result<()> {
             )
         });
     let mut table = String::new();
+    if let Some(warning) = &warning {
+        let _ = writeln!(table, "{warning}");
+    }
     let _ = writeln!(
         table,
         "Measured {} on {} (at the start: {started_load}, at the end: {}); {} thread(s) on both \

@@ -216,6 +216,29 @@ pub fn load() -> String {
         .map_or_else(|| "load unknown".into(), |l| format!("load average {l}"))
 }
 
+/// A warning when the 1-minute load average is above half a task per core: other processes
+/// then compete for the cores and every number is contended.
+pub fn contention_warning() -> Option<String> {
+    let load: f64 = std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    contention_text(load, cores)
+}
+
+fn contention_text(load: f64, cores: f64) -> Option<String> {
+    (load > 0.5 * cores).then(|| {
+        format!(
+            "**Contended:** the load average was {load:.2} on {cores} cores before this run; \
+             other processes competed for the cores, so these numbers understate both sides \
+             (unevenly). Rerun on a quiet machine before quoting them.\n"
+        )
+    })
+}
+
 /// The UTC date and time (`date -u`), or "unknown date".
 pub fn now() -> String {
     Command::new("date")
@@ -290,6 +313,13 @@ mod tests {
         );
         assert!(write_section(&path, "missing", "x").is_err());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn contention_is_flagged_above_half_a_task_per_core() {
+        assert!(contention_text(0.4, 2.0).is_none());
+        let text = contention_text(4.5, 2.0).expect("contended");
+        assert!(text.contains("4.50 on 2 cores"), "{text}");
     }
 
     #[test]

@@ -1,10 +1,17 @@
 //! # electra-benches: criterion benchmarks
 //!
-//! Speed targets live here, never in timed tests. `cargo xtask bench` runs every suite; each
-//! file under `benches/` is one suite. This library holds what the suites share: deterministic
-//! inputs of a given shape.
+//! Speed targets live here, never in timed tests. `cargo xtask bench` runs every criterion
+//! suite (each file under `benches/` is one) and then the end-to-end `throughput` binary
+//! (`src/bin/throughput.rs`), which times the real pre-training step and inference per preset;
+//! `cargo xtask compare-pytorch` runs the same binary against the PyTorch reference script
+//! `reference/electra_step.py`. This library holds what they share: deterministic inputs
+//! ([`synthetic_batch`], [`measure::synthetic_host_batch`]), the analytic FLOP count
+//! ([`flops`]) and the timed loops ([`measure`]).
 
 use burn::prelude::*;
+
+pub mod flops;
+pub mod measure;
 
 /// A deterministic batch `[batch, seq]` of token ids in `4..vocab`, all real tokens, one
 /// segment: `(input_ids, token_type_ids, attention_mask)`.

@@ -5,8 +5,9 @@
 //!
 //! - `ci`: exactly what CI runs (`.ci/run`): format check, clippy, the test suite, and compile
 //!   checks of the `wgpu` and `cuda` backends.
-//! - `bench [ARGS...]`: the criterion benchmarks (`cargo bench -p electra-benches`);
-//!   `bench data` runs only the data pipeline suite (`--bench data`).
+//! - `bench [SUITE] [ARGS...]`: the criterion suites and the end-to-end throughput run
+//!   (`bench.rs`).
+//! - `compare-pytorch [OPTIONS]`: our step against PyTorch + HF transformers (`compare.rs`).
 //! - `fixtures`: regenerates the Hugging Face parity fixtures with PyTorch (creates
 //!   `.venv-fixtures` from `scripts/requirements-fixtures.txt` on first use).
 
@@ -15,12 +16,26 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 
+mod bench;
+mod compare;
+mod throughput;
+
 const USAGE: &str = "usage: cargo xtask <task>
 
 tasks:
   ci                 run what CI runs (.ci/run): fmt, clippy, tests, backend compile checks
-  bench [ARGS...]    run the criterion benchmarks (extra ARGS go to criterion)
-  bench data [ARGS]  only the data pipeline suite: text MB/s into shards vs raw tokenization
+  bench              every criterion suite (quick settings), then `bench throughput`
+  bench SUITE [ARGS] one criterion suite (encoder, train, data); ARGS go to criterion
+  bench throughput [OPTIONS]
+                     the real pre-training step and inference per preset: tokens/s,
+                     sequences/s, FLOPs/sequence, MFU, peak RSS
+  compare-pytorch [OPTIONS]
+                     the same against PyTorch + HF transformers (sets up .venv-bench once)
+                     OPTIONS: --presets tiny,small --batch N (default tiny 16, others 8)
+                     --seq 128 --warmup 1 --steps 3 --threads 2 --rounds 2
+                     --peak-tflops X --write-docs (rewrite docs/benchmarks.md tables)
+                     --device flex|cuda[:N]|wgpu[:N] (bench throughput only; a GPU
+                     needs --peak-tflops)
   fixtures           regenerate the HF parity fixtures (needs Python 3.11 + pip)
   help               this text";
 
@@ -29,17 +44,8 @@ fn main() -> anyhow::Result<()> {
     let root = workspace_root();
     match args.first().map(String::as_str) {
         Some("ci") => run(Command::new("bash").arg(".ci/run").current_dir(&root)),
-        // `bench data [ARGS...]`: only the data pipeline suite.
-        Some("bench") if args.get(1).map(String::as_str) == Some("data") => {
-            run(Command::new(cargo())
-                .args(["bench", "-p", "electra-benches", "--bench", "data", "--"])
-                .args(&args[2..])
-                .current_dir(&root))
-        }
-        Some("bench") => run(Command::new(cargo())
-            .args(["bench", "-p", "electra-benches", "--"])
-            .args(&args[1..])
-            .current_dir(&root)),
+        Some("bench") => bench::bench(&root, &args[1..]),
+        Some("compare-pytorch") => compare::compare(&root, &args[1..]),
         Some("fixtures") => fixtures(&root),
         Some("help") | Some("--help") | Some("-h") | None => {
             println!("{USAGE}");

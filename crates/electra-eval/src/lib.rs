@@ -15,7 +15,12 @@
 
 pub mod data;
 pub mod error;
+pub mod features;
+pub mod finetune;
 pub mod metrics;
+pub mod model;
+pub mod pretrained;
+pub mod report;
 pub mod task;
 
 pub use error::EvalError;

@@ -15,6 +15,7 @@ pub mod error;
 pub mod export;
 pub mod metrics;
 pub mod optim;
+pub mod pretrained;
 pub mod schedule;
 pub mod source;
 pub mod trainer;

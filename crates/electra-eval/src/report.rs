@@ -347,9 +347,9 @@ mod tests {
         let text = prediction_file_text(Task::Cola, &ids, &Predictions::Classes(vec![1, 0]))
             .expect("cola");
         assert_eq!(text, "index\tprediction\n0\t1\n1\t0\n");
-        let text = prediction_file_text(Task::Stsb, &ids, &Predictions::Scores(vec![2.71828, 5.7]))
+        let text = prediction_file_text(Task::Stsb, &ids, &Predictions::Scores(vec![3.4567, 5.7]))
             .expect("sts");
-        assert_eq!(text, "index\tprediction\n0\t2.718\n1\t5.000\n");
+        assert_eq!(text, "index\tprediction\n0\t3.457\n1\t5.000\n");
         assert!(prediction_file_text(Task::Rte, &ids, &Predictions::Classes(vec![1])).is_err());
     }
 }

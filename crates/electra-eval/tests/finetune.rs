@@ -222,3 +222,49 @@ fn snapshot<B: Backend>(
     );
     out
 }
+
+/// A discriminator imported from a Hugging Face directory is trained as a whole: after one
+/// step the encoder's weights (not only the new head) have moved.
+#[test]
+fn an_imported_hf_discriminator_is_fine_tuned_end_to_end() {
+    let _guard = TRAINING.lock().unwrap_or_else(|e| e.into_inner());
+    let device = Default::default();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../electra-model/tests/fixtures/hf-tiny/discriminator");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut vocab: Vec<String> = [
+        "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "great", "awful",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    vocab.extend(FILLER.iter().map(|s| s.to_string()));
+    let vocab_path = tmp.path().join("vocab.txt");
+    std::fs::write(&vocab_path, vocab.join("\n") + "\n").expect("vocab");
+    AB::seed(&device, 5);
+    let pre = electra_eval::pretrained::load::<AB>(&dir, Some(&vocab_path), false, &device)
+        .expect("load");
+    assert!(pre.description.contains("Hugging Face discriminator"));
+    let set = encode(&pre.tokenizer, &synthetic(16, 9), 32).expect("set");
+    let ft = FinetuneConfig::default();
+    let recipe = ft.recipe(Task::Sst2, &pre.config);
+    let mut tuner =
+        Finetuner::new(pre.encoder, &pre.config, Task::Sst2, &recipe, &ft, &device).expect("tuner");
+    let before = snapshot(&tuner.model);
+    let indices: Vec<usize> = (0..16).collect();
+    tuner.step(&set, &indices, 1e-3, &device).expect("step");
+    let after = snapshot(&tuner.model);
+    for path in [
+        "electra.embeddings.word_embeddings.weight",
+        "electra.encoder.layers.0.intermediate.weight",
+        "electra.encoder.layers.1.intermediate.weight",
+        "classifier.weight",
+    ] {
+        let moved = before[path]
+            .iter()
+            .zip(&after[path])
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f64::max);
+        assert!(moved > 1e-5, "{path} did not move ({moved})");
+    }
+}

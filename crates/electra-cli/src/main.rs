@@ -34,6 +34,11 @@ enum Command {
     Plot(commands::plot::PlotArgs),
     /// Write a run's newest checkpoint as Hugging Face discriminator and generator checkpoints.
     Export(commands::export::ExportArgs),
+    /// Fine-tune a pre-trained discriminator on one GLUE task over several seeds.
+    Finetune(commands::finetune::FinetuneArgs),
+    /// Fine-tune and evaluate on GLUE tasks (results table, test-server files); `glue score`
+    /// scores a prediction file.
+    Glue(commands::glue::GlueArgs),
     /// Pre-training data: build and inspect Parquet shards.
     #[command(subcommand)]
     Data(commands::DataCommand),
@@ -62,6 +67,11 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Plot(args) => commands::plot::run(&args),
         Command::Export(args) => backend::dispatch(cli.device, args),
+        Command::Finetune(args) => backend::dispatch(cli.device, args.into_run()?).map(drop),
+        Command::Glue(args) => match args.command {
+            Some(commands::glue::GlueCommand::Score(score)) => commands::glue::score(&score),
+            None => backend::dispatch(cli.device, args.into_run()?).map(drop),
+        },
         Command::Data(commands::DataCommand::Build(args)) => commands::data_build::run(&args),
         Command::Data(commands::DataCommand::Inspect(args)) => commands::data_inspect::run(&args),
         Command::Tokenizer(commands::TokenizerCommand::Train(args)) => {

@@ -1,10 +1,27 @@
 //! # electra-eval: GLUE
 //!
-//! This crate evaluates a pre-trained discriminator the way the paper does: it reads the nine
-//! GLUE tasks (and the AX diagnostic) in the standard `glue_data` layout, fine-tunes a
-//! dropout + linear head on the final `[CLS]` state with layer-wise learning-rate decay
-//! (spec sections 5 and 6), computes each task's official metrics, and writes result tables
-//! over several seeds and GLUE test-server prediction files.
+//! This crate evaluates a pre-trained discriminator the way the paper does (spec sections 5
+//! and 6). It reads the nine GLUE tasks and the AX diagnostic in the standard `glue_data`
+//! layout ([`task`], [`data`]), turns examples into `[CLS] A [SEP] B [SEP]` token ids with the
+//! model's WordPiece tokenizer ([`features`]), fine-tunes a dropout + linear head on the final
+//! `[CLS]` state with the reference optimizer, schedule and layer-wise learning-rate decay
+//! ([`model`], [`finetune`]), computes each task's official metrics and the GLUE averages
+//! ([`metrics`]), and writes result tables over several seeds and GLUE test-server prediction
+//! files ([`report`]).
 //!
-//! Status: not built yet. The GLUE issue fills this crate; until then the workspace compiles it
-//! as an empty library so that the crate graph is in place.
+//! The optimizer (`ElectraAdam`), the learning-rate schedule and the layer-wise multipliers
+//! come from `electra-train`; the encoder and the Hugging Face loaders from `electra-model`;
+//! the tokenizer from `electra-data`. Nothing here picks a device: the CLI does.
+
+pub mod data;
+pub mod error;
+pub mod features;
+pub mod finetune;
+pub mod metrics;
+pub mod model;
+pub mod pretrained;
+pub mod report;
+pub mod task;
+
+pub use error::EvalError;
+pub use task::{Metric, Split, Task};

@@ -67,8 +67,8 @@ fn linear_truncated<B: Backend>(
 }
 
 /// A `Linear` with TF's default Glorot-uniform kernel and a zero bias (spec 2.7:
-/// `embeddings_project` and the discriminator's `dense_prediction`).
-fn linear_glorot<B: Backend>(d_in: usize, d_out: usize, device: &B::Device) -> Linear<B> {
+/// `embeddings_project`, the discriminator's `dense_prediction` and fine-tuning heads).
+pub fn linear_glorot<B: Backend>(d_in: usize, d_out: usize, device: &B::Device) -> Linear<B> {
     let mut linear = LinearConfig::new(d_in, d_out)
         .with_initializer(Initializer::Zeros)
         .init(device);

@@ -10,9 +10,8 @@ use electra_model::hf::{self, Architecture};
 use electra_model::{ElectraConfig, ElectraForMaskedLM, ElectraForPreTraining, ElectraModel};
 use electra_objective::ElectraPretrainingModel;
 
-use crate::checkpoint::{self, list_checkpoints};
-use crate::config::RunConfig;
 use crate::error::TrainError;
+use crate::pretrained::{RunCheckpoint, load_newest};
 
 /// The discriminator of a pre-training model as an HF-shaped `ElectraForPreTraining`.
 pub fn discriminator<B: Backend>(
@@ -71,15 +70,9 @@ pub fn export_run<B: Backend>(
     out: &Path,
     device: &B::Device,
 ) -> Result<Exported, TrainError> {
-    let config_path = run_dir.join("config.toml");
-    let config = RunConfig::resolve(None, Some(&config_path), &[])?;
-    let (_, dir) = list_checkpoints(run_dir)?.pop().ok_or_else(|| {
-        TrainError::InvalidConfig(format!("{}: no checkpoint to export", run_dir.display()))
-    })?;
-    let mut objective = config.objective.clone();
-    objective.seed = config.objective_seed();
-    let mut model = ElectraPretrainingModel::<B>::new(&config.model, &objective, device)?;
-    checkpoint::load_model(&dir, &mut model)?;
+    let RunCheckpoint {
+        config, model, dir, ..
+    } = load_newest::<B>(run_dir, device)?;
 
     let disc_dir = out.join("discriminator");
     hf::save(

@@ -10,7 +10,8 @@
 //! or the demo corpus), [`optim`] and [`schedule`] (the reference optimizer and learning
 //! rates, with layer-wise decay for fine-tuning), [`trainer`] (the loop), [`parallel`]
 //! (data-parallel peers over burn's collective all-reduce), [`checkpoint`], [`metrics`] and
-//! [`export`] (Hugging Face checkpoints of a run).
+//! [`export`] (Hugging Face checkpoints of a run), [`pretrained`] (a run's newest discriminator,
+//! for fine-tuning).
 
 pub mod checkpoint;
 pub mod config;
@@ -19,6 +20,7 @@ pub mod export;
 pub mod metrics;
 pub mod optim;
 pub mod parallel;
+pub mod pretrained;
 pub mod schedule;
 pub mod source;
 pub mod trainer;

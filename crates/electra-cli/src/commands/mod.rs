@@ -3,7 +3,9 @@
 pub mod data_build;
 pub mod data_inspect;
 pub mod export;
+pub mod finetune;
 pub mod forward;
+pub mod glue;
 pub mod plot;
 pub mod pretrain;
 pub mod progress;

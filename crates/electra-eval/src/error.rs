@@ -1,0 +1,89 @@
+//! The error type of `electra-eval`.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong between a GLUE folder and a results table.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    /// A file or directory could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A row of a TSV file does not have the expected layout.
+    #[error("{}:{line}: {message}", path.display())]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// What was found and what was expected.
+        message: String,
+    },
+
+    /// A task name that is not one of the GLUE tasks.
+    #[error("unknown GLUE task `{0}`: expected one of {names}", names = crate::task::Task::names())]
+    UnknownTask(String),
+
+    /// The GLUE directory has no folder (or file) for a task.
+    #[error(
+        "{task}: no {what} in {} (expected the glue_data layout: {}/{folder}/{what})",
+        dir.display(), dir.display()
+    )]
+    Missing {
+        /// The task's name.
+        task: String,
+        /// The GLUE directory.
+        dir: PathBuf,
+        /// The folder expected for the task.
+        folder: String,
+        /// The file or folder that is missing.
+        what: String,
+    },
+
+    /// A configuration value or argument is out of range; the message names it.
+    #[error("invalid fine-tuning config: {0}")]
+    InvalidConfig(String),
+
+    /// Predictions and gold labels do not fit together.
+    #[error("{0}")]
+    Mismatch(String),
+
+    /// A tokenizer error.
+    #[error(transparent)]
+    Data(#[from] electra_data::DataError),
+
+    /// A model or HF checkpoint error.
+    #[error(transparent)]
+    Model(#[from] electra_model::ModelError),
+
+    /// A training-crate error (optimizer config, run checkpoints).
+    #[error(transparent)]
+    Train(#[from] electra_train::TrainError),
+}
+
+impl EvalError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn format(
+        path: impl Into<PathBuf>,
+        line: usize,
+        message: impl Into<String>,
+    ) -> Self {
+        Self::Format {
+            path: path.into(),
+            line,
+            message: message.into(),
+        }
+    }
+}

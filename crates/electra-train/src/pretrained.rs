@@ -1,0 +1,60 @@
+//! A run directory's newest checkpoint as a model, for the commands that start from it
+//! (`electra export`, `electra finetune`).
+
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+use electra_model::ElectraForPreTraining;
+use electra_objective::ElectraPretrainingModel;
+
+use crate::checkpoint::{self, list_checkpoints};
+use crate::config::RunConfig;
+use crate::error::TrainError;
+use crate::export;
+
+/// The newest complete checkpoint of a run, loaded.
+#[derive(Debug)]
+pub struct RunCheckpoint<B: Backend> {
+    /// The run's resolved configuration (`RUN_DIR/config.toml`).
+    pub config: RunConfig,
+    /// The pre-training model (both towers, shared embeddings).
+    pub model: ElectraPretrainingModel<B>,
+    /// The checkpoint directory loaded.
+    pub dir: PathBuf,
+    /// Its step.
+    pub step: u64,
+}
+
+/// Loads the newest complete checkpoint of `run_dir` (one that is still being written is not
+/// listed, so this is safe while the run goes on).
+pub fn load_newest<B: Backend>(
+    run_dir: &Path,
+    device: &B::Device,
+) -> Result<RunCheckpoint<B>, TrainError> {
+    let config_path = run_dir.join("config.toml");
+    let config = RunConfig::resolve(None, Some(&config_path), &[])?;
+    let (step, dir) = list_checkpoints(run_dir)?.pop().ok_or_else(|| {
+        TrainError::InvalidConfig(format!("{}: the run has no checkpoint", run_dir.display()))
+    })?;
+    let mut objective = config.objective.clone();
+    objective.seed = config.objective_seed();
+    let mut model = ElectraPretrainingModel::<B>::new(&config.model, &objective, device)?;
+    checkpoint::load_model(&dir, &mut model)?;
+    Ok(RunCheckpoint {
+        config,
+        model,
+        dir,
+        step,
+    })
+}
+
+/// The discriminator of the newest checkpoint of `run_dir`, as an HF-shaped
+/// `ElectraForPreTraining`, with the checkpoint it came from.
+pub fn load_discriminator<B: Backend>(
+    run_dir: &Path,
+    device: &B::Device,
+) -> Result<(ElectraForPreTraining<B>, RunCheckpoint<B>), TrainError> {
+    let run = load_newest::<B>(run_dir, device)?;
+    let discriminator = export::discriminator(&run.model)?;
+    Ok((discriminator, run))
+}

@@ -98,6 +98,17 @@ fn not_compiled<T>(spec: DeviceSpec) -> anyhow::Result<T> {
     )
 }
 
+/// The wgpu device a wgpu spec names.
+#[cfg(feature = "wgpu")]
+fn wgpu_device(spec: DeviceSpec) -> burn::backend::wgpu::WgpuDevice {
+    use burn::backend::wgpu::WgpuDevice;
+    match spec {
+        DeviceSpec::WgpuGpu(i) => WgpuDevice::DiscreteGpu(i),
+        DeviceSpec::WgpuCpu => WgpuDevice::Cpu,
+        _ => WgpuDevice::DefaultDevice,
+    }
+}
+
 /// Runs `task` on the backend and device that `spec` names.
 pub fn dispatch<T: BackendTask>(spec: DeviceSpec, task: T) -> anyhow::Result<T::Output> {
     tracing::info!(device = %spec, "selected backend");
@@ -112,15 +123,7 @@ pub fn dispatch<T: BackendTask>(spec: DeviceSpec, task: T) -> anyhow::Result<T::
         }
         DeviceSpec::Wgpu | DeviceSpec::WgpuGpu(_) | DeviceSpec::WgpuCpu => {
             #[cfg(feature = "wgpu")]
-            {
-                use burn::backend::wgpu::WgpuDevice;
-                let device = match spec {
-                    DeviceSpec::WgpuGpu(i) => WgpuDevice::DiscreteGpu(i),
-                    DeviceSpec::WgpuCpu => WgpuDevice::Cpu,
-                    _ => WgpuDevice::DefaultDevice,
-                };
-                return task.run::<burn::backend::Wgpu>(device);
-            }
+            return task.run::<burn::backend::Wgpu>(wgpu_device(spec));
         }
         DeviceSpec::Cuda(index) => {
             #[cfg(feature = "cuda")]
@@ -131,6 +134,44 @@ pub fn dispatch<T: BackendTask>(spec: DeviceSpec, task: T) -> anyhow::Result<T::
     }
     #[allow(unreachable_code)]
     not_compiled(spec)
+}
+
+/// What `spec` runs on, in words: for wgpu the adapter wgpu chose (name, type, driver), so
+/// that a run can prove which driver it used. For wgpu this initialises the device, so call
+/// it before the device is first used.
+pub fn describe(spec: DeviceSpec) -> anyhow::Result<String> {
+    match spec {
+        DeviceSpec::Flex | DeviceSpec::NdArray => {
+            let threads = std::thread::available_parallelism().map_or(1, usize::from);
+            Ok(format!("{spec} on the CPU, {threads} hardware threads"))
+        }
+        DeviceSpec::Wgpu | DeviceSpec::WgpuGpu(_) | DeviceSpec::WgpuCpu => {
+            #[cfg(feature = "wgpu")]
+            {
+                use burn::backend::wgpu::{RuntimeOptions, graphics, init_setup};
+                let setup = init_setup::<graphics::AutoGraphicsApi>(
+                    &wgpu_device(spec),
+                    RuntimeOptions::default(),
+                );
+                let info = setup.adapter.get_info();
+                return Ok(format!(
+                    "adapter `{}` ({:?}) on {:?}, driver `{}` {}",
+                    info.name, info.device_type, setup.backend, info.driver, info.driver_info
+                ));
+            }
+            #[cfg(not(feature = "wgpu"))]
+            not_compiled(spec)
+        }
+        DeviceSpec::Cuda(index) => {
+            #[cfg(feature = "cuda")]
+            return Ok(format!("CUDA device {index}"));
+            #[cfg(not(feature = "cuda"))]
+            {
+                let _ = index;
+                not_compiled(spec)
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -3,12 +3,16 @@
 //! `cargo xtask <task>` (an alias in `.cargo/config.toml`). Tasks run cargo and scripts; no
 //! model code lives here.
 //!
-//! - `ci`: exactly what CI runs (`.ci/run`): format check, clippy, the test suite, and compile
-//!   checks of the `wgpu` and `cuda` backends.
+//! - `ci`: exactly what CI runs (`.ci/run`): format check, clippy, the test suite, compile
+//!   checks of the `wgpu` and `cuda` backends, and the flex and wgpu (lavapipe) conformance.
 //! - `bench [ARGS...]`: the criterion benchmarks (`cargo bench -p electra-benches`);
 //!   `bench data` runs only the data pipeline suite (`--bench data`).
+//! - `conformance --device D [--release] [ARGS...]`: backend conformance of D against flex and
+//!   the PyTorch fixtures (see `conformance.rs`).
 //! - `fixtures`: regenerates the Hugging Face parity fixtures with PyTorch (creates
 //!   `.venv-fixtures` from `scripts/requirements-fixtures.txt` on first use).
+
+mod conformance;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -18,9 +22,11 @@ use anyhow::{Context, bail};
 const USAGE: &str = "usage: cargo xtask <task>
 
 tasks:
-  ci                 run what CI runs (.ci/run): fmt, clippy, tests, backend compile checks
+  ci                 run what CI runs (.ci/run): fmt, clippy, tests, backend checks, conformance
   bench [ARGS...]    run the criterion benchmarks (extra ARGS go to criterion)
   bench data [ARGS]  only the data pipeline suite: text MB/s into shards vs raw tokenization
+  conformance --device D [--release] [ARGS...]
+                     device D against flex and the PyTorch fixtures (table; fails on a mismatch)
   fixtures           regenerate the HF parity fixtures (needs Python 3.11 + pip)
   help               this text";
 
@@ -40,6 +46,7 @@ fn main() -> anyhow::Result<()> {
             .args(["bench", "-p", "electra-benches", "--"])
             .args(&args[1..])
             .current_dir(&root)),
+        Some("conformance") => conformance::run(&root, &args[1..]),
         Some("fixtures") => fixtures(&root),
         Some("help") | Some("--help") | Some("-h") | None => {
             println!("{USAGE}");

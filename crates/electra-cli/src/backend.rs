@@ -145,33 +145,36 @@ pub fn describe(spec: DeviceSpec) -> anyhow::Result<String> {
             let threads = std::thread::available_parallelism().map_or(1, usize::from);
             Ok(format!("{spec} on the CPU, {threads} hardware threads"))
         }
-        DeviceSpec::Wgpu | DeviceSpec::WgpuGpu(_) | DeviceSpec::WgpuCpu => {
-            #[cfg(feature = "wgpu")]
-            {
-                use burn::backend::wgpu::{RuntimeOptions, graphics, init_setup};
-                let setup = init_setup::<graphics::AutoGraphicsApi>(
-                    &wgpu_device(spec),
-                    RuntimeOptions::default(),
-                );
-                let info = setup.adapter.get_info();
-                return Ok(format!(
-                    "adapter `{}` ({:?}) on {:?}, driver `{}` {}",
-                    info.name, info.device_type, setup.backend, info.driver, info.driver_info
-                ));
-            }
-            #[cfg(not(feature = "wgpu"))]
-            not_compiled(spec)
-        }
-        DeviceSpec::Cuda(index) => {
-            #[cfg(feature = "cuda")]
-            return Ok(format!("CUDA device {index}"));
-            #[cfg(not(feature = "cuda"))]
-            {
-                let _ = index;
-                not_compiled(spec)
-            }
-        }
+        DeviceSpec::Wgpu | DeviceSpec::WgpuGpu(_) | DeviceSpec::WgpuCpu => wgpu_adapter(spec),
+        DeviceSpec::Cuda(index) if cfg!(feature = "cuda") => Ok(format!("CUDA device {index}")),
+        DeviceSpec::Cuda(_) => not_compiled(spec),
     }
+}
+
+/// Initialises the wgpu device of `spec` and describes the adapter wgpu chose for it.
+#[cfg(feature = "wgpu")]
+fn wgpu_adapter(spec: DeviceSpec) -> anyhow::Result<String> {
+    use burn::backend::wgpu::{RuntimeOptions, graphics, init_setup};
+    // wgpu panics when no adapter of the asked type exists; report that as an error.
+    let setup = std::panic::catch_unwind(|| {
+        init_setup::<graphics::AutoGraphicsApi>(&wgpu_device(spec), RuntimeOptions::default())
+    })
+    .map_err(|_| {
+        anyhow::anyhow!(
+            "device `{spec}`: wgpu found no such adapter (for `wgpu:cpu` on Debian: \
+             `apt-get install mesa-vulkan-drivers libvulkan1`)"
+        )
+    })?;
+    let info = setup.adapter.get_info();
+    Ok(format!(
+        "adapter `{}` ({:?}) on {:?}, driver `{}` {}",
+        info.name, info.device_type, setup.backend, info.driver, info.driver_info
+    ))
+}
+
+#[cfg(not(feature = "wgpu"))]
+fn wgpu_adapter(spec: DeviceSpec) -> anyhow::Result<String> {
+    not_compiled(spec)
 }
 
 #[cfg(test)]

@@ -17,8 +17,7 @@ pub fn default_hf_dir() -> PathBuf {
 
 /// The PyTorch loss fixture in the source tree this binary was built from.
 pub fn default_objective_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../electra-objective/tests/fixtures/objective-tiny")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../electra-objective/tests/fixtures/objective-tiny")
 }
 
 /// Reads a JSON file, naming it in errors.
@@ -141,7 +140,10 @@ impl ObjectiveFixture {
         let id = |key: &str| number(&json, key, &path).map(|x| x as i64);
         let mut logits = BTreeMap::new();
         for key in ["generator_logits", "discriminator_logits"] {
-            logits.insert(format!("objective.{key}"), flatten(&json[key], &field(key))?);
+            logits.insert(
+                format!("objective.{key}"),
+                flatten(&json[key], &field(key))?,
+            );
         }
         let mut losses = BTreeMap::new();
         for (ours, theirs) in [

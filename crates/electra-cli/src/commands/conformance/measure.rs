@@ -36,6 +36,7 @@ use electra_objective::{
 use electra_train::{AdamConfig, ElectraAdam};
 
 use super::fixtures::{ObjectiveFixture, hf_inputs};
+use super::report::max_abs_diff;
 use crate::backend::BackendTask;
 
 /// Draws in the sampler's frequency check (4 tokens; σ of a frequency ≤ 0.0035).
@@ -80,6 +81,8 @@ pub struct StepResult {
     pub grad_norm: f64,
     /// Every parameter after the update, by path.
     pub parameters: BTreeMap<String, Vec<f32>>,
+    /// The largest change of any parameter in this step, `max |θ_after − θ_before|`.
+    pub max_update: f64,
     /// The replacements the discriminator saw, `[b, N]`.
     pub sampled_ids: Vec<i64>,
     /// Seconds from the forward pass to the updated parameters being ready.
@@ -282,7 +285,11 @@ fn sampling<B: Backend>(device: &B::Device) -> (usize, Vec<f64>) {
     let original = Tensor::<B, 1, Int>::from_data(TensorData::new(first.clone(), [n]), device);
     let disallowed = ids(gumbel_max_sample(logits, 1.0, Some(original)));
     let errors = plain.iter().zip(&first).filter(|(a, b)| a != b).count()
-        + disallowed.iter().zip(&second).filter(|(a, b)| a != b).count()
+        + disallowed
+            .iter()
+            .zip(&second)
+            .filter(|(a, b)| a != b)
+            .count()
         + 2 * n.saturating_sub(plain.len().min(disallowed.len()));
 
     let k = SAMPLING_LOGITS.len();
@@ -415,12 +422,9 @@ fn training<B: AutodiffBackend>(
     let batch = training_batch(&task.setup, config.vocab_size, &objective)?;
     let mut optimizer = ElectraAdam::<B>::new(AdamConfig::default())?;
     let mut steps = Vec::new();
+    let mut before = parameters(&model)?;
     for step in 0..task.setup.steps {
-        (task.progress)(&format!(
-            "training step {}/{}",
-            step + 1,
-            task.setup.steps
-        ));
+        (task.progress)(&format!("training step {}/{}", step + 1, task.setup.steps));
         let started = Instant::now();
         let out = match task.reference {
             None => model.step(&batch, step)?,
@@ -443,12 +447,18 @@ fn training<B: AutodiffBackend>(
         let (next, stats) = optimizer.step(LEARNING_RATE, model, grads, &|_| 1.0);
         model = next;
         let parameters = parameters(&model)?;
+        let max_update = before
+            .iter()
+            .filter_map(|(path, old)| parameters.get(path).map(|new| max_abs_diff(old, new)))
+            .fold(0.0, f64::max);
+        before = parameters.clone();
         steps.push(StepResult {
             mlm_loss,
             rtd_loss,
             loss: total,
             grad_norm: stats.grad_norm,
             parameters,
+            max_update,
             sampled_ids,
             seconds: started.elapsed().as_secs_f64(),
         });
@@ -474,7 +484,11 @@ mod tests {
         assert_eq!(batch.real_tokens(3), 32 - 3 * 32 / 8);
         assert_eq!(batch.input_ids[0], objective.cls_token_id);
         assert_eq!(
-            batch.input_ids.iter().filter(|&&i| i == objective.sep_token_id).count(),
+            batch
+                .input_ids
+                .iter()
+                .filter(|&&i| i == objective.sep_token_id)
+                .count(),
             8
         );
         assert!(batch.input_ids.iter().all(|&i| i == 0 || i >= 100));

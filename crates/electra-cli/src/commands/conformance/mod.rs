@@ -64,7 +64,10 @@ pub fn run(spec: DeviceSpec, args: &ConformanceArgs) -> anyhow::Result<()> {
     {
         bail!("--require-adapter {needle}: device `{spec}` is `{description}`");
     }
-    let hf_dir = args.hf_fixtures.clone().unwrap_or_else(fixtures::default_hf_dir);
+    let hf_dir = args
+        .hf_fixtures
+        .clone()
+        .unwrap_or_else(fixtures::default_hf_dir);
     let objective_dir = args
         .objective_fixture
         .clone()
@@ -76,7 +79,9 @@ pub fn run(spec: DeviceSpec, args: &ConformanceArgs) -> anyhow::Result<()> {
     };
     let started = Instant::now();
     let progress = |name: &'static str| {
-        move |stage: &str| tracing::info!("{name}: {stage} ({:.1} s)", started.elapsed().as_secs_f64())
+        move |stage: &str| {
+            tracing::info!("{name}: {stage} ({:.1} s)", started.elapsed().as_secs_f64())
+        }
     };
 
     let flex_progress = progress("flex");
@@ -129,9 +134,8 @@ pub fn run(spec: DeviceSpec, args: &ConformanceArgs) -> anyhow::Result<()> {
         measure::LEARNING_RATE
     );
     print!("{}", report::table(&rows));
-    let step_seconds = |m: &measure::Measurements| -> Vec<f64> {
-        m.steps.iter().map(|s| s.seconds).collect()
-    };
+    let step_seconds =
+        |m: &measure::Measurements| -> Vec<f64> { m.steps.iter().map(|s| s.seconds).collect() };
     println!(
         "\ntraining step seconds: flex {:?}, {spec} {:?}; whole run: flex {flex_seconds:.1} s, \
          {spec} {device_seconds:.1} s",
@@ -184,7 +188,10 @@ pub fn run(spec: DeviceSpec, args: &ConformanceArgs) -> anyhow::Result<()> {
             names.join(", ")
         );
     }
-    println!("conformance of `{spec}`: all {} quantities within tolerance", rows.len());
+    println!(
+        "conformance of `{spec}`: all {} quantities within tolerance",
+        rows.len()
+    );
     Ok(())
 }
 

@@ -20,6 +20,9 @@ pub struct Row {
     pub vs_flex: Option<f64>,
     /// The bound both differences are held to.
     pub tolerance: f64,
+    /// The scale of the quantity on flex: the value of a scalar, the largest magnitude of a
+    /// tensor, the largest change of any parameter in the step.
+    pub flex_value: Option<f64>,
     /// Where the largest difference is, when that helps (a parameter path).
     pub worst: Option<String>,
 }
@@ -76,6 +79,7 @@ pub fn compare(
                 _ => missing,
             }),
             tolerance: tol.activations,
+            flex_value: flex.tensors.get(name).map(|f| largest(f)),
             worst: None,
         });
     }
@@ -87,6 +91,7 @@ pub fn compare(
             vs_oracle: Some(diff_scalar(got, want)),
             vs_flex: Some(diff_scalar(got, reference)),
             tolerance: tol.losses,
+            flex_value: Some(reference),
             worst: None,
         });
     }
@@ -95,6 +100,7 @@ pub fn compare(
         vs_oracle: Some(device.forced_sampling_errors as f64),
         vs_flex: None,
         tolerance: 0.0,
+        flex_value: None,
         worst: None,
     });
     rows.push(Row {
@@ -105,6 +111,7 @@ pub fn compare(
         )),
         vs_flex: None,
         tolerance: tol.sampling_frequency,
+        flex_value: None,
         worst: None,
     });
     let steps = device.steps.len().max(flex.steps.len());
@@ -127,6 +134,7 @@ pub fn compare(
                     _ => missing,
                 }),
                 tolerance,
+                flex_value: f.map(get),
                 worst: None,
             });
         }
@@ -139,6 +147,7 @@ pub fn compare(
             vs_oracle: None,
             vs_flex: Some(diff),
             tolerance: tol.parameters,
+            flex_value: f.map(|f| f.max_update),
             worst,
         });
     }
@@ -169,9 +178,13 @@ fn parameter_diff(
     worst
 }
 
+fn largest(values: &[f64]) -> f64 {
+    values.iter().fold(0.0, |m, v| m.max(v.abs()))
+}
+
 fn cell(d: Option<f64>) -> String {
     match d {
-        Some(d) if d == 0.0 => "0".to_string(),
+        Some(0.0) => "0".to_string(),
         Some(d) if d.is_finite() && d >= 1.0 && d.fract() == 0.0 => format!("{d}"),
         Some(d) => format!("{d:.2e}"),
         None => "-".to_string(),
@@ -187,21 +200,29 @@ pub fn table(rows: &[Row]) -> String {
         .unwrap_or(8)
         .max(8);
     let mut out = format!(
-        "| {:width$} | {:>12} | {:>10} | {:>9} | {} |\n|{}|{}|{}|{}|----|\n",
+        "| {:width$} | {:>10} | {:>10} | {:>10} | {:>9} | {} |\n|{}|{}|{}|{}|{}|----|\n",
         "quantity",
+        "flex value",
         "vs PyTorch",
         "vs flex",
         "tolerance",
         "ok",
         "-".repeat(width + 2),
-        "-".repeat(14),
+        "-".repeat(12),
+        "-".repeat(12),
         "-".repeat(12),
         "-".repeat(11),
     );
     for r in rows {
         out.push_str(&format!(
-            "| {:width$} | {:>12} | {:>10} | {:>9} | {} |\n",
+            "| {:width$} | {:>10} | {:>10} | {:>10} | {:>9} | {} |\n",
             r.quantity,
+            r.flex_value
+                .map_or("-".to_string(), |v| if (1e-2..1e4).contains(&v.abs()) {
+                    format!("{v:.4}")
+                } else {
+                    format!("{v:.2e}")
+                }),
             cell(r.vs_oracle),
             cell(r.vs_flex),
             cell(Some(r.tolerance)),
@@ -225,6 +246,7 @@ mod tests {
             vs_oracle: Some(d),
             vs_flex: None,
             tolerance: 1e-5,
+            flex_value: None,
             worst: None,
         };
         assert!(row(1e-6).passed());
@@ -234,7 +256,10 @@ mod tests {
 
     #[test]
     fn parameter_diff_names_the_worst_path_and_catches_missing_ones() {
-        let a = BTreeMap::from([("w".to_string(), vec![1.0f32, 2.0]), ("b".into(), vec![0.0])]);
+        let a = BTreeMap::from([
+            ("w".to_string(), vec![1.0f32, 2.0]),
+            ("b".into(), vec![0.0]),
+        ]);
         let mut b = a.clone();
         b.insert("w".into(), vec![1.0, 2.25]);
         assert_eq!(parameter_diff(&a, &b), (0.25, Some("w".to_string())));

@@ -39,35 +39,45 @@ pub const FLEX: Tolerances = Tolerances {
     sampling_frequency: 0.02,
 };
 
-/// ndarray: another f32 CPU backend with its own matmul (matrixmultiply) and reduction
-/// order; the same rounding-level differences as flex against PyTorch, so the same bounds
-/// as a GPU, which are loose enough for any f32 summation order.
-pub const NDARRAY: Tolerances = GPU_F32;
+/// ndarray: another f32 CPU backend with its own matmul (matrixmultiply) and reduction order.
+/// Not yet run through the conformance; held to the provisional GPU bounds ([`CUDA`]), which
+/// allow any f32 summation order.
+pub const NDARRAY: Tolerances = CUDA;
 
-/// wgpu (Vulkan). Measured on lavapipe (Mesa's CPU Vulkan driver, LLVM-compiled SPIR-V) in
-/// `docs/backends.md`. Kernels reduce in a different order than flex (tiled matmuls, tree
-/// reductions in workgroups), and Vulkan allows `exp`, `log`, `sqrt` and division a few ULP
-/// of error; WGSL has no `erf`, so GELU goes through a polynomial approximation (~1e-7).
-/// Across two post-LN layers these add up to ~1e-6 on activations. Training differences grow
-/// with steps because Adam's update `m/(√v+ε)` divides by `√v ≈ 0.03·|g|`: a gradient that
-/// differs by δ in its last bits moves the parameter by up to `lr·δ/(√(1−β2)|g|+ε)`, largest
-/// for the tiniest gradients.
-pub const WGPU: Tolerances = GPU_F32;
+/// wgpu (Vulkan), from measurements on lavapipe (Mesa's CPU Vulkan driver; `docs/backends.md`
+/// has the table). Kernels reduce in another order than flex (tiled matmuls, tree reductions
+/// in workgroups), Vulkan allows `exp`, `log`, `sqrt` and division a few ULP of error, and WGSL
+/// has no `erf`, so GELU goes through a polynomial. Measured largest differences and bounds:
+///
+/// - activations ≤ 1.9e-6 (flex: 1.8e-6 from PyTorch) → 2e-5;
+/// - losses ≤ 2.1e-5 on a total loss of ~45 (f32 spacing there: 3.8e-6) → 2e-4;
+/// - gradient norm ≤ 1.3e-3 on norms of 30-110 (1e-5 relative: a sum of 2.5 M squares) →
+///   1e-2;
+/// - parameters ≤ 3.8e-5 while a step moves them by up to 3.2e-3-4.9e-3 → 3e-4. Adam's update
+///   `m/(√v+ε)` is steepest for the smallest gradients (slope `(1−β1)/ε = 1e5` at 0), so a
+///   gradient that differs by δ in its last bits moves its parameter by up to `lr·1e5·δ`: the
+///   parameters, not the losses, show a backend's rounding first. The worst parameter is the
+///   RTD head's dense weight (contributions of every token that nearly cancel).
+///
+/// Each bound is 8-10x the measurement and still 10x below one Adam step, the smallest error a
+/// wrong kernel would make.
+pub const WGPU: Tolerances = Tolerances {
+    activations: 2e-5,
+    losses: 2e-4,
+    grad_norm: 1e-2,
+    parameters: 3e-4,
+    sampling_frequency: 0.02,
+};
 
-/// CUDA, provisional until a GPU run records its numbers (`docs/backends.md`): the bounds of
-/// an f32 GPU backend. cubecl's CUDA matmuls stay in f32 (no TF32 unless asked for), so the
-/// differences are of the same kind as wgpu's: reduction order and fast transcendental
-/// functions.
-pub const CUDA: Tolerances = GPU_F32;
-
-/// The bounds of an f32 backend that reduces in its own order (GPUs, other CPU backends):
-/// ~50x the differences measured on lavapipe, and ~100x below what a real mistake (a wrong
-/// mask, LayerNorm epsilon, GELU form, skipped bias correction, undecayed weight) moves.
-const GPU_F32: Tolerances = Tolerances {
+/// CUDA, provisional until a GPU run records its numbers (`docs/backends.md`): 5x wgpu's
+/// bounds on forward quantities, for CUDA's fast intrinsics (`__expf`-class `exp`, `erf`)
+/// and different tiling, the same on parameters (bounded by Adam's sensitivity, not by the
+/// backend). To be tightened from the first measurement.
+pub const CUDA: Tolerances = Tolerances {
     activations: 1e-4,
     losses: 1e-3,
     grad_norm: 1e-2,
-    parameters: 1e-4,
+    parameters: 3e-4,
     sampling_frequency: 0.02,
 };
 

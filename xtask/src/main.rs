@@ -3,13 +3,17 @@
 //! `cargo xtask <task>` (an alias in `.cargo/config.toml`). Tasks run cargo and scripts; no
 //! model code lives here.
 //!
-//! - `ci`: exactly what CI runs (`.ci/run`): format check, clippy, the test suite, and compile
-//!   checks of the `wgpu` and `cuda` backends.
+//! - `ci`: exactly what CI runs (`.ci/run`): format check, clippy, the test suite, compile
+//!   checks of the `wgpu` and `cuda` backends, and the flex and wgpu (lavapipe) conformance.
 //! - `bench [SUITE] [ARGS...]`: the criterion suites and the end-to-end throughput run
 //!   (`bench.rs`).
 //! - `compare-pytorch [OPTIONS]`: our step against PyTorch + HF transformers (`compare.rs`).
+//! - `conformance --device D [--release] [ARGS...]`: backend conformance of D against flex and
+//!   the PyTorch fixtures (see `conformance.rs`).
 //! - `fixtures`: regenerates the Hugging Face parity fixtures with PyTorch (creates
 //!   `.venv-fixtures` from `scripts/requirements-fixtures.txt` on first use).
+
+mod conformance;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -23,7 +27,7 @@ mod throughput;
 const USAGE: &str = "usage: cargo xtask <task>
 
 tasks:
-  ci                 run what CI runs (.ci/run): fmt, clippy, tests, backend compile checks
+  ci                 run what CI runs (.ci/run): fmt, clippy, tests, backend checks, conformance
   bench              every criterion suite (quick settings), then `bench throughput`
   bench SUITE [ARGS] one criterion suite (encoder, train, data); ARGS go to criterion
   bench throughput [OPTIONS]
@@ -36,6 +40,8 @@ tasks:
                      --peak-tflops X --write-docs (rewrite docs/benchmarks.md tables)
                      --device flex|cuda[:N]|wgpu[:N] (bench throughput only; a GPU
                      needs --peak-tflops)
+  conformance --device D [--release] [ARGS...]
+                     device D against flex and the PyTorch fixtures (table; fails on a mismatch)
   fixtures           regenerate the HF parity fixtures (needs Python 3.11 + pip)
   help               this text";
 
@@ -46,6 +52,7 @@ fn main() -> anyhow::Result<()> {
         Some("ci") => run(Command::new("bash").arg(".ci/run").current_dir(&root)),
         Some("bench") => bench::bench(&root, &args[1..]),
         Some("compare-pytorch") => compare::compare(&root, &args[1..]),
+        Some("conformance") => conformance::run(&root, &args[1..]),
         Some("fixtures") => fixtures(&root),
         Some("help") | Some("--help") | Some("-h") | None => {
             println!("{USAGE}");

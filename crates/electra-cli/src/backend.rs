@@ -98,6 +98,17 @@ fn not_compiled<T>(spec: DeviceSpec) -> anyhow::Result<T> {
     )
 }
 
+/// The wgpu device a wgpu spec names.
+#[cfg(feature = "wgpu")]
+fn wgpu_device(spec: DeviceSpec) -> burn::backend::wgpu::WgpuDevice {
+    use burn::backend::wgpu::WgpuDevice;
+    match spec {
+        DeviceSpec::WgpuGpu(i) => WgpuDevice::DiscreteGpu(i),
+        DeviceSpec::WgpuCpu => WgpuDevice::Cpu,
+        _ => WgpuDevice::DefaultDevice,
+    }
+}
+
 /// Work that runs on several devices of one backend at once (data-parallel training).
 pub trait MultiDeviceTask {
     /// What the task returns.
@@ -150,15 +161,7 @@ pub fn dispatch_devices<T: MultiDeviceTask>(
         DeviceSpec::Wgpu | DeviceSpec::WgpuGpu(_) | DeviceSpec::WgpuCpu => {
             #[cfg(feature = "wgpu")]
             {
-                use burn::backend::wgpu::WgpuDevice;
-                let devices = specs
-                    .iter()
-                    .map(|spec| match spec {
-                        DeviceSpec::WgpuGpu(i) => WgpuDevice::DiscreteGpu(*i),
-                        DeviceSpec::WgpuCpu => WgpuDevice::Cpu,
-                        _ => WgpuDevice::DefaultDevice,
-                    })
-                    .collect();
+                let devices = specs.iter().map(|spec| wgpu_device(*spec)).collect();
                 return task.run::<burn::backend::Wgpu>(devices);
             }
         }
@@ -179,6 +182,47 @@ pub fn dispatch_devices<T: MultiDeviceTask>(
     }
     #[allow(unreachable_code)]
     not_compiled(first)
+}
+
+/// What `spec` runs on, in words: for wgpu the adapter wgpu chose (name, type, driver), so
+/// that a run can prove which driver it used. For wgpu this initialises the device, so call
+/// it before the device is first used.
+pub fn describe(spec: DeviceSpec) -> anyhow::Result<String> {
+    match spec {
+        DeviceSpec::Flex | DeviceSpec::NdArray => {
+            let threads = std::thread::available_parallelism().map_or(1, usize::from);
+            Ok(format!("{spec} on the CPU, {threads} hardware threads"))
+        }
+        DeviceSpec::Wgpu | DeviceSpec::WgpuGpu(_) | DeviceSpec::WgpuCpu => wgpu_adapter(spec),
+        DeviceSpec::Cuda(index) if cfg!(feature = "cuda") => Ok(format!("CUDA device {index}")),
+        DeviceSpec::Cuda(_) => not_compiled(spec),
+    }
+}
+
+/// Initialises the wgpu device of `spec` and describes the adapter wgpu chose for it.
+#[cfg(feature = "wgpu")]
+fn wgpu_adapter(spec: DeviceSpec) -> anyhow::Result<String> {
+    use burn::backend::wgpu::{RuntimeOptions, graphics, init_setup};
+    // wgpu panics when no adapter of the asked type exists; report that as an error.
+    let setup = std::panic::catch_unwind(|| {
+        init_setup::<graphics::AutoGraphicsApi>(&wgpu_device(spec), RuntimeOptions::default())
+    })
+    .map_err(|_| {
+        anyhow::anyhow!(
+            "device `{spec}`: wgpu found no such adapter (for `wgpu:cpu` on Debian: \
+             `apt-get install mesa-vulkan-drivers libvulkan1`)"
+        )
+    })?;
+    let info = setup.adapter.get_info();
+    Ok(format!(
+        "adapter `{}` ({:?}) on {:?}, driver `{}` {}",
+        info.name, info.device_type, setup.backend, info.driver, info.driver_info
+    ))
+}
+
+#[cfg(not(feature = "wgpu"))]
+fn wgpu_adapter(spec: DeviceSpec) -> anyhow::Result<String> {
+    not_compiled(spec)
 }
 
 #[cfg(test)]

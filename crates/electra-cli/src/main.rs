@@ -45,6 +45,10 @@ enum Command {
     /// Tokenizers: train a WordPiece vocabulary.
     #[command(subcommand)]
     Tokenizer(commands::TokenizerCommand),
+    /// Backend conformance: this device against flex and the PyTorch fixtures (developers;
+    /// run it through `cargo xtask conformance`).
+    #[command(hide = true)]
+    Conformance(commands::conformance::ConformanceArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -77,5 +81,6 @@ fn main() -> anyhow::Result<()> {
         Command::Tokenizer(commands::TokenizerCommand::Train(args)) => {
             commands::tokenizer_train::run(&args)
         }
+        Command::Conformance(args) => commands::conformance::run(cli.device, &args),
     }
 }

@@ -157,6 +157,7 @@ pub fn run(spec: DeviceSpec, args: &ConformanceArgs) -> anyhow::Result<()> {
             "tolerances": {
                 "activations": tolerances.activations,
                 "losses": tolerances.losses,
+                "step_losses": tolerances.step_losses,
                 "grad_norm": tolerances.grad_norm,
                 "parameters": tolerances.parameters,
                 "sampling_frequency": tolerances.sampling_frequency,

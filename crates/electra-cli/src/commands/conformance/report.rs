@@ -120,9 +120,9 @@ pub fn compare(
         let t = i + 1;
         type Get = fn(&StepResult) -> f64;
         let quantities: [(&str, Get, f64); 4] = [
-            ("mlm_loss", |s| s.mlm_loss, tol.losses),
-            ("rtd_loss", |s| s.rtd_loss, tol.losses),
-            ("loss", |s| s.loss, tol.losses),
+            ("mlm_loss", |s| s.mlm_loss, tol.step_losses),
+            ("rtd_loss", |s| s.rtd_loss, tol.step_losses),
+            ("loss", |s| s.loss, tol.step_losses),
             ("grad_norm", |s| s.grad_norm, tol.grad_norm),
         ];
         for (name, get, tolerance) in quantities {

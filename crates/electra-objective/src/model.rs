@@ -3,8 +3,8 @@
 
 use burn::prelude::*;
 use electra_model::{
-    DiscriminatorHead, ElectraConfig, ElectraEmbeddings, ElectraEncoder, GeneratorHead,
-    additive_attention_mask,
+    DiscriminatorHead, ElectraConfig, ElectraEmbeddings, ElectraEncoder, ElectraForMaskedLM,
+    ElectraForPreTraining, GeneratorHead, additive_attention_mask,
 };
 
 use crate::batch::{HostBatch, float_tensor, int_tensor};
@@ -116,6 +116,27 @@ fn missing(part: &str) -> ObjectiveError {
 }
 
 impl<B: Backend> ElectraPretrainingModel<B> {
+    /// The pre-training model of two Hugging Face checkpoints that share their embeddings (as
+    /// HF's ELECTRA release does): the discriminator's embedding block serves both towers, the
+    /// generator brings its encoder and MLM head. For oracle comparisons and continued
+    /// pre-training of imported models.
+    pub fn from_hf(
+        discriminator: ElectraForPreTraining<B>,
+        generator: ElectraForMaskedLM<B>,
+        objective: ObjectiveConfig,
+    ) -> Self {
+        Self {
+            embeddings: discriminator.electra.embeddings,
+            generator_embeddings: None,
+            generator: Some(generator.electra.encoder),
+            generator_predictions: Some(generator.generator_predictions),
+            discriminator: discriminator.electra.encoder,
+            discriminator_predictions: Some(discriminator.discriminator_predictions),
+            mlm_predictions: None,
+            objective,
+        }
+    }
+
     /// A freshly initialised model for `objective`: the discriminator has `model` sizes, the
     /// generator `model.generator_config(generator_hidden_multiplier,
     /// generator_layers_multiplier)` (spec 2.4). Seed the backend first for reproducibility.

@@ -97,16 +97,7 @@ fn model(kind: ObjectiveKind, exp: &Value) -> ElectraPretrainingModel<B> {
         mask_token_id: id("mask_token_id"),
         ..ObjectiveConfig::default()
     };
-    ElectraPretrainingModel {
-        embeddings: disc.electra.embeddings,
-        generator_embeddings: None,
-        generator: Some(generator.electra.encoder),
-        generator_predictions: Some(generator.generator_predictions),
-        discriminator: disc.electra.encoder,
-        discriminator_predictions: Some(disc.discriminator_predictions),
-        mlm_predictions: None,
-        objective,
-    }
+    ElectraPretrainingModel::from_hf(disc, generator, objective)
 }
 
 fn inputs() -> (HostBatch, MaskedBatch, Vec<i64>) {

@@ -231,16 +231,7 @@ fn objective_fixture<B: Backend>(
         mask_token_id: mask,
         ..ObjectiveConfig::default()
     };
-    let model = ElectraPretrainingModel {
-        embeddings: disc.electra.embeddings,
-        generator_embeddings: None,
-        generator: Some(generator.electra.encoder),
-        generator_predictions: Some(generator.generator_predictions),
-        discriminator: disc.electra.encoder,
-        discriminator_predictions: Some(disc.discriminator_predictions),
-        mlm_predictions: None,
-        objective,
-    };
+    let model = ElectraPretrainingModel::from_hf(disc, generator, objective);
     let out = model.forward(
         &fixture.batch,
         &fixture.masked,

@@ -22,7 +22,8 @@ The reference side of ``cargo xtask compare-pytorch``: the same step as electra-
 generator's vocabulary head only at the N slots; ``--gen-head full`` calls
 ``ElectraForMaskedLM.forward`` as HF users do, which computes the head at every position and
 gathers the slots afterwards. ``--mode forward`` times discriminator inference instead
-(``ElectraForPreTraining`` in eval mode under ``torch.inference_mode``).
+(``ElectraForPreTraining`` in eval mode under ``torch.inference_mode``), and ``--mode finetune``
+one GLUE fine-tuning step (``ElectraForSequenceClassification``, two classes, summed loss).
 
 The batch is electra-rs's ``synthetic_host_batch``: ``[CLS]`` first, ``[SEP]`` last, ids
 ``1000 + ((row·S + t)·7919) mod (V − 1000)`` between, one segment, no padding.
@@ -43,7 +44,12 @@ import time
 import torch
 import transformers
 from torch import nn
-from transformers import ElectraConfig, ElectraForMaskedLM, ElectraForPreTraining
+from transformers import (
+    ElectraConfig,
+    ElectraForMaskedLM,
+    ElectraForPreTraining,
+    ElectraForSequenceClassification,
+)
 
 HF_KEYS = (
     "vocab_size",
@@ -195,7 +201,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--mode", choices=["step", "forward"], default="step")
+    ap.add_argument("--mode", choices=["step", "forward", "finetune"], default="step")
     ap.add_argument("--gen-head", choices=["masked", "full"], default="masked")
     ap.add_argument("--seed", type=int, default=42)
     args = ap.parse_args(argv)
@@ -227,6 +233,28 @@ def main(argv: list[str] | None = None) -> None:
                 seconds.append(time.perf_counter() - started)
                 last_loss = value
         implementation = "pytorch-hf" if args.gen_head == "full" else "pytorch"
+    elif args.mode == "finetune":
+        # GLUE fine-tuning: HF's classifier (its head adds a dense H x H + GELU before the output
+        # layer, ours goes straight to it; a negligible difference in cost), two classes, the
+        # loss summed over the batch as the reference's run_finetuning.py, the same Adam.
+        config = hf_config(desc["discriminator"])
+        config.num_labels = 2
+        clf = ElectraForSequenceClassification(config)
+        clf.train()
+        optimizer = ReferenceAdam(clf, desc)
+        parameters = sum(p.numel() for p in optimizer.params)
+        labels = torch.arange(args.batch) % 2
+        for i in range(args.warmup + args.steps):
+            started = time.perf_counter()
+            out = clf(input_ids=ids, attention_mask=attention_mask, token_type_ids=types)
+            loss = nn.functional.cross_entropy(out.logits, labels, reduction="sum")
+            value = loss.item()
+            loss.backward()
+            optimizer.step(desc["lr"])
+            if i >= args.warmup:
+                seconds.append(time.perf_counter() - started)
+                last_loss = value
+        implementation = "pytorch"
     else:
         disc = model.discriminator.eval()
         parameters = sum(p.numel() for p in disc.parameters())

@@ -15,7 +15,9 @@ use burn::module::AutodiffModule;
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
-use electra_model::{ElectraConfig, additive_attention_mask};
+use electra_eval::finetune::FinetuneConfig;
+use electra_eval::model::{ElectraForSequenceClassification, classification_loss};
+use electra_model::{ElectraConfig, ElectraModel, InputTensors, additive_attention_mask};
 use electra_objective::masking::max_predictions;
 use electra_objective::{ElectraPretrainingModel, HostBatch};
 use electra_train::ElectraAdam;
@@ -62,6 +64,9 @@ pub enum Mode {
     Step,
     /// Discriminator inference.
     Forward,
+    /// One GLUE fine-tuning step: the discriminator's encoder with a fresh two-class `[CLS]`
+    /// head (dropout + linear), the summed cross-entropy, backward and the reference Adam.
+    Finetune,
 }
 
 /// The shapes of one measurement.
@@ -270,6 +275,43 @@ pub fn measure<B: AutodiffBackend>(
             }
             (parameters, flops.step())
         }
+        Mode::Finetune => {
+            let encoder = ElectraModel::new(&config.model, device);
+            let mut model =
+                ElectraForSequenceClassification::new(encoder, &config.model, 2, device);
+            let parameters = model.num_params();
+            let finetune = FinetuneConfig::default();
+            let mut optimizer =
+                ElectraAdam::<B>::new(finetune.optimizer.clone()).map_err(|e| e.to_string())?;
+            let (b, s) = (settings.batch, settings.seq);
+            let labels: Vec<i64> = (0..b as i64).map(|i| i % 2).collect();
+            for i in 0..total {
+                let started = Instant::now();
+                let input = InputTensors {
+                    input_ids: Tensor::<B, 1, Int>::from_data(
+                        TensorData::new(batch.input_ids.clone(), [b * s]),
+                        device,
+                    )
+                    .reshape([b, s]),
+                    token_type_ids: Tensor::zeros([b, s], device),
+                    attention_mask: Tensor::ones([b, s], device),
+                };
+                let classes =
+                    Tensor::<B, 1, Int>::from_data(TensorData::new(labels.clone(), [b]), device);
+                let loss =
+                    classification_loss(model.forward(input), classes, finetune.loss_reduction);
+                let value = loss.clone().into_scalar().elem::<f64>();
+                let grads = GradientsParams::from_grads(loss.backward(), &model);
+                model = optimizer.step(BENCH_LR, model, grads, &|_| 1.0).0;
+                B::sync(device).map_err(|e| format!("{e:?}"))?;
+                if i >= settings.warmup {
+                    seconds.push(started.elapsed().as_secs_f64());
+                    last_loss = Some(value);
+                }
+            }
+            // Forward and backward of the discriminator's encoder (the head is negligible).
+            (parameters, 3.0 * flops.inference())
+        }
         Mode::Forward => {
             let model = model.valid();
             let head = model
@@ -327,7 +369,7 @@ pub fn measure<B: AutodiffBackend>(
         peak_tflops: settings.peak_tflops,
         mfu: achieved / settings.peak_tflops,
         peak_rss_mib: peak_rss_mib(),
-        last_loss: if settings.mode == Mode::Step {
+        last_loss: if settings.mode != Mode::Forward {
             last_loss
         } else {
             None

@@ -3,6 +3,7 @@
 //! - no suite: every criterion suite (short settings), then `throughput` with its defaults;
 //! - `encoder`, `data`, `train`: that criterion suite; ARGS go to criterion (replacing the short
 //!   default `--warm-up-time 1 --measurement-time 3`);
+//! - `--against REV [OPTIONS]`: this checkout against revision REV (`against.rs`);
 //! - `throughput [OPTIONS]`: the real pre-training step and discriminator inference per preset,
 //!   printed as a table (tokens/s, sequences/s, FLOPs per sequence, MFU with the assumed peak,
 //!   peak RSS); `--write-docs` rewrites the table in docs/benchmarks.md. Options:
@@ -35,6 +36,7 @@ pub fn bench(root: &Path, args: &[String]) -> anyhow::Result<()> {
             throughput_table(root, &Options::parse(&[])?)
         }
         Some("throughput") => throughput_table(root, &Options::parse(&args[1..])?),
+        Some("--against") => crate::against::against(root, args),
         Some(suite) if SUITES.contains(&suite) => criterion(root, suite, &args[1..]),
         Some(other) => bail!(
             "unknown benchmark suite `{other}` (known: {}, throughput)",

@@ -5,7 +5,8 @@
 //! when that file changes), or uses the interpreter in `ELECTRA_BENCH_PYTHON`. For each round
 //! and preset it runs, one process each and in this order: our training step (A), the
 //! reference step with the generator head at the masked slots (B), the plain HF step (HF
-//! computes the head at every position), our inference, PyTorch's inference. Medians are taken
+//! computes the head at every position), our inference, PyTorch's inference, our GLUE
+//! fine-tuning step, PyTorch's (HF `ElectraForSequenceClassification`). Medians are taken
 //! over the timed steps of all rounds. Options as `bench throughput`, plus `--rounds N`
 //! (default 2) and `--write-docs` (rewrites the table for that thread count in
 //! docs/benchmarks.md).
@@ -51,8 +52,10 @@ pub fn compare(root: &Path, args: &[String]) -> anyhow::Result<()> {
         "hf-step",
         "ours-forward",
         "torch-forward",
+        "ours-finetune",
+        "torch-finetune",
     ];
-    let mut results: Vec<(String, [Vec<Value>; 5])> = Vec::new();
+    let mut results: Vec<(String, [Vec<Value>; 7])> = Vec::new();
     for preset in &options.presets {
         let description = describe(&binary, &describe_dir, preset, options.seq)?;
         results.push((preset.clone(), Default::default()));
@@ -67,6 +70,16 @@ pub fn compare(root: &Path, args: &[String]) -> anyhow::Result<()> {
                 let report = match *column {
                     "ours-step" => throughput::ours(&binary, &options, preset, "step")?,
                     "ours-forward" => throughput::ours(&binary, &options, preset, "forward")?,
+                    "ours-finetune" => throughput::ours(&binary, &options, preset, "finetune")?,
+                    "torch-finetune" => reference(
+                        &python,
+                        root,
+                        &description,
+                        &options,
+                        preset,
+                        "finetune",
+                        "masked",
+                    )?,
                     "torch-step" => reference(
                         &python,
                         root,
@@ -139,6 +152,7 @@ pub fn compare(root: &Path, args: &[String]) -> anyhow::Result<()> {
         for (mode, ours, torch, hf) in [
             ("training step", &r[0], &r[1], Some(&r[2])),
             ("inference", &r[3], &r[4], None),
+            ("GLUE fine-tuning step", &r[5], &r[6], None),
         ] {
             let tokens = (batch * options.seq) as f64;
             let rate = |reports: &[Value]| {
@@ -185,7 +199,9 @@ pub fn compare(root: &Path, args: &[String]) -> anyhow::Result<()> {
          \"PyTorch\" computes the generator's vocabulary head at the masked slots only, as \
          electra-rs and the Google reference do; \"plain HF\" calls `ElectraForMaskedLM` as is, \
          which computes it at every position. Peak RSS: the largest `VmHWM` / `ru_maxrss` of \
-         the processes of that column.\n",
+         the processes of that column. The fine-tuning step is a two-class `[CLS]` classifier on \
+         the discriminator (HF `ElectraForSequenceClassification` on the PyTorch side) with the \
+         summed loss and the same Adam; its tokens/s ÷ seq is examples/s.\n",
     );
     println!("{table}");
     if options.write_docs {

@@ -8,8 +8,11 @@
 //! - `bench [SUITE] [ARGS...]`: the criterion suites and the end-to-end throughput run
 //!   (`bench.rs`).
 //! - `compare-pytorch [OPTIONS]`: our step against PyTorch + HF transformers (`compare.rs`).
+//! - `profile [OPTIONS]`: a step's time by kind of work, from `perf` samples (`profile.rs`).
 //! - `conformance --device D [--release] [ARGS...]`: backend conformance of D against flex and
 //!   the PyTorch fixtures (see `conformance.rs`).
+//! - `check-features`: fails if a backend is built without its speed features
+//!   (`features.rs`).
 //! - `fixtures`: regenerates the Hugging Face parity fixtures with PyTorch (creates
 //!   `.venv-fixtures` from `scripts/requirements-fixtures.txt` on first use).
 
@@ -20,8 +23,11 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 
+mod against;
 mod bench;
 mod compare;
+mod features;
+mod profile;
 mod throughput;
 
 const USAGE: &str = "usage: cargo xtask <task>
@@ -29,6 +35,10 @@ const USAGE: &str = "usage: cargo xtask <task>
 tasks:
   ci                 run what CI runs (.ci/run): fmt, clippy, tests, backend checks, conformance
   bench              every criterion suite (quick settings), then `bench throughput`
+  bench --against REV [OPTIONS]
+                     this checkout against REV (built in a worktree), step and inference
+                     alternated; fails past --threshold 0.10 slower (OPTIONS as throughput,
+                     plus --rounds 3)
   bench SUITE [ARGS] one criterion suite (encoder, train, data); ARGS go to criterion
   bench throughput [OPTIONS]
                      the real pre-training step and inference per preset: tokens/s,
@@ -40,8 +50,12 @@ tasks:
                      --peak-tflops X --write-docs (rewrite docs/benchmarks.md tables)
                      --device flex|cuda[:N]|wgpu[:N] (bench throughput only; a GPU
                      needs --peak-tflops)
+  profile [OPTIONS]  where a step's time goes, by kind (perf): --preset small --mode step|forward
+                     --batch N --seq 128 --threads 1 --steps 6 --top 15
   conformance --device D [--release] [ARGS...]
                      device D against flex and the PyTorch fixtures (table; fails on a mismatch)
+  check-features     fail if a backend is built without its speed features (flex: simd +
+                     rayon; wgpu, cuda: fusion + autotune)
   fixtures           regenerate the HF parity fixtures (needs Python 3.11 + pip)
   help               this text";
 
@@ -54,6 +68,8 @@ fn main() -> anyhow::Result<()> {
         Some("compare-pytorch") => compare::compare(&root, &args[1..]),
         Some("conformance") => conformance::run(&root, &args[1..]),
         Some("fixtures") => fixtures(&root),
+        Some("check-features") => features::check(&root),
+        Some("profile") => profile::profile(&root, &args[1..]),
         Some("help") | Some("--help") | Some("-h") | None => {
             println!("{USAGE}");
             Ok(())

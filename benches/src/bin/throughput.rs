@@ -29,6 +29,7 @@ const CPU_PEAK_TFLOPS_PER_CORE: f64 = 2.6e9 * 64.0 / 1e12;
 enum ModeArg {
     Step,
     Forward,
+    Finetune,
 }
 
 #[derive(Debug, Parser)]
@@ -49,7 +50,8 @@ struct Args {
     /// Timed steps.
     #[arg(long, default_value_t = 5)]
     steps: usize,
-    /// What to time: the full training step or discriminator inference.
+    /// What to time: the full pre-training step, discriminator inference, or a GLUE
+    /// fine-tuning step (two classes, `[CLS]` head).
     #[arg(long, value_enum, default_value_t = ModeArg::Step)]
     mode: ModeArg,
     /// Peak TFLOP/s for the utilisation figure [default on flex: threads × 0.1664, i.e.
@@ -104,6 +106,7 @@ fn run(args: &Args) -> Result<String, String> {
         mode: match args.mode {
             ModeArg::Step => Mode::Step,
             ModeArg::Forward => Mode::Forward,
+            ModeArg::Finetune => Mode::Finetune,
         },
         peak_tflops: args
             .peak_tflops

@@ -55,7 +55,8 @@ impl<B: Backend> ElectraForSequenceClassification<B> {
                 .forward(input.input_ids, input.token_type_ids, input.attention_mask);
         let [b, _, h] = hidden.dims();
         let cls = hidden.slice([0..b, 0..1]).reshape([b, h]);
-        self.classifier.forward(self.dropout.forward(cls))
+        self.classifier
+            .forward(electra_model::kernels::dropout(cls, self.dropout.prob))
     }
 }
 

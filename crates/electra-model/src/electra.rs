@@ -11,15 +11,13 @@
 //! network.
 
 use burn::module::{Initializer, Param};
-use burn::nn::{
-    Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear,
-    LinearConfig,
-};
+use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::Distribution;
-use burn::tensor::activation::{gelu, gelu_approximate, relu, softmax};
+use burn::tensor::activation::{gelu_approximate, relu};
 
 use crate::config::{Activation, ElectraConfig};
+use crate::kernels::{self, attention_probs, dropout, merge_heads, split_heads};
 
 /// The additive value for masked (padding) keys, as the reference code uses (spec 2.1).
 pub const MASK_VALUE: f32 = -10000.0;
@@ -27,7 +25,7 @@ pub const MASK_VALUE: f32 = -10000.0;
 /// Applies the configured activation.
 pub fn activate<B: Backend, const D: usize>(act: Activation, x: Tensor<B, D>) -> Tensor<B, D> {
     match act {
-        Activation::Gelu => gelu(x),
+        Activation::Gelu => kernels::gelu(x),
         Activation::GeluNew => gelu_approximate(x),
         Activation::Relu => relu(x),
     }
@@ -96,8 +94,54 @@ fn embedding_truncated<B: Backend>(
     embedding
 }
 
+/// `linear` applied to `x [b, s, d_in]` as one `[b·s, d_in]` matrix product → `[b, s, d_out]`
+/// (on 3-D input burn's weight gradient is a product per batch row plus a sum).
+pub fn linear_2d<B: Backend>(linear: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
+    let [b, s, d] = x.dims();
+    let y = linear.forward(x.reshape([b * s, d]));
+    let d_out = y.dims()[1];
+    y.reshape([b, s, d_out])
+}
+
 fn layer_norm<B: Backend>(dim: usize, eps: f64, device: &B::Device) -> LayerNorm<B> {
-    LayerNormConfig::new(dim).with_epsilon(eps).init(device)
+    LayerNorm::new(dim, eps, device)
+}
+
+/// LayerNorm over the last dimension (HF `LayerNorm`, eps 1e-12): `y = (x − μ)/√(σ² + eps)·γ + β`.
+/// The parameters are named as burn's `LayerNorm` (`gamma`, `beta`), so checkpoints and the HF
+/// name mapping are unchanged; the forward pass is [`kernels::layer_norm`] (one fused
+/// operation with its own backward on the CPU backend).
+#[derive(Module, Debug)]
+pub struct LayerNorm<B: Backend> {
+    /// Scale `γ [d]`, ones at init.
+    pub gamma: Param<Tensor<B, 1>>,
+    /// Shift `β [d]`, zeros at init (always present; an `Option` as in burn's module, so the
+    /// record has the same shape).
+    pub beta: Option<Param<Tensor<B, 1>>>,
+    /// Added to the variance.
+    #[module(skip)]
+    pub epsilon: f64,
+}
+
+impl<B: Backend> LayerNorm<B> {
+    /// `γ = 1`, `β = 0` over `dim` features.
+    pub fn new(dim: usize, epsilon: f64, device: &B::Device) -> Self {
+        Self {
+            gamma: Param::from_tensor(Tensor::ones([dim], device)),
+            beta: Some(Param::from_tensor(Tensor::zeros([dim], device))),
+            epsilon,
+        }
+    }
+
+    /// `x [.., d]` → `[.., d]`.
+    pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        let gamma = self.gamma.val();
+        let beta = match &self.beta {
+            Some(beta) => beta.val(),
+            None => gamma.zeros_like(),
+        };
+        kernels::layer_norm(x, gamma, beta, self.epsilon)
+    }
 }
 
 /// Turns a 0/1 attention mask `[b, s]` into the additive key mask `[b, 1, 1, s]`:
@@ -165,7 +209,7 @@ impl<B: Backend> ElectraEmbeddings<B> {
         let x = self.word_embeddings.forward(input_ids)
             + self.position_embeddings.forward(positions)
             + self.token_type_embeddings.forward(token_type_ids);
-        self.dropout.forward(self.layer_norm.forward(x))
+        dropout(self.layer_norm.forward(x), self.dropout.prob)
     }
 }
 
@@ -206,21 +250,25 @@ impl<B: Backend> ElectraAttention<B> {
     }
 
     /// `x [b, s, H]`, `mask [b, 1, 1, s]` (additive) → `[b, s, H]` (before residual and LN).
+    ///
+    /// Layout: the projections run as `[b·s, H]` products, the heads are split once into
+    /// contiguous `[b, heads, s, d]` tensors, `Kᵀ` is a view that only the matrix product
+    /// reads, and scale, key mask, softmax and dropout are one kernel over `[b, heads, s, s]`
+    /// (see [`crate::kernels`]).
     pub fn forward(&self, x: Tensor<B, 3>, mask: Tensor<B, 4>) -> Tensor<B, 3> {
         let [b, s, h] = x.dims();
         let (heads, head_size) = (self.num_heads, h / self.num_heads);
-        let split = |t: Tensor<B, 3>| t.reshape([b, s, heads, head_size]).swap_dims(1, 2);
-        let q = split(self.query.forward(x.clone()));
-        let k = split(self.key.forward(x.clone()));
-        let v = split(self.value.forward(x));
+        let heads_of = |linear: &Linear<B>| split_heads(linear_2d(linear, x.clone()), heads);
+        let (q, k, v) = (
+            heads_of(&self.query),
+            heads_of(&self.key),
+            heads_of(&self.value),
+        );
         // [b, heads, s, s]
-        let scores = q
-            .matmul(k.swap_dims(2, 3))
-            .div_scalar((head_size as f64).sqrt())
-            + mask;
-        let probs = self.dropout.forward(softmax(scores, 3));
-        let context = probs.matmul(v).swap_dims(1, 2).reshape([b, s, h]);
-        self.output.forward(context)
+        let scores = q.matmul(k.swap_dims(2, 3));
+        let scale = 1.0 / (head_size as f64).sqrt();
+        let probs = attention_probs(scores, mask.reshape([b, s]), scale, self.dropout.prob);
+        linear_2d(&self.output, merge_heads(probs.matmul(v)))
     }
 }
 
@@ -268,12 +316,11 @@ impl<B: Backend> ElectraLayer<B> {
 
     /// `x [b, s, H]`, `mask [b, 1, 1, s]` → `[b, s, H]`.
     pub fn forward(&self, x: Tensor<B, 3>, mask: Tensor<B, 4>) -> Tensor<B, 3> {
-        let attended = self
-            .dropout
-            .forward(self.attention.forward(x.clone(), mask));
+        let p = self.dropout.prob;
+        let attended = dropout(self.attention.forward(x.clone(), mask), p);
         let a = self.attention_layer_norm.forward(attended + x);
-        let f = activate(self.activation, self.intermediate.forward(a.clone()));
-        let f = self.dropout.forward(self.output.forward(f));
+        let f = activate(self.activation, linear_2d(&self.intermediate, a.clone()));
+        let f = dropout(linear_2d(&self.output, f), p);
         self.output_layer_norm.forward(f + a)
     }
 }
@@ -332,7 +379,7 @@ impl<B: Backend> ElectraEncoder<B> {
 
     fn project(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         match &self.embeddings_project {
-            Some(project) => project.forward(x),
+            Some(project) => linear_2d(project, x),
             None => x,
         }
     }
@@ -368,8 +415,8 @@ impl<B: Backend> DiscriminatorHead<B> {
 
     /// `hidden [b, s, H]` → one logit per token `[b, s]` (positive = "replaced").
     pub fn forward(&self, hidden: Tensor<B, 3>) -> Tensor<B, 2> {
-        let x = activate(self.activation, self.dense.forward(hidden));
-        self.dense_prediction.forward(x).squeeze_dim(2)
+        let x = activate(self.activation, linear_2d(&self.dense, hidden));
+        linear_2d(&self.dense_prediction, x).squeeze_dim(2)
     }
 }
 
@@ -405,7 +452,9 @@ impl<B: Backend> GeneratorHead<B> {
     /// [V, E]` → logits `[n, V]`. The activation is always the exact GELU, as in HF and the
     /// reference.
     pub fn forward(&self, hidden: Tensor<B, 2>, word_embeddings: Tensor<B, 2>) -> Tensor<B, 2> {
-        let x = self.layer_norm.forward(gelu(self.dense.forward(hidden)));
+        let x = self
+            .layer_norm
+            .forward(kernels::gelu(self.dense.forward(hidden)));
         x.matmul(word_embeddings.transpose()) + self.output_bias.val().unsqueeze_dim(0)
     }
 

@@ -22,6 +22,7 @@ pub mod error;
 pub mod fsutil;
 pub mod hf;
 pub mod input;
+pub mod kernels;
 
 pub use config::{Activation, ElectraConfig, HfConfig, PRESETS};
 pub use electra::{

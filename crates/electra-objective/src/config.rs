@@ -81,7 +81,7 @@ pub struct ObjectiveConfig {
     pub gen_weight: f64,
     /// Weight λ of the discriminator's RTD loss (paper λ = 50).
     pub disc_weight: f64,
-    /// Sampling temperature for the generator's Gumbel-max samples (reference 1.0).
+    /// Sampling temperature for the generator's samples (reference 1.0).
     pub temperature: f64,
     /// Never sample the original token (reference `disallow_correct`, default false).
     pub disallow_correct: bool,
@@ -93,7 +93,7 @@ pub struct ObjectiveConfig {
     /// Share word, position and token-type embeddings and the embedding LayerNorm between the
     /// generator and the discriminator (paper §3.2 / spec 2.3, default true).
     pub tie_embeddings: bool,
-    /// Seed of every random draw of the objective (masking, Gumbel noise, dropout); a step's
+    /// Seed of every random draw of the objective (masking, sampling, dropout); a step's
     /// randomness is derived from `(seed, step)`.
     pub seed: u64,
     /// Id of `[PAD]` (BERT uncased: 0).

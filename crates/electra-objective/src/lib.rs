@@ -16,7 +16,7 @@
 //!   (budget, candidates, 85 % `[MASK]` / 15 % unchanged), from a seeded RNG per step;
 //! - [`model`] holds the generator and the discriminator around **one** embedding block (word,
 //!   position and token-type tables and their LayerNorm, spec 2.3) and runs the forward pass;
-//! - [`sampling`] draws the replacements by Gumbel-max from the generator's logits;
+//! - [`sampling`] draws the replacements from the generator's softmax (inverse CDF);
 //! - [`losses`] averages the MLM loss over masked slots and the RTD loss over non-pad tokens;
 //! - [`metrics`] reads back the monitoring numbers (MLM accuracy, RTD precision/recall/F1, how
 //!   often the generator reproduced the original).
@@ -43,4 +43,4 @@ pub use error::ObjectiveError;
 pub use masking::{MaskedBatch, mask_batch, step_rng};
 pub use metrics::{Confusion, StepMetrics};
 pub use model::{ElectraPretrainingModel, ObjectiveOutput, Replacements};
-pub use sampling::gumbel_max_sample;
+pub use sampling::sample_from_softmax;

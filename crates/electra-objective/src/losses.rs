@@ -2,7 +2,7 @@
 //! mask (its cross-entropy divides by all rows; its BCE has no weights).
 
 use burn::prelude::*;
-use burn::tensor::activation::log_softmax;
+use electra_model::kernels;
 
 /// The reference adds this to every denominator (`Σw + 1e-6`), so an empty mask gives 0.
 pub const DENOMINATOR_EPS: f64 = 1e-6;
@@ -15,13 +15,10 @@ pub fn masked_lm_loss<B: Backend>(
     targets: Tensor<B, 1, Int>,
     weights: Tensor<B, 1>,
 ) -> Tensor<B, 1> {
-    let n = targets.dims()[0];
-    let picked = log_softmax(logits, 1)
-        .gather(1, targets.reshape([n, 1]))
-        .reshape([n]);
-    (picked * weights.clone())
+    // −log softmax(logits)[target] per row, one fused kernel on the CPU backend.
+    let nll = kernels::cross_entropy(logits, targets);
+    (nll * weights.clone())
         .sum()
-        .neg()
         .div(weights.sum().add_scalar(DENOMINATOR_EPS))
 }
 
@@ -65,10 +62,7 @@ pub fn copy_mlm_loss<B: Backend>(
     is_copy: Tensor<B, 1>,
     weights: Tensor<B, 1>,
 ) -> Tensor<B, 1> {
-    let n = targets.dims()[0];
-    let log_q = log_softmax(logits, 1)
-        .gather(1, targets.reshape([n, 1]))
-        .reshape([n]);
+    let log_q = kernels::cross_entropy(logits, targets).neg();
     // log(1 − D) = log σ(−d); the copy term is log σ(d) where the input is the target and a
     // large negative number (not −∞, which would make NaN gradients) elsewhere.
     let generate = stable_log_sigmoid(copy_logits.clone().neg()) + log_q;

@@ -12,12 +12,12 @@ use crate::config::{ObjectiveConfig, ObjectiveKind};
 use crate::error::ObjectiveError;
 use crate::losses::{copy_mlm_loss, masked_lm_loss, rtd_loss};
 use crate::masking::{MaskedBatch, corrupt, mask_batch, step_rng};
-use crate::sampling::{device_seed, gumbel_max_sample};
+use crate::sampling::{device_seed, sample_from_softmax};
 
 /// Where the replacements written into the discriminator's input come from.
 #[derive(Clone, Copy, Debug)]
 pub enum Replacements<'a> {
-    /// Gumbel-max samples from the generator (training; spec 1.3).
+    /// Samples from the generator's softmax (training; spec 1.3).
     Sample,
     /// Fixed ids, one per slot `[batch, slots]` (tests and reference comparisons).
     Given(&'a [i64]),
@@ -252,7 +252,7 @@ impl<B: Backend> ElectraPretrainingModel<B> {
     }
 
     /// One training step's forward pass: seeds the backend with [`device_seed`]`(seed, step)`
-    /// (Gumbel noise and dropout), masks `batch` with [`step_rng`]`(seed, step)` and runs
+    /// (sampling uniforms and dropout), masks `batch` with [`step_rng`]`(seed, step)` and runs
     /// [`Self::forward`] with generator samples. The same `(seed, step)` gives the same masks
     /// on every backend and the same losses on the same backend. The backend RNG is
     /// process-wide (on flex one mutex-guarded stream), so this holds when no other thread
@@ -328,11 +328,8 @@ impl<B: Backend> ElectraPretrainingModel<B> {
         // Samples (stop-gradient: detached logits, Int result, host round trip; spec 1.3).
         let sampled: Vec<i64> = match replacements {
             Replacements::Sample => {
-                let disallow = cfg.disallow_correct.then(|| targets.clone());
-                gumbel_max_sample(gen_logits.clone(), cfg.temperature, disallow)
-                    .into_data()
-                    .iter::<i64>()
-                    .collect()
+                let disallow = cfg.disallow_correct.then_some(masked.targets.as_slice());
+                sample_from_softmax(gen_logits.clone(), cfg.temperature, disallow)
             }
             Replacements::Given(ids) => {
                 if ids.len() != b * n {

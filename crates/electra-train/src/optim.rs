@@ -23,6 +23,7 @@ use burn::module::{AutodiffModule, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
+use electra_model::kernels::{self, cpu::AdamScalars};
 use serde::{Deserialize, Serialize};
 
 use crate::error::TrainError;
@@ -268,20 +269,23 @@ impl<B: AutodiffBackend> ModuleMapper<B> for StepMapper<'_, B> {
         let theta = tensor.inner();
         let shape = theta.shape();
         let n = shape.num_elements();
-        let g = grad.reshape([n]).mul_scalar(self.clip_scale);
+        let g = grad.reshape([n]);
         let (m, v) = match self.optimizer.state.remove(&path) {
             Some(s) => (s.m, s.v),
             None => (g.zeros_like(), g.zeros_like()),
         };
-        let m = m.mul_scalar(config.beta1) + g.clone().mul_scalar(1.0 - config.beta1);
-        let v = v.mul_scalar(config.beta2) + g.square().mul_scalar(1.0 - config.beta2);
-        let flat = theta.reshape([n]);
-        let mut update = m.clone() / v.clone().sqrt().add_scalar(config.epsilon);
-        if config.weight_decay > 0.0 && is_decayed(&path) {
-            update = update + flat.clone().mul_scalar(config.weight_decay);
-        }
-        let lr = self.lr * (self.lr_multiplier)(&path);
-        let updated = (flat - update.mul_scalar(lr)).reshape(shape);
+        let decayed = config.weight_decay > 0.0 && is_decayed(&path);
+        // One pass over θ, g, m, v on the CPU backend; the same tensor ops elsewhere.
+        let scalars = AdamScalars {
+            clip_scale: self.clip_scale,
+            beta1: config.beta1,
+            beta2: config.beta2,
+            epsilon: config.epsilon,
+            weight_decay: if decayed { config.weight_decay } else { 0.0 },
+            lr: self.lr * (self.lr_multiplier)(&path),
+        };
+        let (flat, m, v) = kernels::adam(theta.reshape([n]), m, v, g, scalars);
+        let updated = flat.reshape(shape);
         self.optimizer.state.insert(path, Moments { m, v });
         let mut tensor = Tensor::from_inner(updated);
         if require_grad {

@@ -2,7 +2,7 @@
 //! evaluation, checkpoints and exact resumption.
 //!
 //! One optimizer step: for each of `grad_accum_steps` micro-batches, the objective's forward
-//! pass (`ElectraPretrainingModel::step`, whose masking, Gumbel noise and dropout are derived
+//! pass (`ElectraPretrainingModel::step`, whose masking, sampling and dropout are derived
 //! from `(seed, micro-step)`), the loss scaled by `1/grad_accum_steps`, backward and
 //! accumulation; then global-norm clipping and the reference Adam update with the schedule's
 //! learning rate. Because every random draw is derived from the step index and the data

@@ -5,7 +5,7 @@
 //! 1. the HF parity fixtures: both tiny checkpoints, every recorded activation;
 //! 2. the PyTorch loss fixture: the same checkpoints as one pre-training model, with the
 //!    fixture's slots and replacements;
-//! 3. two checks of the Gumbel-max sampler: rows whose answer is certain whatever the noise,
+//! 3. two checks of the sampler: rows whose answer is certain whatever the noise,
 //!    and token frequencies against the softmax over many draws;
 //! 4. a few pre-training steps of the `tiny` model (objective forward, backward, the reference
 //!    Adam with global-norm clipping) on a fixed batch.
@@ -30,8 +30,8 @@ use burn::tensor::backend::AutodiffBackend;
 use burn_store::{ModuleSnapshot, SafetensorsStore};
 use electra_model::{ElectraConfig, hf};
 use electra_objective::{
-    ElectraPretrainingModel, HostBatch, ObjectiveConfig, Replacements, gumbel_max_sample,
-    mask_batch, step_rng,
+    ElectraPretrainingModel, HostBatch, ObjectiveConfig, Replacements, mask_batch,
+    sample_from_softmax, step_rng,
 };
 use electra_train::{AdamConfig, ElectraAdam};
 
@@ -252,9 +252,9 @@ fn objective_fixture<B: Backend>(
     ]))
 }
 
-/// Step 3. (a) Rows where one token's logit is 80 above the rest and another's 40: Gumbel noise
-/// lies in about [−3, 21] (u ∈ [0, 1] plus the 1e-9 guards), so the first must win, and with
-/// `disallow` (−1000 on the first) the second must; returns how many rows did not. (b) The
+/// Step 3. (a) Rows where one token's logit is 80 above the rest and another's 40: the first
+/// holds all but e^-40 of the probability, so it must be drawn, and with `disallow` (−1000 on
+/// the first) the second must; returns how many rows did not. (b) The
 /// frequencies of [`SAMPLING_ROWS`] draws from one tempered distribution.
 fn sampling<B: Backend>(device: &B::Device) -> (usize, Vec<f64>) {
     B::seed(device, SAMPLING_SEED);
@@ -271,10 +271,8 @@ fn sampling<B: Backend>(device: &B::Device) -> (usize, Vec<f64>) {
         logits[i * v + second[i] as usize] = 40.0;
     }
     let logits = Tensor::<B, 2>::from_data(TensorData::new(logits, [n, v]), device);
-    let ids = |t: Tensor<B, 1, Int>| -> Vec<i64> { t.into_data().iter::<i64>().collect() };
-    let plain = ids(gumbel_max_sample(logits.clone(), 1.0, None));
-    let original = Tensor::<B, 1, Int>::from_data(TensorData::new(first.clone(), [n]), device);
-    let disallowed = ids(gumbel_max_sample(logits, 1.0, Some(original)));
+    let plain = sample_from_softmax(logits.clone(), 1.0, None);
+    let disallowed = sample_from_softmax(logits, 1.0, Some(&first));
     let errors = plain.iter().zip(&first).filter(|(a, b)| a != b).count()
         + disallowed
             .iter()
@@ -287,7 +285,7 @@ fn sampling<B: Backend>(device: &B::Device) -> (usize, Vec<f64>) {
     let row = Tensor::<B, 1>::from_data(TensorData::new(SAMPLING_LOGITS.to_vec(), [k]), device);
     let logits = row.unsqueeze_dim::<2>(0).repeat_dim(0, SAMPLING_ROWS);
     let mut counts = vec![0usize; k];
-    for id in ids(gumbel_max_sample(logits, SAMPLING_TEMPERATURE, None)) {
+    for id in sample_from_softmax(logits, SAMPLING_TEMPERATURE, None) {
         if let Some(c) = usize::try_from(id).ok().and_then(|i| counts.get_mut(i)) {
             *c += 1;
         }

@@ -1,0 +1,449 @@
+//! The CPU kernels behind [`super`]: plain functions over contiguous `f32` slices, split into
+//! row blocks that rayon runs in parallel. Each forward kernel returns what its backward needs;
+//! each backward kernel is the exact derivative of its forward (the tests in `kernels::tests`
+//! compare both with burn's composed tensor ops).
+
+use rayon::prelude::*;
+
+use super::math;
+
+/// Rows per rayon task: enough work per task to amortise scheduling, few enough rows that both
+/// cores get work on the smallest shapes the tests and the `tiny` preset use.
+fn rows_per_task(cols: usize) -> usize {
+    (16_384 / cols.max(1)).clamp(1, 256)
+}
+
+/// LayerNorm over the last dimension of `x [rows, d]`: `y = (x − μ)·rstd·γ + β` with
+/// `rstd = 1/√(σ² + eps)` (biased variance, as PyTorch and burn). Returns `y` and the per-row
+/// `(μ, rstd)` pairs `[rows, 2]` the backward needs.
+pub fn layer_norm(x: &[f32], gamma: &[f32], beta: &[f32], eps: f64) -> (Vec<f32>, Vec<f32>) {
+    let d = gamma.len();
+    let rows = x.len() / d;
+    let mut y = vec![0.0f32; x.len()];
+    let mut stats = vec![0.0f32; rows * 2];
+    let block = rows_per_task(d);
+    y.par_chunks_mut(block * d)
+        .zip(stats.par_chunks_mut(block * 2))
+        .zip(x.par_chunks(block * d))
+        .for_each(|((y, stats), x)| layer_norm_rows(x, gamma, beta, eps, y, stats));
+    (y, stats)
+}
+
+#[inline(never)]
+fn layer_norm_rows(
+    x: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f64,
+    y: &mut [f32],
+    stats: &mut [f32],
+) {
+    let d = gamma.len();
+    for ((y, st), x) in y.chunks_mut(d).zip(stats.chunks_mut(2)).zip(x.chunks(d)) {
+        let mean = x.iter().map(|&v| v as f64).sum::<f64>() / d as f64;
+        let var = x.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / d as f64;
+        let rstd = 1.0 / (var + eps).sqrt();
+        let (mean, rstd) = (mean as f32, rstd as f32);
+        for (((y, &x), &g), &b) in y.iter_mut().zip(x).zip(gamma).zip(beta) {
+            *y = (x - mean) * rstd * g + b;
+        }
+        st[0] = mean;
+        st[1] = rstd;
+    }
+}
+
+/// The gradients of [`layer_norm`] for the upstream gradient `dy [rows, d]`: `(dx, dγ, dβ)`.
+/// `dx = rstd·(g − mean(g) − x̂·mean(g·x̂))` with `g = dy·γ` and `x̂ = (x − μ)·rstd`.
+pub fn layer_norm_backward(
+    x: &[f32],
+    gamma: &[f32],
+    stats: &[f32],
+    dy: &[f32],
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let d = gamma.len();
+    let mut dx = vec![0.0f32; x.len()];
+    let block = rows_per_task(d);
+    let partials: Vec<(Vec<f32>, Vec<f32>)> = dx
+        .par_chunks_mut(block * d)
+        .zip(x.par_chunks(block * d))
+        .zip(dy.par_chunks(block * d))
+        .zip(stats.par_chunks(block * 2))
+        .map(|(((dx, x), dy), stats)| layer_norm_backward_rows(x, gamma, stats, dy, dx))
+        .collect();
+    let (mut dgamma, mut dbeta) = (vec![0.0f32; d], vec![0.0f32; d]);
+    for (g, b) in partials {
+        dgamma.iter_mut().zip(g).for_each(|(a, v)| *a += v);
+        dbeta.iter_mut().zip(b).for_each(|(a, v)| *a += v);
+    }
+    (dx, dgamma, dbeta)
+}
+
+/// One block of rows of [`layer_norm_backward`]; returns the block's `(dγ, dβ)` sums.
+#[inline(never)]
+fn layer_norm_backward_rows(
+    x: &[f32],
+    gamma: &[f32],
+    stats: &[f32],
+    dy: &[f32],
+    dx: &mut [f32],
+) -> (Vec<f32>, Vec<f32>) {
+    let d = gamma.len();
+    let (mut dgamma, mut dbeta) = (vec![0.0f32; d], vec![0.0f32; d]);
+    let mut xhat = vec![0.0f32; d];
+    for (((dx, x), dy), st) in dx
+        .chunks_mut(d)
+        .zip(x.chunks(d))
+        .zip(dy.chunks(d))
+        .zip(stats.chunks(2))
+    {
+        let (mean, rstd) = (st[0], st[1]);
+        let (mut sum_g, mut sum_gx) = (0.0f32, 0.0f32);
+        for j in 0..d {
+            xhat[j] = (x[j] - mean) * rstd;
+            let g = dy[j] * gamma[j];
+            sum_g += g;
+            sum_gx += g * xhat[j];
+            dgamma[j] += dy[j] * xhat[j];
+            dbeta[j] += dy[j];
+        }
+        let (mean_g, mean_gx) = (sum_g / d as f32, sum_gx / d as f32);
+        for j in 0..d {
+            dx[j] = rstd * (dy[j] * gamma[j] - mean_g - xhat[j] * mean_gx);
+        }
+    }
+    (dgamma, dbeta)
+}
+
+/// Attention probabilities of `scores [b, h, s_q, s_k]` with the additive key mask
+/// `mask [b, s_k]`: `p = softmax(scores·scale + mask)` per row, then `out = p·keep` where `keep`
+/// is the dropout multiplier per element (`0` or `1/(1 − prob)`; `None` without dropout).
+/// Returns `(out, p)`; the backward needs `p`.
+pub fn attention_probs(
+    scores: &[f32],
+    mask: &[f32],
+    s_k: usize,
+    scale: f32,
+    keep: Option<&[f32]>,
+) -> (Vec<f32>, Vec<f32>) {
+    let batch = mask.len() / s_k;
+    let rows_per_batch = scores.len() / s_k / batch;
+    let mut p = vec![0.0f32; scores.len()];
+    let mut out = keep.map(|_| vec![0.0f32; scores.len()]);
+    let block = rows_per_task(s_k);
+    let chunk = block * s_k;
+    match (&mut out, keep) {
+        (Some(out), Some(keep)) => p
+            .par_chunks_mut(chunk)
+            .zip(out.par_chunks_mut(chunk))
+            .zip(scores.par_chunks(chunk).zip(keep.par_chunks(chunk)))
+            .enumerate()
+            .for_each(|(task, ((p, out), (x, keep)))| {
+                let first = task * block;
+                softmax_rows(x, mask, first, rows_per_batch, s_k, scale, p);
+                for ((o, &p), &k) in out.iter_mut().zip(p.iter()).zip(keep) {
+                    *o = p * k;
+                }
+            }),
+        _ => p
+            .par_chunks_mut(chunk)
+            .zip(scores.par_chunks(chunk))
+            .enumerate()
+            .for_each(|(task, (p, x))| {
+                softmax_rows(x, mask, task * block, rows_per_batch, s_k, scale, p)
+            }),
+    }
+    let out = out.unwrap_or_else(|| p.clone());
+    (out, p)
+}
+
+/// `softmax(x·scale + mask[batch of row])` for the rows of `x`, the first being row `first`.
+#[inline(never)]
+fn softmax_rows(
+    x: &[f32],
+    mask: &[f32],
+    first: usize,
+    rows_per_batch: usize,
+    s_k: usize,
+    scale: f32,
+    p: &mut [f32],
+) {
+    for (r, (p, x)) in p.chunks_mut(s_k).zip(x.chunks(s_k)).enumerate() {
+        let m = &mask[((first + r) / rows_per_batch) * s_k..][..s_k];
+        let mut max = f32::NEG_INFINITY;
+        for ((p, &x), &m) in p.iter_mut().zip(x).zip(m) {
+            *p = x * scale + m;
+            max = max.max(*p);
+        }
+        let mut sum = 0.0f32;
+        for p in p.iter_mut() {
+            *p = math::exp(*p - max);
+            sum += *p;
+        }
+        let inv = 1.0 / sum;
+        p.iter_mut().for_each(|p| *p *= inv);
+    }
+}
+
+/// The gradient of [`attention_probs`] with respect to `scores`, for the upstream gradient
+/// `dout`: `ds = scale·p·(dp − Σ_k dp·p)` with `dp = dout·keep`.
+pub fn attention_probs_backward(
+    p: &[f32],
+    keep: Option<&[f32]>,
+    dout: &[f32],
+    s_k: usize,
+    scale: f32,
+) -> Vec<f32> {
+    let mut ds = vec![0.0f32; p.len()];
+    let chunk = rows_per_task(s_k) * s_k;
+    ds.par_chunks_mut(chunk)
+        .zip(p.par_chunks(chunk))
+        .zip(dout.par_chunks(chunk))
+        .enumerate()
+        .for_each(|(task, ((ds, p), dout))| {
+            let keep = keep.map(|k| &k[task * chunk..][..p.len()]);
+            softmax_backward_rows(p, keep, dout, s_k, scale, ds)
+        });
+    ds
+}
+
+#[inline(never)]
+fn softmax_backward_rows(
+    p: &[f32],
+    keep: Option<&[f32]>,
+    dout: &[f32],
+    s_k: usize,
+    scale: f32,
+    ds: &mut [f32],
+) {
+    match keep {
+        Some(keep) => {
+            for ((ds, &dout), &k) in ds.iter_mut().zip(dout).zip(keep) {
+                *ds = dout * k;
+            }
+        }
+        None => ds.copy_from_slice(dout),
+    }
+    for (ds, p) in ds.chunks_mut(s_k).zip(p.chunks(s_k)) {
+        let dot: f32 = ds.iter().zip(p).map(|(d, p)| d * p).sum();
+        for (ds, &p) in ds.iter_mut().zip(p) {
+            *ds = scale * p * (*ds - dot);
+        }
+    }
+}
+
+/// `x [b, s, h·d]` → `[b, h, s, d]` (contiguous), or the inverse with `merge = true`.
+pub fn permute_heads(x: &[f32], b: usize, s: usize, heads: usize, merge: bool) -> Vec<f32> {
+    let hd = x.len() / (b * s);
+    let d = hd / heads;
+    let mut out = vec![0.0f32; x.len()];
+    // One task per batch row: `s·h·d` elements, copied as `s·h` runs of `d`.
+    out.par_chunks_mut(s * hd)
+        .zip(x.par_chunks(s * hd))
+        .for_each(|(out, x)| permute_row(x, s, heads, d, merge, out));
+    out
+}
+
+#[inline(never)]
+fn permute_row(x: &[f32], s: usize, heads: usize, d: usize, merge: bool, out: &mut [f32]) {
+    let hd = heads * d;
+    for t in 0..s {
+        for h in 0..heads {
+            let (split, merged) = ((h * s + t) * d, t * hd + h * d);
+            let (dst, src) = if merge {
+                (merged, split)
+            } else {
+                (split, merged)
+            };
+            out[dst..dst + d].copy_from_slice(&x[src..src + d]);
+        }
+    }
+}
+
+/// `out = x·keep` element by element (dropout with the scale folded into `keep`).
+pub fn scale_by(x: &[f32], keep: &[f32]) -> Vec<f32> {
+    let mut out = vec![0.0f32; x.len()];
+    out.par_chunks_mut(16_384)
+        .zip(x.par_chunks(16_384).zip(keep.par_chunks(16_384)))
+        .for_each(|(o, (x, k))| {
+            for ((o, &x), &k) in o.iter_mut().zip(x).zip(k) {
+                *o = x * k;
+            }
+        });
+    out
+}
+
+/// The exact GELU `x·Φ(x) = ½x(1 + erf(x/√2))` (HF `gelu`, the reference's `gelu`), with
+/// [`math::erf`] (absolute error below 3e-7).
+pub fn gelu(x: &[f32]) -> Vec<f32> {
+    let mut out = vec![0.0f32; x.len()];
+    out.par_chunks_mut(16_384)
+        .zip(x.par_chunks(16_384))
+        .for_each(|(o, x)| gelu_chunk(x, o));
+    out
+}
+
+#[inline(never)]
+fn gelu_chunk(x: &[f32], out: &mut [f32]) {
+    for (o, &x) in out.iter_mut().zip(x) {
+        *o = 0.5 * x * (1.0 + math::erf(x * std::f32::consts::FRAC_1_SQRT_2));
+    }
+}
+
+/// The gradient of [`gelu`]: `dy·(Φ(x) + x·φ(x))`.
+pub fn gelu_backward(x: &[f32], dy: &[f32]) -> Vec<f32> {
+    let mut out = vec![0.0f32; x.len()];
+    out.par_chunks_mut(16_384)
+        .zip(x.par_chunks(16_384).zip(dy.par_chunks(16_384)))
+        .for_each(|(o, (x, dy))| gelu_backward_chunk(x, dy, o));
+    out
+}
+
+#[inline(never)]
+fn gelu_backward_chunk(x: &[f32], dy: &[f32], out: &mut [f32]) {
+    const INV_SQRT_2PI: f32 = 0.398_942_3;
+    for ((o, &x), &dy) in out.iter_mut().zip(x).zip(dy) {
+        let cdf = 0.5 * (1.0 + math::erf(x * std::f32::consts::FRAC_1_SQRT_2));
+        let pdf = INV_SQRT_2PI * math::exp(-0.5 * x * x);
+        *o = dy * (cdf + x * pdf);
+    }
+}
+
+/// Per-row negative log-likelihood of `targets [n]` under `softmax(logits [n, V])`:
+/// `nll = logsumexp(row) − row[target]`. Returns `(nll, logsumexp)`.
+pub fn cross_entropy(logits: &[f32], targets: &[i64], v: usize) -> (Vec<f32>, Vec<f32>) {
+    let rows: Vec<(f32, f32)> = logits
+        .par_chunks(v)
+        .zip(targets.par_iter())
+        .map(|(row, &t)| {
+            let lse = log_sum_exp(row);
+            (lse - row[t as usize], lse)
+        })
+        .collect();
+    rows.into_iter().unzip()
+}
+
+#[inline(never)]
+fn log_sum_exp(row: &[f32]) -> f32 {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f32 = row.iter().map(|&x| math::exp(x - max)).sum();
+    max + sum.ln()
+}
+
+/// The gradient of [`cross_entropy`]: `dlogits = dnll·(softmax(row) − onehot(target))`.
+pub fn cross_entropy_backward(
+    logits: &[f32],
+    targets: &[i64],
+    lse: &[f32],
+    dnll: &[f32],
+    v: usize,
+) -> Vec<f32> {
+    let mut out = vec![0.0f32; logits.len()];
+    out.par_chunks_mut(v)
+        .zip(logits.par_chunks(v))
+        .enumerate()
+        .for_each(|(i, (o, row))| {
+            softmax_scaled(row, lse[i], dnll[i], o);
+            o[targets[i] as usize] -= dnll[i];
+        });
+    out
+}
+
+/// `out = g·exp(row − lse)`.
+#[inline(never)]
+fn softmax_scaled(row: &[f32], lse: f32, g: f32, out: &mut [f32]) {
+    for (o, &x) in out.iter_mut().zip(row) {
+        *o = g * math::exp(x - lse);
+    }
+}
+
+/// Inverse-CDF sampling from `softmax(logits/temperature)` per row of `logits [n, V]`: the
+/// first index whose cumulative probability exceeds `u·total`, with one uniform `u ∈ [0, 1)`
+/// per row. With `disallow`, the row's original id gets `−penalty` added after the division
+/// by the temperature (the reference's `disallow_correct`).
+pub fn sample_inverse_cdf(
+    logits: &[f32],
+    v: usize,
+    temperature: f32,
+    disallow: Option<(&[i64], f32)>,
+    uniforms: &[f32],
+) -> Vec<i64> {
+    logits
+        .par_chunks(v)
+        .enumerate()
+        .map(|(i, row)| {
+            let mut e: Vec<f32> = row.iter().map(|&x| x / temperature).collect();
+            if let Some((ids, penalty)) = disallow {
+                e[ids[i] as usize] -= penalty;
+            }
+            let max = e.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mut total = 0.0f64;
+            for x in e.iter_mut() {
+                *x = math::exp(*x - max);
+                total += *x as f64;
+            }
+            let target = uniforms[i] as f64 * total;
+            let mut acc = 0.0f64;
+            for (j, &p) in e.iter().enumerate() {
+                acc += p as f64;
+                if acc > target {
+                    return j as i64;
+                }
+            }
+            // Unreachable in exact arithmetic (`u < 1`); the last index if rounding says so.
+            (v - 1) as i64
+        })
+        .collect()
+}
+
+/// The scalars of one reference-Adam update (see [`adam`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdamScalars {
+    /// Factor of the global-norm clipping (1 when not clipped).
+    pub clip_scale: f64,
+    /// First-moment decay.
+    pub beta1: f64,
+    /// Second-moment decay.
+    pub beta2: f64,
+    /// Added to `√v`.
+    pub epsilon: f64,
+    /// Decoupled weight decay of this parameter (0 for biases and LayerNorms).
+    pub weight_decay: f64,
+    /// Learning rate of this parameter (base rate times its multiplier).
+    pub lr: f64,
+}
+
+/// One reference-Adam update in one pass (ELECTRA's `AdamWeightDecay`: no bias correction, ε
+/// outside the root): `g ← clip·g`, `m ← β1·m + (1−β1)·g`, `v ← β2·v + (1−β2)·g²`,
+/// `θ ← θ − lr·(m/(√v + ε) + wd·θ)`, in place on `theta`, `m` and `v`.
+pub fn adam(theta: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], k: AdamScalars) {
+    const CHUNK: usize = 16_384;
+    // The f32 constants the composed form's scalar operations use.
+    let (clip, b1, c1, b2, c2) = (
+        k.clip_scale as f32,
+        k.beta1 as f32,
+        (1.0 - k.beta1) as f32,
+        k.beta2 as f32,
+        (1.0 - k.beta2) as f32,
+    );
+    let (eps, wd, lr) = (k.epsilon as f32, k.weight_decay as f32, k.lr as f32);
+    theta
+        .par_chunks_mut(CHUNK)
+        .zip(m.par_chunks_mut(CHUNK))
+        .zip(v.par_chunks_mut(CHUNK))
+        .zip(g.par_chunks(CHUNK))
+        .for_each(|(((theta, m), v), g)| {
+            adam_chunk(theta, m, v, g, [clip, b1, c1, b2, c2, eps, wd, lr])
+        });
+}
+
+#[inline(never)]
+fn adam_chunk(theta: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], k: [f32; 8]) {
+    let [clip, b1, c1, b2, c2, eps, wd, lr] = k;
+    for (((t, m), v), &g) in theta.iter_mut().zip(m).zip(v).zip(g) {
+        let g = g * clip;
+        *m = b1 * *m + c1 * g;
+        *v = b2 * *v + c2 * (g * g);
+        let update = *m / (v.sqrt() + eps) + wd * *t;
+        *t -= lr * update;
+    }
+}

@@ -1,0 +1,258 @@
+//! Fused kernels for the hot spots of a training step, with one fast implementation for the CPU
+//! and one composition of burn tensor ops for every other backend.
+//!
+//! A profile of the ELECTRA step on burn's flex backend (docs/benchmarks.md) found most of the
+//! time outside the matrix products: LayerNorm, softmax, GELU and the MLM cross-entropy are
+//! decomposed by `Autodiff` into 5-15 element-wise operations each, the head split and merge of
+//! attention walk strided views element by element, and dropout masks are drawn one
+//! distribution object per element. The functions here replace each of those with one
+//! operation:
+//!
+//! | function | what it computes | backward |
+//! |---|---|---|
+//! | [`layer_norm`] | LayerNorm over the last dimension | `dx`, `dγ`, `dβ` from saved mean and 1/std |
+//! | [`attention_probs`] | `dropout(softmax(scores·scale + mask))` | from the saved probabilities and mask |
+//! | [`split_heads`], [`merge_heads`] | `[b, s, H]` ↔ `[b, h, s, d]`, contiguous | the inverse copy |
+//! | [`dropout`] | `x·keep` with the `1/(1 − p)` scale folded into the mask | `dy·keep` |
+//! | [`gelu`] | the exact GELU | `dy·(Φ(x) + x·φ(x))` |
+//! | [`cross_entropy`] | `−log softmax(logits)[target]` per row | `softmax − onehot` |
+//! | [`sample`] | one draw per row from `softmax(logits/T)` | (not differentiable) |
+//!
+//! **Dispatch.** Each function is generic over `B: Backend` like the rest of the model, and
+//! chooses its implementation from the backend type: `Autodiff<Flex>` and `Flex` run the
+//! row-parallel CPU kernels of [`cpu`] (custom autodiff operations with hand-written backward
+//! passes, [`flex`]); every other backend (wgpu, cuda, ndarray, or `Autodiff` over them) runs
+//! the composed burn operations of [`composed`], which are exactly what the model computed
+//! before these kernels existed. Choosing by type keeps the model's bounds `B: Backend`, so a
+//! new backend needs no code here; it runs the composed form until it gets kernels of its own.
+//! The test module checks every fast kernel, value and gradient, against its composed form.
+//!
+//! **Randomness.** The fast dropout draws its mask from a counter-based generator (SplitMix64
+//! of `seed + i·φ`), with one seed per mask drawn from flex's seeded stream, so
+//! `Backend::seed` still fixes every draw, and masks do not depend on the thread count. The
+//! masks differ from burn's `Dropout` (another generator, the same distribution). The sampler
+//! draws by inverse CDF from one uniform per row, instead of Gumbel noise for every vocabulary
+//! entry: the same distribution, another stream (docs/faithfulness.md).
+
+use std::any::{Any, TypeId};
+
+use burn::backend::{Autodiff, Flex};
+use burn::prelude::*;
+
+pub mod composed;
+pub mod cpu;
+pub mod flex;
+pub mod math;
+
+#[cfg(test)]
+mod tests;
+
+/// Which implementation a backend gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// `Autodiff<Flex>`: custom autodiff operations over the CPU kernels.
+    AutodiffFlex,
+    /// `Flex`: the CPU kernels (inference).
+    Flex,
+    /// Any other backend: composed burn operations.
+    Composed,
+}
+
+/// The implementation `B` gets.
+pub fn route<B: Backend>() -> Route {
+    let id = TypeId::of::<B>();
+    if id == TypeId::of::<Autodiff<Flex>>() {
+        Route::AutodiffFlex
+    } else if id == TypeId::of::<Flex>() {
+        Route::Flex
+    } else {
+        Route::Composed
+    }
+}
+
+/// Moves `value` to type `T`, which [`route`] has established is its own type.
+fn cast<S: 'static, T: 'static>(value: S) -> T {
+    match (Box::new(value) as Box<dyn Any>).downcast::<T>() {
+        Ok(t) => *t,
+        Err(_) => unreachable!("kernels::cast between different types"),
+    }
+}
+
+/// LayerNorm of `x [.., d]` over the last dimension with scale `gamma [d]`, shift `beta [d]`.
+pub fn layer_norm<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+    gamma: Tensor<B, 1>,
+    beta: Tensor<B, 1>,
+    eps: f64,
+) -> Tensor<B, D> {
+    match route::<B>() {
+        Route::AutodiffFlex => {
+            let x = flex::prim_ad(cast::<_, Tensor<flex::Ad, D>>(x));
+            let gamma = flex::prim_ad(cast::<_, Tensor<flex::Ad, 1>>(gamma));
+            let beta = flex::prim_ad(cast::<_, Tensor<flex::Ad, 1>>(beta));
+            cast(flex::from_ad::<D>(flex::layer_norm_ad(x, gamma, beta, eps)))
+        }
+        // Flex's own layer_norm is fused when no autodiff decomposes it.
+        _ => composed::layer_norm(x, gamma, beta, eps),
+    }
+}
+
+/// Attention probabilities `dropout(softmax(scores·scale + mask))`: `scores [b, h, s, s]`,
+/// `mask [b, s]` additive (0 or −10000 per key), `prob` the dropout probability (applied only
+/// when `B` tracks gradients, like burn's `Dropout`).
+pub fn attention_probs<B: Backend>(
+    scores: Tensor<B, 4>,
+    mask: Tensor<B, 2>,
+    scale: f64,
+    prob: f64,
+) -> Tensor<B, 4> {
+    match route::<B>() {
+        Route::AutodiffFlex => {
+            let scores = flex::prim_ad(cast::<_, Tensor<flex::Ad, 4>>(scores));
+            let mask = flex::prim_ad(cast::<_, Tensor<flex::Ad, 2>>(mask)).primitive;
+            let out = flex::attention_probs_ad(scores, mask, scale as f32, prob);
+            cast(flex::from_ad::<4>(out))
+        }
+        Route::Flex => {
+            let scores = flex::prim_flex(cast::<_, Tensor<Flex, 4>>(scores));
+            let mask = flex::prim_flex(cast::<_, Tensor<Flex, 2>>(mask));
+            cast(flex::from_flex::<4>(flex::attention_probs_flex(
+                scores,
+                mask,
+                scale as f32,
+            )))
+        }
+        Route::Composed => composed::attention_probs(scores, mask, scale, prob),
+    }
+}
+
+/// `[b, s, H]` → `[b, heads, s, H/heads]`, contiguous.
+pub fn split_heads<B: Backend>(x: Tensor<B, 3>, heads: usize) -> Tensor<B, 4> {
+    match route::<B>() {
+        Route::AutodiffFlex => {
+            let x = flex::prim_ad(cast::<_, Tensor<flex::Ad, 3>>(x));
+            cast(flex::from_ad::<4>(flex::permute_heads_ad(x, heads, false)))
+        }
+        Route::Flex => {
+            let x = flex::prim_flex(cast::<_, Tensor<Flex, 3>>(x));
+            cast(flex::from_flex::<4>(flex::permute_heads_flex(
+                x, heads, false,
+            )))
+        }
+        Route::Composed => composed::split_heads(x, heads),
+    }
+}
+
+/// `[b, heads, s, d]` → `[b, s, heads·d]`, contiguous.
+pub fn merge_heads<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 3> {
+    let heads = x.dims()[1];
+    match route::<B>() {
+        Route::AutodiffFlex => {
+            let x = flex::prim_ad(cast::<_, Tensor<flex::Ad, 4>>(x));
+            cast(flex::from_ad::<3>(flex::permute_heads_ad(x, heads, true)))
+        }
+        Route::Flex => {
+            let x = flex::prim_flex(cast::<_, Tensor<Flex, 4>>(x));
+            cast(flex::from_flex::<3>(flex::permute_heads_flex(
+                x, heads, true,
+            )))
+        }
+        Route::Composed => composed::merge_heads(x),
+    }
+}
+
+/// Dropout with probability `prob`, applied only when `B` tracks gradients (as burn's
+/// `Dropout`): `x·keep`, `keep` being `0` or `1/(1 − prob)`.
+pub fn dropout<B: Backend, const D: usize>(x: Tensor<B, D>, prob: f64) -> Tensor<B, D> {
+    if prob == 0.0 || !B::ad_enabled(&x.device()) {
+        return x;
+    }
+    match route::<B>() {
+        Route::AutodiffFlex => {
+            let x = flex::prim_ad(cast::<_, Tensor<flex::Ad, D>>(x));
+            cast(flex::from_ad::<D>(flex::dropout_ad(x, prob)))
+        }
+        _ => composed::dropout(x, prob),
+    }
+}
+
+/// The exact GELU `x·Φ(x)`.
+pub fn gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    match route::<B>() {
+        Route::AutodiffFlex => {
+            let x = flex::prim_ad(cast::<_, Tensor<flex::Ad, D>>(x));
+            cast(flex::from_ad::<D>(flex::gelu_ad(x)))
+        }
+        Route::Flex => {
+            let x = flex::prim_flex(cast::<_, Tensor<Flex, D>>(x));
+            cast(flex::from_flex::<D>(flex::gelu_flex(x)))
+        }
+        Route::Composed => burn::tensor::activation::gelu(x),
+    }
+}
+
+/// Per-row cross-entropy `−log softmax(logits [n, V])[targets[i]]` → `[n]`.
+pub fn cross_entropy<B: Backend>(logits: Tensor<B, 2>, targets: Tensor<B, 1, Int>) -> Tensor<B, 1> {
+    let host = || -> Vec<i64> { targets.clone().into_data().iter::<i64>().collect() };
+    match route::<B>() {
+        Route::AutodiffFlex => {
+            let logits = flex::prim_ad(cast::<_, Tensor<flex::Ad, 2>>(logits));
+            cast(flex::from_ad::<1>(flex::cross_entropy_ad(logits, host())))
+        }
+        Route::Flex => {
+            let logits = flex::prim_flex(cast::<_, Tensor<Flex, 2>>(logits));
+            cast(flex::from_flex::<1>(flex::cross_entropy_flex(
+                logits,
+                &host(),
+            )))
+        }
+        Route::Composed => composed::cross_entropy(logits, targets),
+    }
+}
+
+/// One sample per row of `logits [n, V]` from `softmax(logits/temperature)`, by inverse CDF:
+/// the first index whose cumulative probability exceeds `uniforms[i]·total` (`uniforms` in
+/// `[0, 1)`, one per row). With `disallow = (ids, penalty)`, `ids[i]`'s tempered logit is
+/// lowered by `penalty` first. The logits are read without gradient.
+pub fn sample<B: Backend>(
+    logits: Tensor<B, 2>,
+    temperature: f64,
+    disallow: Option<(&[i64], f32)>,
+    uniforms: &[f32],
+) -> Vec<i64> {
+    let logits = logits.detach();
+    match route::<B>() {
+        Route::AutodiffFlex => {
+            let p = flex::prim_ad(cast::<_, Tensor<flex::Ad, 2>>(logits)).primitive;
+            flex::sample_flex(p, temperature as f32, disallow, uniforms)
+        }
+        Route::Flex => {
+            let p = flex::prim_flex(cast::<_, Tensor<Flex, 2>>(logits));
+            flex::sample_flex(p, temperature as f32, disallow, uniforms)
+        }
+        Route::Composed => composed::sample(logits, temperature, disallow, uniforms),
+    }
+}
+
+/// One reference-Adam update of a flat parameter `theta [n]` with moments `m`, `v` and gradient
+/// `g` (no autodiff: the optimizer works on the inner backend). Returns `(θ, m, v)`.
+pub fn adam<B: Backend>(
+    theta: Tensor<B, 1>,
+    m: Tensor<B, 1>,
+    v: Tensor<B, 1>,
+    g: Tensor<B, 1>,
+    scalars: cpu::AdamScalars,
+) -> (Tensor<B, 1>, Tensor<B, 1>, Tensor<B, 1>) {
+    match route::<B>() {
+        Route::Flex => {
+            let p = |t: Tensor<B, 1>| flex::prim_flex(cast::<_, Tensor<Flex, 1>>(t));
+            let (t, m, v) = flex::adam_flex(p(theta), p(m), p(v), p(g), scalars);
+            (
+                cast(flex::from_flex::<1>(t)),
+                cast(flex::from_flex::<1>(m)),
+                cast(flex::from_flex::<1>(v)),
+            )
+        }
+        _ => composed::adam(theta, m, v, g, scalars),
+    }
+}

@@ -1,0 +1,116 @@
+//! `cargo xtask check-features`: fails if a backend is built without its speed features.
+//!
+//! burn passes no default features to its backends, so a workspace that depends on burn with
+//! `default-features = false` silently builds burn-flex without SIMD and rayon (one core,
+//! per-element strided loops) and burn-wgpu / burn-cuda without kernel fusion and autotuning.
+//! The workspace turns them on (a direct `burn-flex` dependency; `burn/fusion` and
+//! `burn/autotune` with the GPU features); this check reads `cargo tree` for every binary
+//! package with every backend feature and names what is missing. CI runs it.
+
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+/// Each backend crate and the features it must be built with.
+const REQUIRED: &[(&str, &[&str])] = &[
+    ("burn-flex", &["simd", "rayon"]),
+    ("burn-wgpu", &["fusion", "autotune"]),
+    ("burn-cuda", &["fusion", "autotune"]),
+];
+
+/// The packages that build a backend, with the features that bring each one in.
+const PACKAGES: &[(&str, &str)] = &[
+    ("electra-cli", "wgpu,cuda"),
+    ("electra-benches", "wgpu,cuda"),
+];
+
+/// Runs the check for every package.
+pub fn check(root: &Path) -> anyhow::Result<()> {
+    let mut problems = Vec::new();
+    for (package, features) in PACKAGES {
+        let output = Command::new(crate::cargo())
+            .args([
+                "tree",
+                "-e",
+                "features",
+                "--prefix",
+                "none",
+                "-f",
+                "{p} [{f}]",
+            ])
+            .args(["-p", package, "--features", features])
+            .current_dir(root)
+            .output()
+            .context("cannot run cargo tree")?;
+        if !output.status.success() {
+            bail!(
+                "cargo tree -p {package} failed:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        let tree = String::from_utf8_lossy(&output.stdout);
+        problems.extend(
+            missing(&tree)
+                .into_iter()
+                .map(|m| format!("{package}: {m}")),
+        );
+    }
+    if problems.is_empty() {
+        println!("backend features: burn-flex simd+rayon, burn-wgpu/burn-cuda fusion+autotune");
+        Ok(())
+    } else {
+        bail!(
+            "backends built without their speed features:\n  {}",
+            problems.join("\n  ")
+        )
+    }
+}
+
+/// What `tree` (`cargo tree -e features -f "{p} [{f}]"` output) lacks of [`REQUIRED`].
+fn missing(tree: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (krate, needed) in REQUIRED {
+        let prefix = format!("{krate} v");
+        let Some(line) = tree.lines().find(|l| l.starts_with(&prefix)) else {
+            problems.push(format!("{krate} is not in the dependency tree"));
+            continue;
+        };
+        let features = line
+            .rsplit_once('[')
+            .map(|(_, f)| f.trim_end_matches(']'))
+            .unwrap_or("");
+        let have: Vec<&str> = features.split(',').map(str::trim).collect();
+        for feature in *needed {
+            if !have.contains(feature) {
+                problems.push(format!("{krate} without `{feature}` (has: {features})"));
+            }
+        }
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::missing;
+
+    #[test]
+    fn names_every_missing_feature() {
+        let tree = "electra-cli v0.1.0 [default,flex]\n\
+                    burn-flex v0.21.0 [std]\n\
+                    burn-wgpu v0.21.0 [autotune,fusion,std]\n";
+        let problems = missing(tree);
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(problems[0].contains("burn-flex without `simd`"));
+        assert!(problems[1].contains("burn-flex without `rayon`"));
+        assert!(problems[2].contains("burn-cuda is not in the dependency tree"));
+    }
+
+    #[test]
+    fn accepts_a_complete_build() {
+        let tree = "burn-flex v0.21.0 [rayon,simd,std]\n\
+                    burn-wgpu v0.21.0 [autotune,fusion,std]\n\
+                    burn-cuda v0.21.0 [autotune,fusion,std]\n";
+        assert!(missing(tree).is_empty());
+    }
+}

@@ -100,7 +100,7 @@ pub fn peer_gradients<B: AutodiffBackend>(
 }
 
 /// Splits a batch by rows into `n` equal parts (rows `[i·b/n, (i+1)·b/n)` to part `i`),
-/// keeping the batch's padded length.
+/// keeping the batch's padded length and its configured length (the masking budget).
 pub fn split_rows(batch: &HostBatch, n: usize) -> Result<Vec<HostBatch>, TrainError> {
     if n == 0 || !batch.batch.is_multiple_of(n) {
         return Err(TrainError::InvalidConfig(format!(
@@ -120,7 +120,8 @@ pub fn split_rows(batch: &HostBatch, n: usize) -> Result<Vec<HostBatch>, TrainEr
                 batch.attention_mask[range].to_vec(),
                 rows,
                 batch.seq,
-            )?)
+            )?
+            .with_max_seq_len(batch.max_seq_len)?)
         })
         .collect()
 }

@@ -52,7 +52,9 @@ fn electra(args: &[&str]) -> Output {
 fn write_rte(glue: &Path) {
     let dir = glue.join("RTE");
     std::fs::create_dir_all(&dir).expect("mkdir");
-    let words = ["the", "cat", "sat", "on", "a", "mat", "dog", "ran", "in", "park"];
+    let words = [
+        "the", "cat", "sat", "on", "a", "mat", "dog", "ran", "in", "park",
+    ];
     let sentence = |i: usize, len: usize| -> String {
         (0..len)
             .map(|k| words[(i * 3 + k * 7) % words.len()])
@@ -118,8 +120,14 @@ fn baseline_runs_export_and_fine_tune(objective: &str, has_generator: bool) {
         &std::fs::read_to_string(disc.join("config.json")).expect("config.json"),
     )
     .expect("json");
-    assert_eq!(config["architectures"][0], "ElectraForMaskedLM", "{objective}");
-    assert_eq!(config["hidden_size"], 32, "discriminator-sized: {objective}");
+    assert_eq!(
+        config["architectures"][0], "ElectraForMaskedLM",
+        "{objective}"
+    );
+    assert_eq!(
+        config["hidden_size"], 32,
+        "discriminator-sized: {objective}"
+    );
     assert_eq!(hf.join("generator").is_dir(), has_generator, "{objective}");
 
     let glue = tmp.path().join("glue");

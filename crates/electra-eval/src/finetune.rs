@@ -448,7 +448,10 @@ mod tests {
                 assert_eq!((r.batch_size, r.warmup_fraction), (32, 0.1), "{name}");
             }
         }
-        assert_eq!(config.optimizer.weight_decay, 0.0, "Table 7: no weight decay");
+        assert_eq!(
+            config.optimizer.weight_decay, 0.0,
+            "Table 7: no weight decay"
+        );
         assert_eq!(config.optimizer.epsilon, 1e-6);
         assert_eq!(config.optimizer.clip_norm, Some(1.0));
         let explicit = FinetuneConfig {

@@ -591,7 +591,12 @@ mod tests {
     fn std_dev(values: &[f32]) -> f64 {
         let n = values.len() as f64;
         let mean = values.iter().map(|&v| v as f64).sum::<f64>() / n;
-        (values.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n).sqrt()
+        (values
+            .iter()
+            .map(|&v| (v as f64 - mean).powi(2))
+            .sum::<f64>()
+            / n)
+            .sqrt()
     }
 
     /// Spec 2.7, tensor by tensor, on both HF-shaped networks (so every kind of parameter the
@@ -615,7 +620,9 @@ mod tests {
         let device = Default::default();
         Flex::seed(&device, 7);
         let mut params = parameters(&ElectraForPreTraining::<Flex>::new(&config, &device));
-        params.extend(parameters(&ElectraForMaskedLM::<Flex>::new(&config, &device)));
+        params.extend(parameters(&ElectraForMaskedLM::<Flex>::new(
+            &config, &device,
+        )));
         let std = config.initializer_range;
         // Standard deviation of N(0, σ²) truncated at ±2σ: σ·0.8796.
         let truncated_std = std * 0.879_626;
@@ -635,12 +642,18 @@ mod tests {
                 zeros += 1;
             } else if is_glorot {
                 let bound = (6.0 / (shape[0] + shape[1]) as f64).sqrt();
-                assert!(max_abs <= bound + 1e-7, "{path}: {max_abs} > Glorot bound {bound}");
+                assert!(
+                    max_abs <= bound + 1e-7,
+                    "{path}: {max_abs} > Glorot bound {bound}"
+                );
                 assert!(max_abs > 0.5 * bound, "{path}: {max_abs} vs bound {bound}");
                 if values.len() >= 1000 {
                     let s = std_dev(values);
                     let want = bound / 3f64.sqrt();
-                    assert!((s / want - 1.0).abs() < 0.05, "{path}: std {s}, uniform {want}");
+                    assert!(
+                        (s / want - 1.0).abs() < 0.05,
+                        "{path}: std {s}, uniform {want}"
+                    );
                 }
                 glorot += 1;
             } else if path.ends_with(".weight") {

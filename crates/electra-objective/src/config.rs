@@ -62,7 +62,6 @@ impl ObjectiveKind {
     pub fn uses_generator(self) -> bool {
         !matches!(self, ObjectiveKind::Mlm)
     }
-
 }
 
 /// How the `mlm` baseline treats the positions it chose to mask (spec 1.2 step 6, 1.6).
@@ -281,7 +280,11 @@ mod tests {
     #[test]
     fn mlm_masking_is_selectable_for_mlm_only() {
         let c: ObjectiveConfig = serde_json::from_str(r#"{"objective": "mlm"}"#).unwrap();
-        assert_eq!(c.mlm_masking, MlmMasking::Reference, "the paper's BERT baseline");
+        assert_eq!(
+            c.mlm_masking,
+            MlmMasking::Reference,
+            "the paper's BERT baseline"
+        );
         assert!(!c.bert_masking());
         let c: ObjectiveConfig =
             serde_json::from_str(r#"{"objective": "mlm", "mlm_masking": "bert"}"#).unwrap();

@@ -418,11 +418,39 @@ mod tests {
     fn paper_presets_match_table_6() {
         // (preset, peak LR, batch, steps, seq len, mask prob, generator multiplier,
         //  hidden, layers, E, generator hidden)
-        type Row = (&'static str, f64, usize, u64, usize, f64, f64, usize, usize, usize, usize);
+        type Row = (
+            &'static str,
+            f64,
+            usize,
+            u64,
+            usize,
+            f64,
+            f64,
+            usize,
+            usize,
+            usize,
+            usize,
+        );
         let table: [Row; 3] = [
-            ("small", 5e-4, 128, 1_000_000, 128, 0.15, 0.25, 256, 12, 128, 64),
-            ("base", 2e-4, 256, 766_000, 512, 0.15, 1.0 / 3.0, 768, 12, 768, 256),
-            ("large", 2e-4, 2048, 400_000, 512, 0.25, 0.25, 1024, 24, 1024, 256),
+            (
+                "small", 5e-4, 128, 1_000_000, 128, 0.15, 0.25, 256, 12, 128, 64,
+            ),
+            (
+                "base",
+                2e-4,
+                256,
+                766_000,
+                512,
+                0.15,
+                1.0 / 3.0,
+                768,
+                12,
+                768,
+                256,
+            ),
+            (
+                "large", 2e-4, 2048, 400_000, 512, 0.25, 0.25, 1024, 24, 1024, 256,
+            ),
         ];
         for (name, lr, batch, steps, seq, mask, mult, hidden, layers, e, gen_hidden) in table {
             let c = RunConfig::preset(name).expect(name);
@@ -458,7 +486,10 @@ mod tests {
                 .generator_config(mult, c.objective.generator_layers_multiplier)
                 .expect("generator");
             assert_eq!(generator.hidden_size, gen_hidden, "{name} generator hidden");
-            assert_eq!(generator.num_hidden_layers, layers, "{name} generator depth");
+            assert_eq!(
+                generator.num_hidden_layers, layers,
+                "{name} generator depth"
+            );
             let o = &c.optimizer;
             assert_eq!(
                 (o.beta1, o.beta2, o.epsilon, o.weight_decay, o.clip_norm),

@@ -25,8 +25,8 @@ use std::path::{Path, PathBuf};
 use burn::prelude::*;
 use electra_model::hf::{self, Architecture};
 use electra_model::{ElectraConfig, ElectraForMaskedLM, ElectraForPreTraining, ElectraModel};
-use electra_objective::ObjectiveKind;
 use electra_objective::ElectraPretrainingModel;
+use electra_objective::ObjectiveKind;
 
 use crate::error::TrainError;
 use crate::pretrained::{RunCheckpoint, load_newest};
@@ -129,7 +129,12 @@ pub fn export_run<B: Backend>(
     let architecture = discriminator_architecture(config.objective.objective);
     match architecture {
         Architecture::PreTraining => {
-            hf::save(&discriminator(&model)?, &config.model, architecture, &disc_dir)?;
+            hf::save(
+                &discriminator(&model)?,
+                &config.model,
+                architecture,
+                &disc_dir,
+            )?;
         }
         Architecture::MaskedLm => {
             let masked_lm = discriminator_masked_lm(&model).ok_or_else(|| {

@@ -345,7 +345,10 @@ mod tests {
     /// Adds 0.5 to every parameter, so that zero-initialised biases would visibly decay.
     struct Shift;
     impl ModuleMapper<AB> for Shift {
-        fn map_float<const D: usize>(&mut self, param: Param<Tensor<AB, D>>) -> Param<Tensor<AB, D>> {
+        fn map_float<const D: usize>(
+            &mut self,
+            param: Param<Tensor<AB, D>>,
+        ) -> Param<Tensor<AB, D>> {
             let (id, tensor, mapper) = param.consume();
             let shifted = Tensor::from_inner(tensor.inner().add_scalar(0.5)).require_grad();
             Param::from_mapped_value(id, shifted, mapper)
@@ -361,7 +364,9 @@ mod tests {
     #[test]
     fn decay_exclusion_on_the_real_model_spares_exactly_biases_and_layer_norms() {
         use electra_model::{ElectraConfig, ElectraForMaskedLM, ElectraForPreTraining};
-        use electra_objective::{ElectraPretrainingModel, HostBatch, ObjectiveConfig, ObjectiveKind};
+        use electra_objective::{
+            ElectraPretrainingModel, HostBatch, ObjectiveConfig, ObjectiveKind,
+        };
 
         let device = Default::default();
         let model_config = ElectraConfig {
@@ -396,12 +401,19 @@ mod tests {
             (ObjectiveKind::AllTokensMlm, true),
             (ObjectiveKind::Mlm, true),
         ] {
-            let m = ElectraPretrainingModel::<Flex>::new(&model_config, &objective(kind, tie), &device)
-                .expect("model");
+            let m =
+                ElectraPretrainingModel::<Flex>::new(&model_config, &objective(kind, tie), &device)
+                    .expect("model");
             check(parameter_values(&m));
         }
-        check(parameter_values(&ElectraForPreTraining::<Flex>::new(&model_config, &device)));
-        check(parameter_values(&ElectraForMaskedLM::<Flex>::new(&model_config, &device)));
+        check(parameter_values(&ElectraForPreTraining::<Flex>::new(
+            &model_config,
+            &device,
+        )));
+        check(parameter_values(&ElectraForMaskedLM::<Flex>::new(
+            &model_config,
+            &device,
+        )));
         assert!(checked > 100, "{checked}");
 
         // One step, zero gradients: only the weight-decay term moves parameters.
@@ -418,7 +430,11 @@ mod tests {
         let loss = model.step(&batch, 0).expect("step").loss.mul_scalar(0.0);
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         let before = parameter_values(&model);
-        assert_eq!(grads.len(), before.len(), "every parameter has a (zero) gradient");
+        assert_eq!(
+            grads.len(),
+            before.len(),
+            "every parameter has a (zero) gradient"
+        );
         let (lr, wd) = (10.0, 0.01);
         let mut opt = ElectraAdam::<AB>::new(AdamConfig {
             weight_decay: wd,
@@ -437,10 +453,16 @@ mod tests {
                 1.0
             };
             for (o, n) in old.iter().zip(new) {
-                assert!((o * factor - n).abs() <= 1e-6 * o.abs().max(1.0), "{path}: {o} -> {n}");
+                assert!(
+                    (o * factor - n).abs() <= 1e-6 * o.abs().max(1.0),
+                    "{path}: {o} -> {n}"
+                );
             }
         }
-        assert!(decayed > 10 && spared > 10, "{decayed} decayed, {spared} spared");
+        assert!(
+            decayed > 10 && spared > 10,
+            "{decayed} decayed, {spared} spared"
+        );
         assert!(
             before
                 .iter()

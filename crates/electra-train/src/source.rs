@@ -249,8 +249,8 @@ pub fn align_to_tokenizer(config: &mut RunConfig) -> Result<(), TrainError> {
 mod tests {
     use super::*;
     use electra_data::{Padding, SpecialTokens};
-    use electra_objective::masking::{mask_batch, step_rng};
     use electra_objective::ObjectiveConfig;
+    use electra_objective::masking::{mask_batch, step_rng};
 
     const BERT: SpecialTokens = SpecialTokens {
         pad: 0,
@@ -273,8 +273,8 @@ mod tests {
         // clamp(round(0.15·n), 1, 19) per row: 8, 2 and 1. A budget from the padded length
         // (floor(0.155·50) = 7) would cap the 50-token row at 7.
         let rows = [example(50), example(10), example(6)];
-        let batch = Batch::from_examples(&rows, Padding::Longest, 0, Cursor::default())
-            .expect("batch");
+        let batch =
+            Batch::from_examples(&rows, Padding::Longest, 0, Cursor::default()).expect("batch");
         assert_eq!(batch.seq_len, 50);
         let host = to_host(&batch, 128).expect("host");
         assert_eq!((host.seq, host.max_seq_len), (50, 128));
@@ -294,7 +294,10 @@ mod tests {
             })
             .collect();
         assert_eq!(active, [8, 2, 1]);
-        assert!(to_host(&batch, 40).is_err(), "configured length below the padded one");
+        assert!(
+            to_host(&batch, 40).is_err(),
+            "configured length below the padded one"
+        );
     }
 
     #[test]

@@ -342,3 +342,26 @@ fn worker<B: AutodiffBackend>(
     }
     let _ = finish_collective::<B::InnerBackend>(id);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_rows_keep_the_configured_length_for_the_masking_budget() {
+        // Four rows padded to 6 in a run configured for 128 tokens: every peer's slice must
+        // still mask with N = floor(0.155·128) = 19 slots, as one device would.
+        let batch = HostBatch::new((0..24).collect(), vec![0; 24], vec![1; 24], 4, 6)
+            .and_then(|b| b.with_max_seq_len(128))
+            .expect("batch");
+        let parts = split_rows(&batch, 2).expect("split");
+        assert_eq!(parts.len(), 2);
+        for (i, part) in parts.iter().enumerate() {
+            assert_eq!((part.batch, part.seq, part.max_seq_len), (2, 6, 128));
+            assert_eq!(
+                part.input_ids,
+                (i as i64 * 12..(i as i64 + 1) * 12).collect::<Vec<_>>()
+            );
+        }
+    }
+}

@@ -53,6 +53,7 @@ pub fn synthetic_host_batch(batch: usize, seq: usize, vocab: usize) -> HostBatch
         attention_mask: vec![1; batch * seq],
         batch,
         seq,
+        max_seq_len: seq,
     }
 }
 

@@ -422,3 +422,48 @@ pub fn evaluate<B: Backend>(
     let predictions = predict(model, task, set, batch_size, device);
     Ok((task_scores(task, &predictions, gold)?, predictions))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Paper Table 7 / spec 5.2: LR 3e-4 / 1e-4 / 5e-5 and layer-wise decay 0.8 / 0.8 / 0.9 for
+    /// Small / Base / Large; 3 epochs, 10 for RTE and STS-B; batch 32, 10 % warmup; explicit
+    /// settings win over the size defaults.
+    #[test]
+    fn recipe_follows_the_paper_by_model_size() {
+        let config = FinetuneConfig::default();
+        let sizes = [
+            ("small", ElectraConfig::small(), 3e-4, 0.8),
+            ("base", ElectraConfig::base(), 1e-4, 0.8),
+            ("large", ElectraConfig::large(), 5e-5, 0.9),
+        ];
+        for (name, model, lr, alpha) in sizes {
+            for (task, epochs) in [(Task::Rte, 10), (Task::Stsb, 10), (Task::Mnli, 3)] {
+                let r = config.recipe(task, &model);
+                assert_eq!(r.learning_rate, lr, "{name} LR");
+                assert_eq!(r.layerwise_lr_decay, alpha, "{name} α");
+                assert!(!r.corrected_layerwise_decay, "{name}: reference formula");
+                assert_eq!(r.epochs, epochs, "{name} {task:?} epochs");
+                assert_eq!((r.batch_size, r.warmup_fraction), (32, 0.1), "{name}");
+            }
+        }
+        assert_eq!(
+            config.optimizer.weight_decay, 0.0,
+            "Table 7: no weight decay"
+        );
+        assert_eq!(config.optimizer.epsilon, 1e-6);
+        assert_eq!(config.optimizer.clip_norm, Some(1.0));
+        let explicit = FinetuneConfig {
+            learning_rate: Some(2e-5),
+            layerwise_lr_decay: Some(1.0),
+            epochs: Some(2),
+            ..FinetuneConfig::default()
+        };
+        let r = explicit.recipe(Task::Rte, &ElectraConfig::large());
+        assert_eq!(
+            (r.learning_rate, r.layerwise_lr_decay, r.epochs),
+            (2e-5, 1.0, 2)
+        );
+    }
+}

@@ -95,6 +95,59 @@ mod tests {
     use super::*;
     use burn::backend::Flex;
 
+    /// Spec 2.7 / 5.1: the task head is Glorot-uniform (TF's default, no initializer given)
+    /// with a zero bias, not the encoder's truncated normal(0.02).
+    #[test]
+    fn classifier_head_is_glorot_uniform_with_zero_bias() {
+        let device = Default::default();
+        let config = ElectraConfig {
+            vocab_size: 30,
+            embedding_size: 16,
+            hidden_size: 256,
+            num_hidden_layers: 1,
+            num_attention_heads: 4,
+            intermediate_size: 64,
+            ..ElectraConfig::small()
+        };
+        Flex::seed(&device, 3);
+        let model = ElectraForSequenceClassification::<Flex>::new(
+            ElectraModel::new(&config, &device),
+            &config,
+            8,
+            &device,
+        );
+        let w: Vec<f32> = model
+            .classifier
+            .weight
+            .val()
+            .into_data()
+            .to_vec()
+            .expect("f32");
+        assert_eq!(w.len(), 256 * 8);
+        let bound = (6.0f64 / (256.0 + 8.0)).sqrt();
+        let max_abs = w.iter().fold(0.0f32, |m, v| m.max(v.abs())) as f64;
+        assert!(
+            max_abs <= bound + 1e-7 && max_abs > 0.9 * bound,
+            "{max_abs} vs {bound}"
+        );
+        let std = (w.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / w.len() as f64).sqrt();
+        let uniform = bound / 3f64.sqrt();
+        assert!(
+            (std / uniform - 1.0).abs() < 0.06,
+            "std {std}, uniform {uniform}"
+        );
+        // A truncated normal(0.02) would never exceed 0.04; Glorot here reaches ~0.15.
+        assert!(max_abs > 0.1, "{max_abs}");
+        let bias = model.classifier.bias.as_ref().expect("bias").val();
+        assert!(
+            bias.into_data()
+                .to_vec::<f32>()
+                .expect("f32")
+                .iter()
+                .all(|&b| b == 0.0)
+        );
+    }
+
     #[test]
     fn cross_entropy_matches_a_hand_computation() {
         let device = Default::default();

@@ -2,19 +2,26 @@
 //! from either a Hugging Face checkpoint directory (`config.json` + weights, e.g. one written
 //! by `electra export` or downloaded) or one of our run directories (`config.toml` +
 //! `checkpoints/step-N/`, the newest complete checkpoint).
+//!
+//! Fine-tuning needs only the embeddings and the encoder tower, so any head is accepted and
+//! dropped: an HF directory may hold an `ElectraForPreTraining` (an ELECTRA discriminator) or an
+//! `ElectraForMaskedLM` (what `electra export` writes for the `mlm` and `replace-mlm`
+//! baselines), and a run directory of any objective gives its discriminator-sized network.
 
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 use electra_data::Tokenizer;
-use electra_model::{ElectraConfig, ElectraModel, hf};
+use electra_model::hf::{self, HfModel};
+use electra_model::{ElectraConfig, ElectraModel};
 
 use crate::error::EvalError;
 
 /// A pre-trained encoder ready to be fine-tuned.
 #[derive(Debug)]
 pub struct Pretrained<B: Backend> {
-    /// Embeddings and tower of the discriminator (its replaced-token head is dropped).
+    /// Embeddings and tower of the discriminator-sized network (its pre-training head is
+    /// dropped).
     pub encoder: ElectraModel<B>,
     /// Its configuration.
     pub config: ElectraConfig,
@@ -27,7 +34,7 @@ pub struct Pretrained<B: Backend> {
 /// The kind of checkpoint a path holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CheckpointKind {
-    /// A Hugging Face `ElectraForPreTraining` directory.
+    /// A Hugging Face `ElectraForPreTraining` or `ElectraForMaskedLM` directory.
     HuggingFace,
     /// An `electra pretrain` run directory.
     Run,
@@ -41,7 +48,7 @@ pub fn checkpoint_kind(path: &Path) -> Result<CheckpointKind, EvalError> {
         Ok(CheckpointKind::Run)
     } else {
         Err(EvalError::InvalidConfig(format!(
-            "{}: not a checkpoint: expected a Hugging Face discriminator directory \
+            "{}: not a checkpoint: expected a Hugging Face ELECTRA directory \
              (config.json + model.safetensors) or an `electra pretrain` run directory \
              (config.toml + checkpoints/)",
             path.display()
@@ -62,20 +69,25 @@ pub fn load<B: Backend>(
     let kind = checkpoint_kind(path)?;
     let (encoder, config, mut description) = match (kind, random_init) {
         (CheckpointKind::HuggingFace, false) => {
-            let (model, hf_config) = hf::load_pretraining::<B>(path, device)?;
-            let text = format!("Hugging Face discriminator {}", path.display());
-            (model.electra, hf_config.model, text)
+            let (model, hf_config) = hf::load::<B>(path, device)?;
+            let (electra, class) = match model {
+                HfModel::PreTraining(m) => (m.electra, "ElectraForPreTraining"),
+                HfModel::MaskedLm(m) => (m.electra, "ElectraForMaskedLM"),
+            };
+            let text = format!("Hugging Face {class} {}", path.display());
+            (electra, hf_config.model, text)
         }
         (CheckpointKind::Run, false) => {
-            let (model, run) = electra_train::pretrained::load_discriminator::<B>(path, device)?;
+            let (encoder, run) = electra_train::pretrained::load_encoder::<B>(path, device)?;
             let text = format!(
-                "run {} (preset {}), checkpoint step {} ({})",
+                "run {} (preset {}, objective {}), checkpoint step {} ({})",
                 path.display(),
                 run.config.preset,
+                run.config.objective.objective.name(),
                 run.step,
                 run.dir.display()
             );
-            (model.electra, run.config.model, text)
+            (encoder, run.config.model, text)
         }
         (kind, true) => {
             let config = match kind {

@@ -244,7 +244,10 @@ fn an_imported_hf_discriminator_is_fine_tuned_end_to_end() {
     AB::seed(&device, 5);
     let pre = electra_eval::pretrained::load::<AB>(&dir, Some(&vocab_path), false, &device)
         .expect("load");
-    assert!(pre.description.contains("Hugging Face discriminator"));
+    assert!(
+        pre.description
+            .contains("Hugging Face ElectraForPreTraining")
+    );
     let set = encode(&pre.tokenizer, &synthetic(16, 9), 32).expect("set");
     let ft = FinetuneConfig::default();
     let recipe = ft.recipe(Task::Sst2, &pre.config);

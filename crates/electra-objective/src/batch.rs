@@ -9,6 +9,11 @@ use crate::error::ObjectiveError;
 
 /// Token ids, segment ids and attention mask of `batch` sequences of `seq` tokens, each a flat
 /// row-major `Vec` of length `batch·seq` (`[batch, seq]`).
+///
+/// `max_seq_len` is the configured sequence length `L` the rows were packed for (`data.max_seq_len`
+/// of a run). The reference pads every example to `L`, and its masking slot budget
+/// `N = floor((mask_prob + 0.005)·L)` follows `L`; our loader pads a batch only to its longest
+/// row (`seq ≤ L`), so the batch carries `L` for the masking to use (spec 1.2 step 1).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HostBatch {
     /// Token ids `[batch, seq]`.
@@ -19,13 +24,17 @@ pub struct HostBatch {
     pub attention_mask: Vec<i64>,
     /// Number of sequences.
     pub batch: usize,
-    /// Tokens per sequence.
+    /// Tokens per sequence (the padded length of this batch).
     pub seq: usize,
+    /// The configured sequence length `L` (`≥ seq`) that sets the masking slot budget.
+    pub max_seq_len: usize,
 }
 
 impl HostBatch {
     /// Builds a batch from flat row-major lists, checking their lengths and that the mask is
-    /// 0/1.
+    /// 0/1. The configured length is taken to be `seq` (rows padded to the full length, as the
+    /// reference's are); a batch padded only to its longest row must say its configured length
+    /// with [`Self::with_max_seq_len`].
     pub fn new(
         input_ids: Vec<i64>,
         token_type_ids: Vec<i64>,
@@ -65,7 +74,21 @@ impl HostBatch {
             attention_mask,
             batch,
             seq,
+            max_seq_len: seq,
         })
+    }
+
+    /// Sets the configured sequence length `L` the rows were packed for (`data.max_seq_len`),
+    /// which must be at least the padded length `seq`.
+    pub fn with_max_seq_len(mut self, max_seq_len: usize) -> Result<Self, ObjectiveError> {
+        if max_seq_len < self.seq {
+            return Err(ObjectiveError::InvalidBatch(format!(
+                "max_seq_len ({max_seq_len}) is shorter than the batch's padded length ({})",
+                self.seq
+            )));
+        }
+        self.max_seq_len = max_seq_len;
+        Ok(self)
     }
 
     /// Builds a batch from rows (`[batch][seq]` each), e.g. from JSON.
@@ -170,5 +193,9 @@ mod tests {
         assert!(err.to_string().contains("input_ids"), "{err}");
         let err = ok.check_vocab(4).unwrap_err();
         assert!(err.to_string().contains("input_ids[1][1] = 4"), "{err}");
+        assert_eq!(ok.max_seq_len, 2, "defaults to the padded length");
+        assert_eq!(ok.clone().with_max_seq_len(128).unwrap().max_seq_len, 128);
+        let err = ok.with_max_seq_len(1).unwrap_err();
+        assert!(err.to_string().contains("max_seq_len (1)"), "{err}");
     }
 }

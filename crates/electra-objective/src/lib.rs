@@ -38,7 +38,7 @@ pub mod model;
 pub mod sampling;
 
 pub use batch::HostBatch;
-pub use config::{ObjectiveConfig, ObjectiveKind};
+pub use config::{MlmMasking, ObjectiveConfig, ObjectiveKind};
 pub use error::ObjectiveError;
 pub use masking::{MaskedBatch, mask_batch, step_rng};
 pub use metrics::{Confusion, StepMetrics};

@@ -1,13 +1,19 @@
 //! Dynamic masking on the host (spec 1.2, reference `pretrain_helpers.mask`).
 //!
-//! For every sequence of `L` tokens with `n` real (non-pad) tokens:
+//! For every sequence with `n` real (non-pad) tokens, in a run configured for sequences of `L`
+//! tokens (`HostBatch::max_seq_len`, the run's `data.max_seq_len`):
 //!
-//! 1. the slot budget is `N = floor((mask_prob + 0.005)·L)`;
+//! 1. the slot budget is `N = floor((mask_prob + 0.005)·L)` — from the **configured** length,
+//!    as the reference's `max_predictions_per_seq` is, not from the batch's padded length
+//!    (our loader pads each batch only to its longest row, so a batch of short rows would
+//!    otherwise get fewer slots, and rows of ≤ 6 tokens none at all);
 //! 2. candidates are the real tokens other than `[CLS]`, `[SEP]`, `[MASK]` and `[PAD]`;
 //! 3. `k = clamp(round(mask_prob·n), 1, N)` positions are chosen, `round` being
 //!    round-half-to-even like TF's;
 //! 4. each chosen position becomes `[MASK]` with probability 0.85 and otherwise keeps its
-//!    token; no random tokens (the `mlm` baseline uses BERT's 80/10/10 instead).
+//!    token; no random tokens. The `mlm` baseline does the same by default (the reference trained
+//!    the paper's BERT baseline with this very function), or BERT's 80/10/10 with
+//!    `mlm_masking = "bert"` ([`crate::config::MlmMasking`]).
 //!
 //! **Deviation from the reference, on purpose** (spec 1.6): positions are drawn **without
 //! replacement** (a partial Fisher-Yates shuffle of the candidates), whereas the reference draws
@@ -54,7 +60,7 @@ pub fn num_to_mask(real_tokens: usize, mask_prob: f64, max_predictions: usize) -
 
 /// The generator's input and the MLM targets of one batch (reference `mask` outputs).
 ///
-/// Slots: each row has `slots = N` prediction slots; the first `k` of a row are active
+/// Slots: each row has `slots = N = floor((mask_prob + 0.005)·max_seq_len)` prediction slots; the first `k` of a row are active
 /// (`weights = 1`), the rest point at position 0 with target 0 and weight 0.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MaskedBatch {
@@ -103,8 +109,9 @@ fn is_candidate(batch: &HostBatch, config: &ObjectiveConfig, i: usize) -> bool {
         && id != config.pad_token_id
 }
 
-/// Masks `batch` per spec 1.2 (see the module docs), with BERT's 80/10/10 rule when
-/// `config.objective` is `mlm` (random tokens uniform over `0..vocab_size`, as BERT's
+/// Masks `batch` per spec 1.2 (see the module docs): `N` slots per row from the configured
+/// length `batch.max_seq_len`, with BERT's 80/10/10 rule only for `mlm` with
+/// `mlm_masking = "bert"` (random tokens uniform over `0..vocab_size`, as BERT's
 /// `create_pretraining_data.py` draws from the whole vocabulary).
 pub fn mask_batch(
     batch: &HostBatch,
@@ -113,7 +120,7 @@ pub fn mask_batch(
     rng: &mut impl Rng,
 ) -> MaskedBatch {
     let (b, s) = (batch.batch, batch.seq);
-    let slots = max_predictions(config.mask_prob, s);
+    let slots = max_predictions(config.mask_prob, batch.max_seq_len.max(s));
     let mut masked = MaskedBatch {
         masked_input_ids: batch.input_ids.clone(),
         positions: vec![0; b * slots],
@@ -121,7 +128,7 @@ pub fn mask_batch(
         weights: vec![0.0; b * slots],
         slots,
     };
-    let bert = config.objective.bert_masking();
+    let bert = config.bert_masking();
     for row in 0..b {
         let start = row * s;
         let mut candidates: Vec<usize> = (0..s)
@@ -137,7 +144,7 @@ pub fn mask_batch(
             masked.positions[i] = pos as i64;
             masked.targets[i] = batch.input_ids[start + pos];
             masked.weights[i] = 1.0;
-            // Spec 1.2 step 6 (ELECTRA 85/15) or BERT's 80/10/10 for the `mlm` baseline.
+            // Spec 1.2 step 6 (reference 85/15) or, for `mlm` if chosen, BERT's 80/10/10.
             let u: f64 = rng.random();
             let replacement = if bert {
                 if u < BERT_MASK_FRACTION {

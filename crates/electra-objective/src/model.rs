@@ -456,8 +456,10 @@ fn check_shapes(
     let (b, s, n) = (batch.batch, batch.seq, masked.slots);
     batch.check_vocab(vocab_size)?;
     if n == 0 {
+        let l = batch.max_seq_len;
         return Err(ObjectiveError::InvalidBatch(format!(
-            "no prediction slots: sequences of {s} tokens leave floor((mask_prob + 0.005)·{s}) = 0"
+            "no prediction slots: a configured sequence length (max_seq_len) of {l} tokens \
+             leaves floor((mask_prob + 0.005)·{l}) = 0"
         )));
     }
     let lengths = [

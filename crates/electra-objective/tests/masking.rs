@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 use electra_objective::masking::{corrupt, mask_batch, max_predictions, num_to_mask, step_rng};
-use electra_objective::{HostBatch, ObjectiveConfig, ObjectiveKind};
+use electra_objective::{HostBatch, MlmMasking, ObjectiveConfig, ObjectiveKind};
 use rand::Rng;
 
 const PAD: i64 = 0;
@@ -67,14 +67,19 @@ fn budget_formula_matches_reference_examples() {
 
 #[test]
 fn mask_count_follows_clamp_round_formula() {
+    // The loader pads each batch to its longest row; the budget follows the configured length
+    // (64 here: N = floor(0.155·64) = 9) whatever the padded length.
     let cfg = config(ObjectiveKind::Electra);
+    let max_seq_len = 64;
+    let n = ((0.15 + 0.005) * max_seq_len as f64).floor() as usize;
     let mut data_rng = step_rng(7, 0);
     for step in 0..300 {
         let seq = [12, 40, 64][step as usize % 3];
-        let batch = random_batch(&mut data_rng, 8, seq);
+        let batch = random_batch(&mut data_rng, 8, seq)
+            .with_max_seq_len(max_seq_len)
+            .unwrap();
         let masked = mask_batch(&batch, &cfg, VOCAB, &mut step_rng(1, step));
-        let n = ((0.15 + 0.005) * seq as f64).floor() as usize;
-        assert_eq!(masked.slots, n);
+        assert_eq!(masked.slots, n, "padded to {seq}");
         for row in 0..batch.batch {
             let real = batch.real_tokens(row);
             let candidates = (0..seq)
@@ -97,6 +102,40 @@ fn mask_count_follows_clamp_round_formula() {
                     (0, 0, 0.0)
                 );
             }
+        }
+    }
+}
+
+/// `rows` rows of `real` tokens each (`[CLS] w.. [SEP]`), no padding: a micro-batch whose
+/// longest row is `real` tokens, as the loader yields it.
+fn full_rows(rows: usize, real: usize) -> HostBatch {
+    let mut ids = Vec::new();
+    for row in 0..rows {
+        ids.push(CLS);
+        ids.extend((1..real - 1).map(|t| 4 + ((row * 7 + t) % (VOCAB - 4)) as i64));
+        ids.push(SEP);
+    }
+    HostBatch::new(ids, vec![0; rows * real], vec![1; rows * real], rows, real).unwrap()
+}
+
+#[test]
+fn a_batch_of_short_rows_masks_the_reference_count() {
+    // Reference (max_seq_length 128, p = 0.15): N = 19 slots per row whatever the row length,
+    // k = clamp(round(0.15·n), 1, 19). A batch padded only to its longest row must mask the
+    // same: a 50-token row gets round(7.5) = 8 (a budget from the padded length, floor(0.155·50)
+    // = 7, would give 7), a 10-token row round(1.5) = 2 (not floor(1.55) = 1), and rows of
+    // 6 tokens round(0.9) = 1 (not floor(0.93) = 0 slots, which made the step fail).
+    let cfg = config(ObjectiveKind::Electra);
+    for (real, expected) in [(50, 8), (10, 2), (6, 1), (3, 1)] {
+        let batch = full_rows(4, real).with_max_seq_len(128).unwrap();
+        let masked = mask_batch(&batch, &cfg, VOCAB, &mut step_rng(11, real as u64));
+        assert_eq!(masked.slots, 19, "rows of {real}");
+        for row in 0..4 {
+            let active = masked.weights[row * 19..(row + 1) * 19]
+                .iter()
+                .filter(|&&w| w == 1.0)
+                .count();
+            assert_eq!(active, expected, "rows of {real}");
         }
     }
 }
@@ -139,12 +178,24 @@ fn special_tokens_and_padding_are_never_chosen_and_positions_are_distinct() {
 
 #[test]
 fn electra_masking_is_85_15_with_no_random_tokens() {
-    let cfg = config(ObjectiveKind::Electra);
+    assert_reference_85_15(&config(ObjectiveKind::Electra));
+}
+
+#[test]
+fn mlm_baseline_masks_85_15_by_default_like_the_papers_bert() {
+    let cfg = config(ObjectiveKind::Mlm);
+    assert_eq!(cfg.mlm_masking, MlmMasking::Reference);
+    assert_reference_85_15(&cfg);
+}
+
+/// Over ~24k chosen tokens: 85 % become `[MASK]`, the rest stay unchanged, nothing else changes
+/// (so no random tokens).
+fn assert_reference_85_15(cfg: &ObjectiveConfig) {
     let mut data_rng = step_rng(9, 0);
     let (mut chosen, mut masked_count) = (0usize, 0usize);
     for step in 0..600 {
         let batch = random_batch(&mut data_rng, 8, 64);
-        let masked = mask_batch(&batch, &cfg, VOCAB, &mut step_rng(3, step));
+        let masked = mask_batch(&batch, cfg, VOCAB, &mut step_rng(3, step));
         let n = masked.slots;
         let mut selected = vec![false; batch.input_ids.len()];
         for row in 0..batch.batch {
@@ -181,7 +232,10 @@ fn electra_masking_is_85_15_with_no_random_tokens() {
 
 #[test]
 fn bert_mlm_masking_is_80_10_10() {
-    let cfg = config(ObjectiveKind::Mlm);
+    let cfg = ObjectiveConfig {
+        mlm_masking: MlmMasking::Bert,
+        ..config(ObjectiveKind::Mlm)
+    };
     let mut data_rng = step_rng(10, 0);
     let (mut chosen, mut to_mask, mut unchanged) = (0usize, 0usize, 0usize);
     for step in 0..600 {

@@ -544,6 +544,34 @@ fn mlm_baseline_has_no_generator_and_a_discriminator_sized_mlm_head() {
 }
 
 #[test]
+fn a_micro_batch_of_short_rows_steps_with_the_configured_budget() {
+    // Rows of at most 6 tokens, padded to 6 by the loader, in a run configured for 32 tokens:
+    // N = floor(0.155·32) = 4 slots per row and one active slot per row (round(0.15·n) < 1
+    // clamps to 1), in every objective. A budget from the padded length (floor(0.155·6) = 0)
+    // made this step fail.
+    let _serial = serial();
+    let ids = vec![1, 10, 11, 12, 13, 2, 1, 20, 21, 2, 0, 0];
+    let mask = vec![1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0];
+    let short = HostBatch::new(ids, vec![0; 12], mask, 2, 6)
+        .unwrap()
+        .with_max_seq_len(32)
+        .unwrap();
+    for kind in ObjectiveKind::ALL {
+        let model = build::<AB>(&objective_config(kind));
+        let out = model.step(&short, 0).unwrap();
+        assert_eq!(out.mlm_weights.len(), 2 * 4, "{}", kind.name());
+        assert_eq!(
+            out.mlm_weights.iter().filter(|&&w| w == 1.0).count(),
+            2,
+            "{}",
+            kind.name()
+        );
+        let loss: f32 = out.loss.into_scalar();
+        assert!(loss.is_finite(), "{}: loss {loss}", kind.name());
+    }
+}
+
+#[test]
 fn generator_size_follows_the_multipliers() {
     let _serial = serial();
     let cfg = ObjectiveConfig {
@@ -576,10 +604,13 @@ fn bad_inputs_are_errors_not_panics() {
     bad.token_type_ids[3] = 2;
     let err = model.step(&bad, 0).unwrap_err().to_string();
     assert!(err.contains("token_type_ids[0][3]"), "{err}");
-    // Sequences too short for any prediction slot (floor(0.155·6) = 0).
+    // A configured length too short for any prediction slot (floor(0.155·6) = 0).
     let short = HostBatch::new(vec![1, 10, 11, 12, 13, 2], vec![0; 6], vec![1; 6], 1, 6).unwrap();
     let err = model.step(&short, 0).unwrap_err().to_string();
-    assert!(err.contains("no prediction slots"), "{err}");
+    assert!(
+        err.contains("no prediction slots") && err.contains("max_seq_len"),
+        "{err}"
+    );
     let batch = batch();
     let masked = mask_batch(&batch, &cfg, VOCAB, &mut step_rng(0, 0));
     let err = model

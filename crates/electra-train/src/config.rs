@@ -300,6 +300,17 @@ impl RunConfig {
                 self.data.max_seq_len, self.model.max_position_embeddings
             )));
         }
+        let slots = electra_objective::masking::max_predictions(
+            self.objective.mask_prob,
+            self.data.max_seq_len,
+        );
+        if slots == 0 {
+            return Err(TrainError::InvalidConfig(format!(
+                "data.max_seq_len ({}) leaves no masking slots: floor((objective.mask_prob + \
+                 0.005)·max_seq_len) = 0",
+                self.data.max_seq_len
+            )));
+        }
         if self.objective.seed != ObjectiveConfig::default().seed
             && self.objective.seed != self.objective_seed()
         {
@@ -402,6 +413,92 @@ mod tests {
         );
     }
 
+    /// Paper Table 6 / spec 3 and 2.8, value by value: the presets must not drift.
+    #[test]
+    fn paper_presets_match_table_6() {
+        // (preset, peak LR, batch, steps, seq len, mask prob, generator multiplier,
+        //  hidden, layers, E, generator hidden)
+        type Row = (
+            &'static str,
+            f64,
+            usize,
+            u64,
+            usize,
+            f64,
+            f64,
+            usize,
+            usize,
+            usize,
+            usize,
+        );
+        let table: [Row; 3] = [
+            (
+                "small", 5e-4, 128, 1_000_000, 128, 0.15, 0.25, 256, 12, 128, 64,
+            ),
+            (
+                "base",
+                2e-4,
+                256,
+                766_000,
+                512,
+                0.15,
+                1.0 / 3.0,
+                768,
+                12,
+                768,
+                256,
+            ),
+            (
+                "large", 2e-4, 2048, 400_000, 512, 0.25, 0.25, 1024, 24, 1024, 256,
+            ),
+        ];
+        for (name, lr, batch, steps, seq, mask, mult, hidden, layers, e, gen_hidden) in table {
+            let c = RunConfig::preset(name).expect(name);
+            assert_eq!(c.schedule.peak, lr, "{name} peak LR");
+            assert_eq!(c.schedule.warmup_steps, 10_000, "{name} warmup");
+            assert_eq!(c.schedule.power, 1.0, "{name} linear decay");
+            assert_eq!(c.schedule_resolved().total_steps, steps, "{name} T");
+            assert_eq!(c.train.batch_size, batch, "{name} batch");
+            assert_eq!(c.train.steps, steps, "{name} steps");
+            assert_eq!(c.data.max_seq_len, seq, "{name} sequence length");
+            assert_eq!(c.objective.mask_prob, mask, "{name} mask prob");
+            assert_eq!(
+                c.objective.generator_hidden_multiplier, mult,
+                "{name} generator size"
+            );
+            assert_eq!(c.objective.generator_layers_multiplier, 1.0, "{name}");
+            assert_eq!(
+                (c.objective.gen_weight, c.objective.disc_weight),
+                (1.0, 50.0),
+                "{name} λ"
+            );
+            assert_eq!(
+                (
+                    c.model.hidden_size,
+                    c.model.num_hidden_layers,
+                    c.model.embedding_size
+                ),
+                (hidden, layers, e),
+                "{name} sizes"
+            );
+            let generator = c
+                .model
+                .generator_config(mult, c.objective.generator_layers_multiplier)
+                .expect("generator");
+            assert_eq!(generator.hidden_size, gen_hidden, "{name} generator hidden");
+            assert_eq!(
+                generator.num_hidden_layers, layers,
+                "{name} generator depth"
+            );
+            let o = &c.optimizer;
+            assert_eq!(
+                (o.beta1, o.beta2, o.epsilon, o.weight_decay, o.clip_norm),
+                (0.9, 0.999, 1e-6, 0.01, Some(1.0)),
+                "{name} optimizer"
+            );
+        }
+    }
+
     #[test]
     fn layers_apply_in_order_and_name_unknown_keys() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -446,6 +543,10 @@ mod tests {
             .expect_err("too long")
             .to_string();
         assert!(msg.contains("max_position_embeddings"), "{msg}");
+        let msg = RunConfig::resolve(Some("demo"), None, &["data.max_seq_len=6".into()])
+            .expect_err("no slots")
+            .to_string();
+        assert!(msg.contains("no masking slots"), "{msg}");
     }
 
     #[test]

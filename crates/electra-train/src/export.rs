@@ -1,7 +1,24 @@
-//! From a pre-training checkpoint to Hugging Face checkpoints: the discriminator as
-//! `ElectraForPreTraining` and the generator as `ElectraForMaskedLM`, each with the embedding
-//! block it used in training (the shared one, spec 2.3), as HF's converter does for the
-//! released models (spec 8.3).
+//! From a pre-training checkpoint to Hugging Face checkpoints: the discriminator-sized network
+//! and the generator, each with the embedding block it used in training (the shared one, spec
+//! 2.3), as HF's converter does for the released models (spec 8.3).
+//!
+//! Every objective exports its discriminator-sized network to `OUT/discriminator`, so every run
+//! can be fine-tuned; the HF class follows the head pre-training trained:
+//!
+//! | objective | `OUT/discriminator` | `OUT/generator` |
+//! |---|---|---|
+//! | `electra`, `electra-15` | `ElectraForPreTraining` (RTD head) | `ElectraForMaskedLM` |
+//! | `all-tokens-mlm` | `ElectraForPreTraining` (its head is the copy gate) | `ElectraForMaskedLM` |
+//! | `replace-mlm` | `ElectraForMaskedLM` (discriminator-sized, its MLM head) | `ElectraForMaskedLM` |
+//! | `mlm` | `ElectraForMaskedLM` (discriminator-sized, its MLM head) | – |
+//!
+//! The MLM baselines are exported as `ElectraForMaskedLM` rather than as an
+//! `ElectraForPreTraining` with a made-up replaced-token head: their network *is* a masked LM
+//! (HF's `ElectraGeneratorPredictions` + tied `generator_lm_head`, at the discriminator's
+//! sizes), so every tensor in the file was trained, and `transformers` loads the directory with
+//! `ElectraForMaskedLM.from_pretrained` or, dropping the head, with `ElectraModel` /
+//! `ElectraForSequenceClassification.from_pretrained`, as it does any ELECTRA checkpoint.
+//! `electra finetune` reads either class (it needs only the embeddings and the encoder).
 
 use std::path::{Path, PathBuf};
 
@@ -9,11 +26,23 @@ use burn::prelude::*;
 use electra_model::hf::{self, Architecture};
 use electra_model::{ElectraConfig, ElectraForMaskedLM, ElectraForPreTraining, ElectraModel};
 use electra_objective::ElectraPretrainingModel;
+use electra_objective::ObjectiveKind;
 
 use crate::error::TrainError;
 use crate::pretrained::{RunCheckpoint, load_newest};
 
-/// The discriminator of a pre-training model as an HF-shaped `ElectraForPreTraining`.
+/// The discriminator-sized encoder of a pre-training model, whatever its objective: the shared
+/// embedding block and the discriminator tower (no head), what fine-tuning starts from.
+pub fn encoder<B: Backend>(model: &ElectraPretrainingModel<B>) -> ElectraModel<B> {
+    ElectraModel {
+        embeddings: model.embeddings.clone(),
+        encoder: model.discriminator.clone(),
+    }
+}
+
+/// The discriminator of a pre-training model as an HF-shaped `ElectraForPreTraining`; an error
+/// for the objectives without a replaced-token head (`mlm`, `replace-mlm`: see
+/// [`discriminator_masked_lm`]).
 pub fn discriminator<B: Backend>(
     model: &ElectraPretrainingModel<B>,
 ) -> Result<ElectraForPreTraining<B>, TrainError> {
@@ -25,12 +54,31 @@ pub fn discriminator<B: Backend>(
         )
     })?;
     Ok(ElectraForPreTraining {
-        electra: ElectraModel {
-            embeddings: model.embeddings.clone(),
-            encoder: model.discriminator.clone(),
-        },
+        electra: encoder(model),
         discriminator_predictions: head,
     })
+}
+
+/// The discriminator-sized network of an MLM baseline (`mlm`, `replace-mlm`) with its MLM head
+/// (tied to the shared word embeddings), as an HF-shaped `ElectraForMaskedLM`; `None` for the
+/// objectives without that head.
+pub fn discriminator_masked_lm<B: Backend>(
+    model: &ElectraPretrainingModel<B>,
+) -> Option<ElectraForMaskedLM<B>> {
+    Some(ElectraForMaskedLM {
+        electra: encoder(model),
+        generator_predictions: model.mlm_predictions.clone()?,
+    })
+}
+
+/// The HF class `OUT/discriminator` is written as for `objective` (module docs).
+pub fn discriminator_architecture(objective: ObjectiveKind) -> Architecture {
+    match objective {
+        ObjectiveKind::Mlm | ObjectiveKind::ReplaceMlm => Architecture::MaskedLm,
+        ObjectiveKind::Electra | ObjectiveKind::Electra15 | ObjectiveKind::AllTokensMlm => {
+            Architecture::PreTraining
+        }
+    }
 }
 
 /// The generator of a pre-training model as an HF-shaped `ElectraForMaskedLM`, if it has one.
@@ -57,14 +105,17 @@ pub fn generator<B: Backend>(model: &ElectraPretrainingModel<B>) -> Option<Elect
 pub struct Exported {
     /// The checkpoint exported.
     pub checkpoint: PathBuf,
-    /// `OUT/discriminator`.
+    /// `OUT/discriminator`: the discriminator-sized network.
     pub discriminator: PathBuf,
+    /// The HF class it was written as (module docs).
+    pub discriminator_architecture: Architecture,
     /// `OUT/generator`, when the objective has a generator.
     pub generator: Option<PathBuf>,
 }
 
 /// Writes the newest checkpoint of `run_dir` as HF checkpoints under `out/discriminator` and
 /// `out/generator` (config.json and model.safetensors; the caller adds the tokenizer files).
+/// Every objective writes `out/discriminator`, as the class in the module docs' table.
 pub fn export_run<B: Backend>(
     run_dir: &Path,
     out: &Path,
@@ -75,12 +126,26 @@ pub fn export_run<B: Backend>(
     } = load_newest::<B>(run_dir, device)?;
 
     let disc_dir = out.join("discriminator");
-    hf::save(
-        &discriminator(&model)?,
-        &config.model,
-        Architecture::PreTraining,
-        &disc_dir,
-    )?;
+    let architecture = discriminator_architecture(config.objective.objective);
+    match architecture {
+        Architecture::PreTraining => {
+            hf::save(
+                &discriminator(&model)?,
+                &config.model,
+                architecture,
+                &disc_dir,
+            )?;
+        }
+        Architecture::MaskedLm => {
+            let masked_lm = discriminator_masked_lm(&model).ok_or_else(|| {
+                TrainError::InvalidConfig(format!(
+                    "objective `{}`: the checkpoint has no MLM head to export",
+                    config.objective.objective.name()
+                ))
+            })?;
+            hf::save(&masked_lm, &config.model, architecture, &disc_dir)?;
+        }
+    }
     let generator_dir = match generator(&model) {
         Some(g) => {
             let gen_config: ElectraConfig = config.model.generator_config(
@@ -96,6 +161,7 @@ pub fn export_run<B: Backend>(
     Ok(Exported {
         checkpoint: dir,
         discriminator: disc_dir,
+        discriminator_architecture: architecture,
         generator: generator_dir,
     })
 }

@@ -320,6 +320,160 @@ mod tests {
         assert!(!is_decayed("generator_predictions.output_bias"));
     }
 
+    /// Every parameter of `module`: its path, its rank and its values.
+    fn parameter_values<B: Backend, M: Module<B>>(module: &M) -> Vec<(String, usize, Vec<f32>)> {
+        struct Values {
+            stack: Vec<String>,
+            out: Vec<(String, usize, Vec<f32>)>,
+        }
+        impl<B: Backend> ModuleVisitor<B> for Values {
+            fn enter_module(&mut self, name: &str, _: &str) {
+                self.stack.push(name.to_string());
+            }
+            fn exit_module(&mut self, _: &str, _: &str) {
+                self.stack.pop();
+            }
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+                let values = param.val().into_data().to_vec::<f32>().expect("f32");
+                self.out.push((self.stack.join("."), D, values));
+            }
+        }
+        let mut visitor = Values {
+            stack: Vec::new(),
+            out: Vec::new(),
+        };
+        module.visit(&mut visitor);
+        visitor.out
+    }
+
+    /// Adds 0.5 to every parameter, so that zero-initialised biases would visibly decay.
+    struct Shift;
+    impl ModuleMapper<AB> for Shift {
+        fn map_float<const D: usize>(
+            &mut self,
+            param: Param<Tensor<AB, D>>,
+        ) -> Param<Tensor<AB, D>> {
+            let (id, tensor, mapper) = param.consume();
+            let shifted = Tensor::from_inner(tensor.inner().add_scalar(0.5)).require_grad();
+            Param::from_mapped_value(id, shifted, mapper)
+        }
+    }
+
+    /// Decay exclusion on the real networks' own parameter paths (not hand-written names): in
+    /// ELECTRA the reference's name rule (`bias`, `LayerNorm`, `layer_norm`) spares exactly the
+    /// rank-1 tensors (every bias, LayerNorm gain and bias, the generators' `output_bias`) and
+    /// decays every rank-2 tensor (kernels and embedding tables). Then one optimizer step with
+    /// zero gradients on the pre-training model moves exactly the decayed tensors, by
+    /// `θ·(1 − lr·wd)`, and leaves the others bit-identical.
+    #[test]
+    fn decay_exclusion_on_the_real_model_spares_exactly_biases_and_layer_norms() {
+        use electra_model::{ElectraConfig, ElectraForMaskedLM, ElectraForPreTraining};
+        use electra_objective::{
+            ElectraPretrainingModel, HostBatch, ObjectiveConfig, ObjectiveKind,
+        };
+
+        let device = Default::default();
+        let model_config = ElectraConfig {
+            vocab_size: 40,
+            embedding_size: 8,
+            hidden_size: 16,
+            num_hidden_layers: 1,
+            num_attention_heads: 2,
+            intermediate_size: 32,
+            max_position_embeddings: 16,
+            ..ElectraConfig::small()
+        };
+        let objective = |kind, tie_embeddings| ObjectiveConfig {
+            objective: kind,
+            tie_embeddings,
+            generator_hidden_multiplier: 0.5,
+            cls_token_id: 1,
+            sep_token_id: 2,
+            mask_token_id: 3,
+            ..ObjectiveConfig::default()
+        };
+        let mut checked = 0;
+        let mut check = |values: Vec<(String, usize, Vec<f32>)>| {
+            for (path, rank, _) in values {
+                assert_eq!(is_decayed(&path), rank >= 2, "{path} (rank {rank})");
+                checked += 1;
+            }
+        };
+        for (kind, tie) in [
+            (ObjectiveKind::Electra, true),
+            (ObjectiveKind::Electra, false),
+            (ObjectiveKind::AllTokensMlm, true),
+            (ObjectiveKind::Mlm, true),
+        ] {
+            let m =
+                ElectraPretrainingModel::<Flex>::new(&model_config, &objective(kind, tie), &device)
+                    .expect("model");
+            check(parameter_values(&m));
+        }
+        check(parameter_values(&ElectraForPreTraining::<Flex>::new(
+            &model_config,
+            &device,
+        )));
+        check(parameter_values(&ElectraForMaskedLM::<Flex>::new(
+            &model_config,
+            &device,
+        )));
+        assert!(checked > 100, "{checked}");
+
+        // One step, zero gradients: only the weight-decay term moves parameters.
+        let model = ElectraPretrainingModel::<AB>::new(
+            &model_config,
+            &objective(ObjectiveKind::Electra, true),
+            &device,
+        )
+        .expect("model")
+        .map(&mut Shift);
+        let ids: Vec<i64> = vec![1, 10, 11, 12, 2, 20, 21, 2, 1, 13, 14, 2, 0, 0, 0, 0];
+        let mask: Vec<i64> = ids.iter().map(|&i| i64::from(i != 0)).collect();
+        let batch = HostBatch::new(ids, vec![0; 16], mask, 2, 8).expect("batch");
+        let loss = model.step(&batch, 0).expect("step").loss.mul_scalar(0.0);
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let before = parameter_values(&model);
+        assert_eq!(
+            grads.len(),
+            before.len(),
+            "every parameter has a (zero) gradient"
+        );
+        let (lr, wd) = (10.0, 0.01);
+        let mut opt = ElectraAdam::<AB>::new(AdamConfig {
+            weight_decay: wd,
+            ..AdamConfig::default()
+        })
+        .expect("valid");
+        let (model, _) = opt.step(lr, model, grads, &|_| 1.0);
+        let after = parameter_values(&model);
+        let (mut decayed, mut spared) = (0, 0);
+        for ((path, rank, old), (_, _, new)) in before.iter().zip(&after) {
+            let factor = if *rank >= 2 {
+                decayed += 1;
+                (1.0 - lr * wd) as f32
+            } else {
+                spared += 1;
+                1.0
+            };
+            for (o, n) in old.iter().zip(new) {
+                assert!(
+                    (o * factor - n).abs() <= 1e-6 * o.abs().max(1.0),
+                    "{path}: {o} -> {n}"
+                );
+            }
+        }
+        assert!(
+            decayed > 10 && spared > 10,
+            "{decayed} decayed, {spared} spared"
+        );
+        assert!(
+            before
+                .iter()
+                .any(|(p, r, _)| p == "generator_predictions.output_bias" && *r == 1)
+        );
+    }
+
     #[test]
     fn paths_name_every_parameter() {
         let device = Default::default();

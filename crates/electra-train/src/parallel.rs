@@ -100,7 +100,7 @@ pub fn peer_gradients<B: AutodiffBackend>(
 }
 
 /// Splits a batch by rows into `n` equal parts (rows `[i·b/n, (i+1)·b/n)` to part `i`),
-/// keeping the batch's padded length.
+/// keeping the batch's padded length and its configured length (the masking budget).
 pub fn split_rows(batch: &HostBatch, n: usize) -> Result<Vec<HostBatch>, TrainError> {
     if n == 0 || !batch.batch.is_multiple_of(n) {
         return Err(TrainError::InvalidConfig(format!(
@@ -120,7 +120,8 @@ pub fn split_rows(batch: &HostBatch, n: usize) -> Result<Vec<HostBatch>, TrainEr
                 batch.attention_mask[range].to_vec(),
                 rows,
                 batch.seq,
-            )?)
+            )?
+            .with_max_seq_len(batch.max_seq_len)?)
         })
         .collect()
 }
@@ -340,4 +341,27 @@ fn worker<B: AutodiffBackend>(
         model = optimizer.step(lr, model, grads, &|_| 1.0).0;
     }
     let _ = finish_collective::<B::InnerBackend>(id);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_rows_keep_the_configured_length_for_the_masking_budget() {
+        // Four rows padded to 6 in a run configured for 128 tokens: every peer's slice must
+        // still mask with N = floor(0.155·128) = 19 slots, as one device would.
+        let batch = HostBatch::new((0..24).collect(), vec![0; 24], vec![1; 24], 4, 6)
+            .and_then(|b| b.with_max_seq_len(128))
+            .expect("batch");
+        let parts = split_rows(&batch, 2).expect("split");
+        assert_eq!(parts.len(), 2);
+        for (i, part) in parts.iter().enumerate() {
+            assert_eq!((part.batch, part.seq, part.max_seq_len), (2, 6, 128));
+            assert_eq!(
+                part.input_ids,
+                (i as i64 * 12..(i as i64 + 1) * 12).collect::<Vec<_>>()
+            );
+        }
+    }
 }

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
-use electra_model::ElectraForPreTraining;
+use electra_model::ElectraModel;
 use electra_objective::ElectraPretrainingModel;
 
 use crate::checkpoint::{self, list_checkpoints};
@@ -48,13 +48,14 @@ pub fn load_newest<B: Backend>(
     })
 }
 
-/// The discriminator of the newest checkpoint of `run_dir`, as an HF-shaped
-/// `ElectraForPreTraining`, with the checkpoint it came from.
-pub fn load_discriminator<B: Backend>(
+/// The discriminator-sized encoder (shared embeddings and discriminator tower, no head) of the
+/// newest checkpoint of `run_dir`, with the checkpoint it came from. Works for every
+/// objective: fine-tuning needs the encoder, not the head pre-training used.
+pub fn load_encoder<B: Backend>(
     run_dir: &Path,
     device: &B::Device,
-) -> Result<(ElectraForPreTraining<B>, RunCheckpoint<B>), TrainError> {
+) -> Result<(ElectraModel<B>, RunCheckpoint<B>), TrainError> {
     let run = load_newest::<B>(run_dir, device)?;
-    let discriminator = export::discriminator(&run.model)?;
-    Ok((discriminator, run))
+    let encoder = export::encoder(&run.model);
+    Ok((encoder, run))
 }

@@ -27,6 +27,8 @@ enum Origin {
 pub struct DataSource {
     origin: Origin,
     config: LoaderConfig,
+    /// The run's `data.max_seq_len`, which every batch carries for the masking budget.
+    max_seq_len: usize,
     loader: DataLoader,
     cursor: Cursor,
 }
@@ -40,7 +42,12 @@ impl std::fmt::Debug for DataSource {
 }
 
 impl DataSource {
-    fn start(origin: Origin, config: LoaderConfig, cursor: Cursor) -> Result<Self, TrainError> {
+    fn start(
+        origin: Origin,
+        config: LoaderConfig,
+        max_seq_len: usize,
+        cursor: Cursor,
+    ) -> Result<Self, TrainError> {
         let loader = match &origin {
             Origin::Examples { examples, pad } => {
                 DataLoader::from_examples(examples.clone(), *pad, config.clone(), cursor)?
@@ -52,6 +59,7 @@ impl DataSource {
         Ok(Self {
             origin,
             config,
+            max_seq_len,
             loader,
             cursor,
         })
@@ -70,7 +78,7 @@ impl BatchSource for DataSource {
             TrainError::InvalidConfig("the data ran out (the loader was set to end)".to_string())
         })??;
         self.cursor = batch.cursor;
-        to_host(&batch)
+        to_host(&batch, self.max_seq_len)
     }
 
     fn cursor(&self) -> serde_json::Value {
@@ -81,20 +89,28 @@ impl BatchSource for DataSource {
         let cursor: Cursor = serde_json::from_value(cursor.clone()).map_err(|e| {
             TrainError::InvalidConfig(format!("checkpoint data cursor {cursor}: {e}"))
         })?;
-        *self = Self::start(self.origin.clone(), self.config.clone(), cursor)?;
+        *self = Self::start(
+            self.origin.clone(),
+            self.config.clone(),
+            self.max_seq_len,
+            cursor,
+        )?;
         Ok(())
     }
 }
 
-/// The loader's batch as the objective's host batch.
-pub fn to_host(batch: &Batch) -> Result<HostBatch, TrainError> {
+/// The loader's batch as the objective's host batch. The loader pads a batch only to its
+/// longest row; `max_seq_len` (the run's `data.max_seq_len`) travels with it so that the
+/// masking slot budget follows the configured length, as the reference's does (spec 1.2).
+pub fn to_host(batch: &Batch, max_seq_len: usize) -> Result<HostBatch, TrainError> {
     Ok(HostBatch::new(
         batch.input_ids.iter().map(|&x| i64::from(x)).collect(),
         batch.token_type_ids.iter().map(|&x| i64::from(x)).collect(),
         batch.attention_mask.iter().map(|&x| i64::from(x)).collect(),
         batch.batch_size,
         batch.seq_len,
-    )?)
+    )?
+    .with_max_seq_len(max_seq_len)?)
 }
 
 /// The run's data: the training source, the evaluation source (if any) and the tokenizer.
@@ -131,6 +147,7 @@ pub fn open(config: &RunConfig) -> Result<RunData, TrainError> {
             let train = DataSource::start(
                 Origin::Examples { examples, pad },
                 loader.clone(),
+                data.max_seq_len,
                 Cursor::default(),
             )?;
             let eval = if config.train.eval_every > 0 {
@@ -142,6 +159,7 @@ pub fn open(config: &RunConfig) -> Result<RunData, TrainError> {
                 Some(DataSource::start(
                     Origin::Examples { examples, pad },
                     eval_loader,
+                    data.max_seq_len,
                     Cursor::default(),
                 )?)
             } else {
@@ -174,6 +192,7 @@ pub fn open(config: &RunConfig) -> Result<RunData, TrainError> {
                     expect: expect.clone(),
                 },
                 loader.clone(),
+                data.max_seq_len,
                 Cursor::default(),
             )?;
             let eval = match (&data.eval_shards, config.train.eval_every > 0) {
@@ -183,6 +202,7 @@ pub fn open(config: &RunConfig) -> Result<RunData, TrainError> {
                         expect,
                     },
                     loader,
+                    data.max_seq_len,
                     Cursor::default(),
                 )?),
                 _ => None,
@@ -223,4 +243,80 @@ pub fn align_to_tokenizer(config: &mut RunConfig) -> Result<(), TrainError> {
     config.objective.sep_token_id = i64::from(special.sep);
     config.objective.mask_token_id = i64::from(special.mask);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use electra_data::{Padding, SpecialTokens};
+    use electra_objective::ObjectiveConfig;
+    use electra_objective::masking::{mask_batch, step_rng};
+
+    const BERT: SpecialTokens = SpecialTokens {
+        pad: 0,
+        unk: 100,
+        cls: 101,
+        sep: 102,
+        mask: 103,
+    };
+
+    /// `[CLS] w.. [SEP]` of `len` tokens, ordinary ids from 1000.
+    fn example(len: usize) -> Example {
+        let a: Vec<u32> = (0..len as u32 - 2).map(|t| 1000 + t).collect();
+        Example::from_segments(&a, &[], BERT)
+    }
+
+    #[test]
+    fn a_batch_of_short_rows_masks_the_reference_count() {
+        // A run configured for 128 tokens (reference N = 19) whose micro-batch holds rows of
+        // 50, 10 and 6 tokens, padded by the loader to 50 only. The reference masks
+        // clamp(round(0.15·n), 1, 19) per row: 8, 2 and 1. A budget from the padded length
+        // (floor(0.155·50) = 7) would cap the 50-token row at 7.
+        let rows = [example(50), example(10), example(6)];
+        let batch =
+            Batch::from_examples(&rows, Padding::Longest, 0, Cursor::default()).expect("batch");
+        assert_eq!(batch.seq_len, 50);
+        let host = to_host(&batch, 128).expect("host");
+        assert_eq!((host.seq, host.max_seq_len), (50, 128));
+        let masked = mask_batch(
+            &host,
+            &ObjectiveConfig::default(),
+            30522,
+            &mut step_rng(1, 0),
+        );
+        assert_eq!(masked.slots, 19);
+        let active: Vec<usize> = (0..3)
+            .map(|r| {
+                masked.weights[r * 19..(r + 1) * 19]
+                    .iter()
+                    .filter(|&&w| w == 1.0)
+                    .count()
+            })
+            .collect();
+        assert_eq!(active, [8, 2, 1]);
+        assert!(
+            to_host(&batch, 40).is_err(),
+            "configured length below the padded one"
+        );
+    }
+
+    #[test]
+    fn every_loader_batch_carries_the_configured_length() {
+        let config = RunConfig::resolve(
+            Some("demo"),
+            None,
+            &[
+                "data.demo_documents=20".to_string(),
+                "train.eval_every=0".to_string(),
+                "train.batch_size=8".to_string(),
+            ],
+        )
+        .expect("config");
+        let mut data = open(&config).expect("open");
+        for _ in 0..4 {
+            let batch = data.train.next_batch(8).expect("batch");
+            assert!(batch.seq <= config.data.max_seq_len);
+            assert_eq!(batch.max_seq_len, config.data.max_seq_len);
+        }
+    }
 }

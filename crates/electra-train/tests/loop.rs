@@ -61,6 +61,10 @@ fn export_then_import_gives_the_trained_networks_exactly() {
     let config = tiny_config(2);
     let dir = tempfile::tempdir().expect("tempdir");
     let summary = run(&config, dir.path(), None).expect("run");
+    // Building models draws from the process-wide backend RNG: keep other tests' runs out.
+    let _guard = common::BACKEND_RNG
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     let out = tempfile::tempdir().expect("tempdir");
     let device = Default::default();
     let exported = export::export_run::<Flex>(dir.path(), out.path(), &device).expect("export");
@@ -133,4 +137,81 @@ fn a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
         .pop()
         .expect("one");
     assert_eq!(newest.0, step - 1);
+}
+
+#[test]
+fn mlm_baselines_export_their_discriminator_sized_network_as_a_masked_lm() {
+    use burn::backend::Flex;
+    use burn::prelude::*;
+    use electra_model::hf::{self, Architecture};
+    use electra_objective::{ElectraPretrainingModel, ObjectiveKind};
+    use electra_train::{checkpoint, export, pretrained};
+
+    for kind in [ObjectiveKind::Mlm, ObjectiveKind::ReplaceMlm] {
+        let mut config = tiny_config(2);
+        config.objective.objective = kind;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let summary = run(&config, dir.path(), None).expect("run");
+        // Building models draws from the process-wide backend RNG: keep other tests' runs out.
+        let _guard = common::BACKEND_RNG
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let out = tempfile::tempdir().expect("tempdir");
+        let device = Default::default();
+        let exported = export::export_run::<Flex>(dir.path(), out.path(), &device)
+            .unwrap_or_else(|e| panic!("{}: export failed: {e}", kind.name()));
+        assert_eq!(exported.discriminator_architecture, Architecture::MaskedLm);
+        assert_eq!(
+            exported.generator.is_some(),
+            kind == ObjectiveKind::ReplaceMlm,
+            "{}",
+            kind.name()
+        );
+
+        let mut objective = config.objective.clone();
+        objective.seed = config.objective_seed();
+        let mut trained = ElectraPretrainingModel::<Flex>::new(&config.model, &objective, &device)
+            .expect("model");
+        checkpoint::load_model(&summary.checkpoint, &mut trained).expect("checkpoint");
+
+        let batch = Cycle::new(4).next_batch(4).expect("batch");
+        let ids = Tensor::<Flex, 1, Int>::from_data(
+            TensorData::new(batch.input_ids.clone(), [4 * SEQ]),
+            &device,
+        )
+        .reshape([4, SEQ]);
+        let mask = Tensor::<Flex, 1, Int>::from_data(
+            TensorData::new(batch.attention_mask.clone(), [4 * SEQ]),
+            &device,
+        )
+        .reshape([4, SEQ]);
+        let types = ids.zeros_like();
+
+        // The export is the trained encoder and MLM head, at the discriminator's size.
+        let (masked_lm, hf_config) =
+            hf::load_masked_lm::<Flex>(&exported.discriminator, &device).expect("load");
+        assert_eq!(hf_config.model, config.model, "{}", kind.name());
+        let ours = export::discriminator_masked_lm(&trained).expect("mlm head");
+        assert_eq!(
+            masked_lm
+                .forward(ids.clone(), types.clone(), mask.clone())
+                .into_data(),
+            ours.forward(ids.clone(), types.clone(), mask.clone())
+                .into_data(),
+            "{}",
+            kind.name()
+        );
+        // What fine-tuning loads from the run directory is the same encoder.
+        let (encoder, _) = pretrained::load_encoder::<Flex>(dir.path(), &device).expect("encoder");
+        assert_eq!(
+            encoder
+                .forward(ids.clone(), types.clone(), mask.clone())
+                .into_data(),
+            masked_lm.electra.forward(ids, types, mask).into_data(),
+            "{}",
+            kind.name()
+        );
+        // There is no replaced-token head to pretend to.
+        assert!(export::discriminator(&trained).is_err());
+    }
 }

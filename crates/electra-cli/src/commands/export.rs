@@ -13,8 +13,10 @@ use crate::backend::BackendTask;
 pub struct ExportArgs {
     /// The run directory (as written by `electra pretrain`).
     pub run_dir: PathBuf,
-    /// Output directory: `discriminator/` (ElectraForPreTraining) and `generator/`
-    /// (ElectraForMaskedLM), each with config.json, model.safetensors and the tokenizer files.
+    /// Output directory: `discriminator/` (the discriminator-sized network: ElectraForPreTraining,
+    /// or ElectraForMaskedLM for the `mlm` and `replace-mlm` baselines) and `generator/`
+    /// (ElectraForMaskedLM, when the objective has one), each with config.json,
+    /// model.safetensors and the tokenizer files.
     #[arg(long)]
     pub out: PathBuf,
 }

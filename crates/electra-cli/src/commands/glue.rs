@@ -31,9 +31,10 @@ pub struct TuneArgs {
     /// QNLI/, RTE/, WNLI/, diagnostic/).
     #[arg(long, required = true)]
     pub glue_dir: Option<PathBuf>,
-    /// The pre-trained model: a Hugging Face discriminator directory (config.json +
-    /// model.safetensors, e.g. from `electra export`) or an `electra pretrain` run directory
-    /// (its newest complete checkpoint).
+    /// The pre-trained model: a Hugging Face ELECTRA directory (config.json +
+    /// model.safetensors, e.g. `OUT/discriminator` from `electra export`; ElectraForPreTraining
+    /// or ElectraForMaskedLM, the head is dropped) or an `electra pretrain` run directory of any
+    /// objective (its newest complete checkpoint's discriminator-sized encoder).
     #[arg(long, required = true)]
     pub checkpoint: Option<PathBuf>,
     /// The tokenizer (vocab.txt or tokenizer.json); default: the one beside the checkpoint.

@@ -13,7 +13,8 @@
 //! Warm-up steps are sampled too; use enough timed steps (`--steps`, default 6).
 //!
 //! Options: `--preset small`, `--batch N` (default: the preset's benchmark batch), `--seq 128`,
-//! `--mode step|forward`, `--threads 1`, `--steps 6`, `--top 15`. Needs Linux `perf`
+//! `--mode step|forward|finetune`, `--threads 1`, `--steps 6`, `--top 15`, `--binary PATH` (profile
+//! another build of `throughput`, e.g. an older revision's, instead of building this one). Needs Linux `perf`
 //! (`apt-get install linux-perf`).
 
 use std::fmt::Write as _;
@@ -123,6 +124,7 @@ const LEAF_KINDS: &[(&str, &[&str])] = &[
 pub fn profile(root: &Path, args: &[String]) -> anyhow::Result<()> {
     let (mut passthrough, mut mode, mut top) = (Vec::new(), "step".to_string(), 15usize);
     let mut preset = "small".to_string();
+    let mut given_binary = None;
     let mut it = args.iter();
     while let Some(flag) = it.next() {
         let value = it.next().with_context(|| format!("{flag} needs a value"))?;
@@ -130,11 +132,12 @@ pub fn profile(root: &Path, args: &[String]) -> anyhow::Result<()> {
             "--mode" => mode = value.clone(),
             "--preset" => preset = value.clone(),
             "--top" => top = value.parse().with_context(|| format!("--top {value}"))?,
+            "--binary" => given_binary = Some(std::path::PathBuf::from(value)),
             _ => passthrough.extend([flag.clone(), value.clone()]),
         }
     }
-    if !["step", "forward"].contains(&mode.as_str()) {
-        bail!("--mode {mode}: expected step or forward");
+    if !["step", "forward", "finetune"].contains(&mode.as_str()) {
+        bail!("--mode {mode}: expected step, forward or finetune");
     }
     let mut options = Options::parse(&passthrough)?;
     if !passthrough.iter().any(|a| a == "--threads") {
@@ -143,7 +146,10 @@ pub fn profile(root: &Path, args: &[String]) -> anyhow::Result<()> {
     if !passthrough.iter().any(|a| a == "--steps") {
         options.steps = 6;
     }
-    let binary = throughput::build(root, &options)?;
+    let binary = match given_binary {
+        Some(path) => path,
+        None => throughput::build(root, &options)?,
+    };
     let dir = root.join("target/profile");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let data = dir.join(format!("{preset}-{mode}.perf"));
@@ -259,8 +265,8 @@ fn render(stacks: &[Vec<String>], title: &str, top: usize) -> String {
             None => by_leaf.push((leaf, k, 1)),
         }
     }
-    by_kind.sort_by(|a, b| b.1.cmp(&a.1));
-    by_leaf.sort_by(|a, b| b.2.cmp(&a.2));
+    by_kind.sort_by_key(|k| std::cmp::Reverse(k.1));
+    by_leaf.sort_by_key(|l| std::cmp::Reverse(l.2));
     let pct = |n: usize| 100.0 * n as f64 / counted.max(1) as f64;
     let mut out = String::new();
     let _ = writeln!(

@@ -273,7 +273,7 @@ pub fn scale_by(x: &[f32], keep: &[f32]) -> Vec<f32> {
 }
 
 /// The exact GELU `x·Φ(x) = ½x(1 + erf(x/√2))` (HF `gelu`, the reference's `gelu`), with
-/// [`math::erf`] (absolute error below 3e-7).
+/// [`math::erf`] (absolute error below 1e-6).
 pub fn gelu(x: &[f32]) -> Vec<f32> {
     let mut out = vec![0.0f32; x.len()];
     out.par_chunks_mut(16_384)

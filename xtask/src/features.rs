@@ -2,10 +2,16 @@
 //!
 //! burn passes no default features to its backends, so a workspace that depends on burn with
 //! `default-features = false` silently builds burn-flex without SIMD and rayon (one core,
-//! per-element strided loops) and burn-wgpu / burn-cuda without kernel fusion and autotuning.
-//! The workspace turns them on (a direct `burn-flex` dependency; `burn/fusion` and
-//! `burn/autotune` with the GPU features); this check reads `cargo tree` for every binary
-//! package with every backend feature and names what is missing. CI runs it.
+//! per-element strided loops) and burn-cuda without kernel fusion and autotuning. The workspace
+//! turns them on (a direct `burn-flex` dependency; `burn/fusion` and `burn/autotune` with the
+//! `cuda` features); this check reads `cargo tree` for every binary package with every backend
+//! feature and names what is missing. CI runs it.
+//!
+//! wgpu is deliberately left without them for now: on the software Vulkan driver that CI's wgpu
+//! conformance runs on, autotuning compiles every candidate kernel through LLVM, and the
+//! 3-step conformance had not finished after 9 minutes (85 tuning runs; 30 s without
+//! autotuning). They should be turned on, with their own check here, once a wgpu run on a real
+//! GPU can measure them (docs/backends.md).
 
 use std::path::Path;
 use std::process::Command;
@@ -15,11 +21,11 @@ use anyhow::{Context, bail};
 /// Each backend crate and the features it must be built with.
 const REQUIRED: &[(&str, &[&str])] = &[
     ("burn-flex", &["simd", "rayon"]),
-    ("burn-wgpu", &["fusion", "autotune"]),
     ("burn-cuda", &["fusion", "autotune"]),
 ];
 
-/// The packages that build a backend, with the features that bring each one in.
+/// The packages that build a backend, with the features that bring each one in (wgpu too, so
+/// that its presence does not hide a missing flex or cuda feature).
 const PACKAGES: &[(&str, &str)] = &[
     ("electra-cli", "wgpu,cuda"),
     ("electra-benches", "wgpu,cuda"),
@@ -57,7 +63,7 @@ pub fn check(root: &Path) -> anyhow::Result<()> {
         );
     }
     if problems.is_empty() {
-        println!("backend features: burn-flex simd+rayon, burn-wgpu/burn-cuda fusion+autotune");
+        println!("backend features: burn-flex simd+rayon, burn-cuda fusion+autotune");
         Ok(())
     } else {
         bail!(
@@ -98,7 +104,7 @@ mod tests {
     fn names_every_missing_feature() {
         let tree = "electra-cli v0.1.0 [default,flex]\n\
                     burn-flex v0.21.0 [std]\n\
-                    burn-wgpu v0.21.0 [autotune,fusion,std]\n";
+                    burn-wgpu v0.21.0 [std]\n";
         let problems = missing(tree);
         assert_eq!(problems.len(), 3, "{problems:?}");
         assert!(problems[0].contains("burn-flex without `simd`"));
@@ -109,7 +115,6 @@ mod tests {
     #[test]
     fn accepts_a_complete_build() {
         let tree = "burn-flex v0.21.0 [rayon,simd,std]\n\
-                    burn-wgpu v0.21.0 [autotune,fusion,std]\n\
                     burn-cuda v0.21.0 [autotune,fusion,std]\n";
         assert!(missing(tree).is_empty());
     }

@@ -55,7 +55,7 @@ tasks:
   conformance --device D [--release] [ARGS...]
                      device D against flex and the PyTorch fixtures (table; fails on a mismatch)
   check-features     fail if a backend is built without its speed features (flex: simd +
-                     rayon; wgpu, cuda: fusion + autotune)
+                     rayon; cuda: fusion + autotune)
   fixtures           regenerate the HF parity fixtures (needs Python 3.11 + pip)
   help               this text";
 

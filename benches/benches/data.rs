@@ -123,7 +123,9 @@ fn raw_tokenize(tokenizer: &Tokenizer, lines: &[String]) -> usize {
 }
 
 fn build(tokenizer: &Tokenizer, files: &[PathBuf], out: &Path) -> u64 {
-    let config = BuildConfig::new(128, FILES / 2);
+    let mut config = BuildConfig::new(128, FILES / 2);
+    // Every pass rebuilds the same directory.
+    config.overwrite = true;
     let m = build_shards(
         &BuildInput::Files(files.to_vec()),
         tokenizer,

@@ -7,6 +7,8 @@
 mod backend;
 mod commands;
 
+use std::process::ExitCode;
+
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
@@ -51,7 +53,35 @@ enum Command {
     Conformance(commands::conformance::ConformanceArgs),
 }
 
-fn main() -> anyhow::Result<()> {
+/// Runs the command. A user error (an `Err` from a command: a bad flag value, a missing or
+/// damaged file) is printed as its message and causes, without a backtrace even when
+/// `RUST_BACKTRACE` is set (`anyhow` would capture and print one), and exits with status 1.
+/// Panics, which are bugs, keep Rust's usual report and backtrace.
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{}", render_error(&error));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `Error: message`, then the chain of causes, as `anyhow` prints it but never with a
+/// backtrace.
+fn render_error(error: &anyhow::Error) -> String {
+    let mut text = format!("Error: {error}");
+    let causes: Vec<String> = error.chain().skip(1).map(|c| c.to_string()).collect();
+    if !causes.is_empty() {
+        text.push_str("\n\nCaused by:");
+        for (i, cause) in causes.iter().enumerate() {
+            text.push_str(&format!("\n    {i}: {cause}"));
+        }
+    }
+    text
+}
+
+fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),

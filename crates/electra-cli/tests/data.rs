@@ -100,6 +100,21 @@ fn train_tokenizer_then_build_from_files() {
         s(&tok),
     ]));
     assert!(tok.join("tokenizer.json").is_file());
+    // Training into a directory that holds a tokenizer is refused unless --overwrite.
+    let train_again = |extra: &[&str]| {
+        let mut args = vec!["tokenizer", "train", "--input", s(&corpus)];
+        args.extend_from_slice(&["--vocab-size", "120", "--out", s(&tok)]);
+        args.extend_from_slice(extra);
+        electra(&args)
+    };
+    let refused = train_again(&[]);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains(s(&tok)) && err.contains("--overwrite") && err.contains("vocab.txt"),
+        "{err}"
+    );
+    ok(&train_again(&["--overwrite"]));
     let vocab = std::fs::read_to_string(tok.join("vocab.txt")).expect("vocab");
     assert!(
         vocab.starts_with("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n"),
@@ -146,4 +161,60 @@ fn train_tokenizer_then_build_from_files() {
         err.contains("empty corpus") && err.contains("empty.txt"),
         "{err}"
     );
+}
+
+/// The `shard-*.parquet` files in `dir`, sorted.
+fn shard_files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("read dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("shard-") && n.ends_with(".parquet"))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn rebuilding_shards_needs_overwrite_and_leaves_nothing_stale() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = tmp.path().join("demo");
+    let build = |shards: &str, extra: &[&str]| {
+        let mut args = vec!["data", "build", "--out", s(&out), "--shards", shards];
+        args.extend_from_slice(&["--demo-documents", "40", "--max-seq-len", "32"]);
+        args.extend_from_slice(extra);
+        // User errors stand alone: no backtrace even when one is asked for.
+        Command::new(env!("CARGO_BIN_EXE_electra"))
+            .args(&args)
+            .env("RUST_BACKTRACE", "1")
+            .output()
+            .expect("run electra")
+    };
+    ok(&build("4", &[]));
+    assert_eq!(shard_files(&out).len(), 4);
+
+    let refused = build("2", &[]);
+    assert_eq!(refused.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains(s(&out)) && err.contains("--overwrite"),
+        "{err}"
+    );
+    assert!(err.lines().any(|l| l.starts_with("Error: ")), "{err}");
+    assert!(!err.to_lowercase().contains("backtrace"), "{err}");
+    assert_eq!(
+        shard_files(&out).len(),
+        4,
+        "a refused build changed the set"
+    );
+
+    ok(&build("2", &["--overwrite"]));
+    assert_eq!(
+        shard_files(&out),
+        [
+            "shard-00000-of-00002.parquet",
+            "shard-00001-of-00002.parquet"
+        ]
+    );
+    let text = ok(&electra(&["data", "inspect", s(&out)]));
+    assert!(text.contains("all 2 shard(s) verified"), "{text}");
 }

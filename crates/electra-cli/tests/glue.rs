@@ -249,3 +249,64 @@ fn unknown_tasks_and_missing_folders_are_clear_errors() {
         "{err}"
     );
 }
+
+#[test]
+fn finetune_defaults_fit_the_model_and_results_are_not_replaced_silently() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let glue = tmp.path().join("glue");
+    write_rte(&glue);
+    let vocab = tmp.path().join("vocab.txt");
+    write_vocab(&vocab);
+    let fixture = fixture();
+    let finetune = |out: &Path, extra: &[&str]| {
+        let mut args = vec!["finetune", "--task", "rte"];
+        args.extend_from_slice(&["--glue-dir", glue.to_str().expect("utf8")]);
+        args.extend_from_slice(&["--checkpoint", fixture.to_str().expect("utf8")]);
+        args.extend_from_slice(&["--tokenizer", vocab.to_str().expect("utf8")]);
+        args.extend_from_slice(&["--seeds", "1", "--epochs", "1"]);
+        args.extend_from_slice(&["--out", out.to_str().expect("utf8")]);
+        args.extend_from_slice(extra);
+        electra(&args)
+    };
+    // No --max-seq-len: the default (128) is cut to the fixture's 40 positions.
+    let out = tmp.path().join("out");
+    let first = finetune(&out, &[]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).expect("json"))
+            .expect("parse");
+    assert_eq!(report["config"]["max_seq_len"], 40, "{report}");
+
+    // An explicit value the model cannot take is still an error naming both numbers.
+    let too_long = finetune(&tmp.path().join("other"), &["--max-seq-len", "128"]);
+    assert!(!too_long.status.success());
+    assert!(
+        stderr(&too_long)
+            .contains("--max-seq-len 128 exceeds the model's max_position_embeddings 40"),
+        "{}",
+        stderr(&too_long)
+    );
+
+    // The same --out again is refused, naming it and --overwrite; the results stay.
+    let before = std::fs::read(out.join("results.json")).expect("results");
+    let again = finetune(&out, &[]);
+    assert!(!again.status.success());
+    let err = stderr(&again);
+    assert!(
+        err.contains(out.to_str().expect("utf8")) && err.contains("--overwrite"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(out.join("results.json")).expect("results"),
+        before
+    );
+
+    // With --overwrite the earlier set goes whole: a prediction file of an earlier run
+    // (a task not in this one) does not stay behind.
+    let stale = out.join("predictions").join("CoLA.tsv");
+    std::fs::write(&stale, "index\tprediction\n").expect("stale");
+    let replaced = finetune(&out, &["--overwrite"]);
+    assert!(replaced.status.success(), "{}", stderr(&replaced));
+    assert!(!stale.exists(), "stale prediction file kept");
+    assert!(out.join("predictions").join("RTE.tsv").is_file());
+}

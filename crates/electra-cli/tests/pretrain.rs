@@ -184,3 +184,140 @@ fn two_cpu_peers_train_data_parallel() {
     );
     assert_eq!(losses(&run).len(), 4);
 }
+
+/// Runs electra with `RUST_BACKTRACE=1`, whatever the outcome.
+fn electra_raw(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_electra"))
+        .args(args)
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .expect("run electra")
+}
+
+#[test]
+fn a_damaged_newest_checkpoint_falls_back_and_exports_are_not_replaced_silently() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run = tmp.path().join("run");
+    let run_s = run.to_str().expect("utf8");
+    let mut args = vec![
+        "pretrain",
+        "--steps",
+        "6",
+        "--stop-after",
+        "4",
+        "--out",
+        run_s,
+    ];
+    args.extend_from_slice(SMALL);
+    args.extend_from_slice(&["--set", "train.keep_checkpoints=2"]);
+    electra(&args);
+    // Kept: steps 2 and 4. Truncate the newest one's weights.
+    let newest = run.join("checkpoints/step-00000004/model.safetensors");
+    let bytes = std::fs::read(&newest).expect("read");
+    std::fs::write(&newest, &bytes[..bytes.len() / 2]).expect("truncate");
+
+    // Export falls back to step 2 with a warning naming what it skipped and why.
+    let hf = tmp.path().join("hf");
+    let hf_s = hf.to_str().expect("utf8");
+    let out = electra(&["export", run_s, "--out", hf_s]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("skipping damaged checkpoint") && err.contains("step-00000004"),
+        "{err}"
+    );
+    assert!(
+        err.contains("model.safetensors"),
+        "the reason is missing: {err}"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("step-00000002"), "{stdout}");
+
+    // Exporting into the same --out again is refused (and prints no backtrace).
+    let refused = electra_raw(&["export", run_s, "--out", hf_s]);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains(hf_s) && err.contains("--overwrite"), "{err}");
+    assert!(!err.to_lowercase().contains("backtrace"), "{err}");
+    // With --overwrite the earlier export is replaced whole.
+    let stale = hf.join("generator").join("stale.bin");
+    std::fs::write(&stale, b"old").expect("stale");
+    electra(&["export", run_s, "--out", hf_s, "--overwrite"]);
+    assert!(!stale.exists(), "a file of the earlier export stayed");
+    assert!(hf.join("generator/model.safetensors").is_file());
+    let leftovers: Vec<_> = std::fs::read_dir(&hf)
+        .expect("read")
+        .map(|e| e.expect("entry").file_name())
+        .filter(|n| n.to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "staging left behind: {leftovers:?}");
+
+    // --resume continues from step 2 and writes a good step 4 in place of the damaged one.
+    let resumed = electra(&["pretrain", "--resume", run_s]);
+    let err = String::from_utf8_lossy(&resumed.stderr);
+    assert!(err.contains("skipping damaged checkpoint"), "{err}");
+    let stdout = String::from_utf8_lossy(&resumed.stdout);
+    assert!(stdout.contains("steps 2..6"), "{stdout}");
+    let again = electra(&["export", run_s, "--out", hf_s, "--overwrite"]);
+    assert!(
+        !String::from_utf8_lossy(&again.stderr).contains("skipping"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert!(String::from_utf8_lossy(&again.stdout).contains("step-00000006"));
+}
+
+#[test]
+fn ctrl_c_and_sigterm_stop_after_the_step_and_write_a_checkpoint() {
+    for signal in ["-INT", "-TERM"] {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let run = tmp.path().join("run");
+        let mut args = vec![
+            "pretrain",
+            "--steps",
+            "100000",
+            "--out",
+            run.to_str().expect("utf8"),
+        ];
+        args.extend_from_slice(SMALL);
+        let child = Command::new(env!("CARGO_BIN_EXE_electra"))
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        // Wait until training is under way (a few steps logged), then send the signal.
+        let metrics = run.join("metrics.jsonl");
+        let started = std::time::Instant::now();
+        while std::fs::read_to_string(&metrics).map_or(0, |t| t.lines().count()) < 3 {
+            assert!(started.elapsed().as_secs() < 300, "training did not start");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let sent = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+        let out = child.wait_with_output().expect("wait");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{signal}: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("stopped early"), "{signal}: {stdout}");
+        // The checkpoint is of the last step logged: no step was lost or half-saved.
+        let last_step = losses(&run)
+            .last()
+            .and_then(|l| l.split(' ').next().map(str::to_string))
+            .expect("a logged step");
+        let checkpoint = run.join(format!(
+            "checkpoints/step-{:08}/model.safetensors",
+            last_step.parse::<f64>().expect("step") as u64
+        ));
+        assert!(
+            checkpoint.is_file(),
+            "{signal}: no {}",
+            checkpoint.display()
+        );
+    }
+}

@@ -53,6 +53,10 @@ pub struct BuildConfig {
     pub reader: ReaderOptions,
     /// Lines tokenized per `encode_batch` call.
     pub encode_batch_lines: usize,
+    /// Replace a shard set already in the output directory (`--overwrite`). Without it such a
+    /// directory is refused; with it the old set is removed whole, so no shard of an earlier,
+    /// larger build stays behind.
+    pub overwrite: bool,
 }
 
 impl BuildConfig {
@@ -66,6 +70,7 @@ impl BuildConfig {
             row_group_rows: DEFAULT_ROW_GROUP_ROWS,
             reader: ReaderOptions::default(),
             encode_batch_lines: 4096,
+            overwrite: false,
         }
     }
 
@@ -106,6 +111,14 @@ pub(crate) fn mix_seed(seed: u64, index: u64) -> u64 {
 /// Builds the shards into `out_dir` (created if needed), saves the tokenizer into
 /// `out_dir/tokenizer` and writes the manifest.
 /// `progress` is called with the number of text bytes just processed (from several threads).
+///
+/// Existing work is never replaced silently: if `out_dir` already holds shards, a manifest or
+/// a tokenizer that this build would replace or leave stale (see [`conflicting_entries`]),
+/// the build is refused with [`DataError::OutputExists`] unless `config.overwrite` is set.
+/// The set is first built into a hidden staging directory inside `out_dir` and moved into
+/// place only when complete, so a failed or interrupted build leaves the old set as it was,
+/// and with `overwrite` the old set is removed whole (no shard of a larger earlier build
+/// remains).
 pub fn build_shards(
     input: &BuildInput,
     tokenizer: &Tokenizer,
@@ -115,6 +128,136 @@ pub fn build_shards(
 ) -> Result<Manifest> {
     config.validate()?;
     std::fs::create_dir_all(out_dir).map_err(|e| DataError::io(out_dir, e))?;
+    let conflicts = conflicting_entries(out_dir, config)?;
+    if !conflicts.is_empty() && !config.overwrite {
+        return Err(DataError::OutputExists {
+            dir: out_dir.to_path_buf(),
+            found: summarize_names(&conflicts),
+        });
+    }
+    let staging = out_dir.join(format!(".build-{}.tmp", std::process::id()));
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging).map_err(|e| DataError::io(&staging, e))?;
+    }
+    std::fs::create_dir_all(&staging).map_err(|e| DataError::io(&staging, e))?;
+    let built = build_into(input, tokenizer, config, &staging, progress)
+        .and_then(|manifest| commit_staged(&staging, out_dir, &conflicts).map(|()| manifest));
+    if staging.exists() {
+        // Best effort: the error that matters is the build's; a leftover hidden directory is
+        // ignored by later builds and by Parquet readers (they skip names starting with `.`).
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    built
+}
+
+/// The entries of `out_dir` a build with `config` would replace or leave stale: for a whole
+/// build every shard (`shard-*.parquet`), manifest (`manifest.json`, `manifest.part-*.json`)
+/// and the `tokenizer` directory; for a slice build (`--shard-index i --num-shards n`) the
+/// same except the files of the *other* slices of the same build and the shared `tokenizer`
+/// directory, so the slices of a cluster build can write into one shared directory. Hidden
+/// entries (staging directories, temporary files) are not counted. Sorted by name.
+pub fn conflicting_entries(out_dir: &Path, config: &BuildConfig) -> Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    let entries = match std::fs::read_dir(out_dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(found),
+        Err(e) => return Err(DataError::io(out_dir, e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| DataError::io(out_dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let is_shard = name.starts_with("shard-") && name.ends_with(".parquet");
+        let is_manifest = name == crate::manifest::MANIFEST_FILE
+            || (name.starts_with("manifest.part-") && name.ends_with(".json"));
+        let is_tokenizer = name == TOKENIZER_DIR;
+        if !(is_shard || is_manifest || is_tokenizer) {
+            continue;
+        }
+        if let Some(slice) = config.slice
+            && (is_tokenizer || belongs_to_other_slice(&name, slice, config.num_shards))
+        {
+            continue;
+        }
+        found.push(entry.path());
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Whether `name` is a shard or part manifest of another slice of the same sliced build.
+fn belongs_to_other_slice(name: &str, slice: Slice, num_shards: usize) -> bool {
+    (0..num_shards)
+        .any(|j| j % slice.count != slice.index && name == shard_file_name(j, num_shards))
+        || (0..slice.count).any(|k| {
+            k != slice.index && name == format!("manifest.part-{k:05}-of-{:05}.json", slice.count)
+        })
+}
+
+/// Up to three file names of `paths`, and how many more.
+fn summarize_names(paths: &[PathBuf]) -> String {
+    let names: Vec<String> = paths
+        .iter()
+        .take(3)
+        .map(|p| {
+            p.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        })
+        .collect();
+    let more = paths.len().saturating_sub(names.len());
+    if more > 0 {
+        format!("{} and {more} more", names.join(", "))
+    } else {
+        names.join(", ")
+    }
+}
+
+/// Removes `old` (the set being replaced) from `out_dir` and moves everything in `staging`
+/// into `out_dir`. The manifest moves last, so a reader never finds a manifest naming shards
+/// that are not there yet.
+fn commit_staged(staging: &Path, out_dir: &Path, old: &[PathBuf]) -> Result<()> {
+    for path in old {
+        remove_entry(path)?;
+    }
+    let mut staged: Vec<PathBuf> = std::fs::read_dir(staging)
+        .map_err(|e| DataError::io(staging, e))?
+        .map(|e| e.map(|e| e.path()).map_err(|e| DataError::io(staging, e)))
+        .collect::<Result<_>>()?;
+    staged.sort_by_key(|p| {
+        p.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("manifest"))
+    });
+    for from in staged {
+        let Some(name) = from.file_name() else {
+            continue;
+        };
+        let to = out_dir.join(name);
+        if to.exists() {
+            // Only the shared `tokenizer` directory of a slice build gets here.
+            remove_entry(&to)?;
+        }
+        std::fs::rename(&from, &to).map_err(|e| DataError::io(&to, e))?;
+    }
+    Ok(())
+}
+
+fn remove_entry(path: &Path) -> Result<()> {
+    let removed = if path.is_dir() {
+        std::fs::remove_dir_all(path)
+    } else {
+        std::fs::remove_file(path)
+    };
+    removed.map_err(|e| DataError::io(path, e))
+}
+
+/// [`build_shards`] without the checks and the staging: writes straight into `out_dir`.
+fn build_into(
+    input: &BuildInput,
+    tokenizer: &Tokenizer,
+    config: &BuildConfig,
+    out_dir: &Path,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Manifest> {
     let num_units = match input {
         BuildInput::Files(files) => {
             if files.is_empty() {

@@ -73,6 +73,17 @@ pub enum DataError {
         /// What was given and what is accepted.
         message: String,
     },
+    /// The output directory already holds work that would be replaced or left stale.
+    #[error(
+        "{dir} already holds a shard set ({found}); pass --overwrite to replace the whole set, \
+         or choose another --out"
+    )]
+    OutputExists {
+        /// The output directory.
+        dir: PathBuf,
+        /// What was found there (a few file names).
+        found: String,
+    },
     /// The background prefetch thread stopped unexpectedly.
     #[error("data loader thread stopped: {0}")]
     Loader(String),

@@ -508,3 +508,79 @@ fn memory_loader_prefetch_padding_and_demo() {
         .unwrap_err();
     assert!(matches!(err, DataError::EmptyCorpus(_)));
 }
+
+/// The `shard-*.parquet` file names in `dir`, sorted.
+fn shard_files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("shard-") && n.ends_with(".parquet"))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn rebuilding_into_a_shard_directory_is_refused_unless_overwrite_then_nothing_stale_remains() {
+    let tmp = tempfile::tempdir().unwrap();
+    let files = write_corpus(tmp.path(), 4);
+    let out = tmp.path().join("shards");
+    build(&out, &files, &small_config(4));
+    assert_eq!(shard_files(&out).len(), 4);
+
+    // Refused: the error names the directory and the flag, and the old set is untouched.
+    let tok = demo_tokenizer().unwrap();
+    let input = BuildInput::Files(files.clone());
+    let err = build_shards(&input, &tok, &small_config(2), &out, &|_| {}).unwrap_err();
+    assert!(matches!(err, DataError::OutputExists { .. }), "{err}");
+    let text = err.to_string();
+    assert!(text.contains(&out.display().to_string()), "{text}");
+    assert!(text.contains("--overwrite"), "{text}");
+    assert_eq!(shard_files(&out).len(), 4);
+    inspect(&out, &mut |_| {}).unwrap();
+
+    // With overwrite: exactly the new 2-shard set, nothing of the 4-shard build, no staging.
+    let mut cfg = small_config(2);
+    cfg.overwrite = true;
+    let m = build(&out, &files, &cfg);
+    assert_eq!(
+        shard_files(&out),
+        [
+            "shard-00000-of-00002.parquet",
+            "shard-00001-of-00002.parquet"
+        ]
+    );
+    let hidden: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(hidden.is_empty(), "staging left behind: {hidden:?}");
+    assert_eq!(m.shards.len(), 2);
+    inspect(&out, &mut |_| {}).unwrap();
+}
+
+#[test]
+fn slices_share_a_directory_but_a_slice_is_not_rebuilt_silently() {
+    let tmp = tempfile::tempdir().unwrap();
+    let files = write_corpus(tmp.path(), 4);
+    let out = tmp.path().join("sliced");
+    let sliced = |index: usize, overwrite: bool| {
+        let mut cfg = small_config(4);
+        cfg.slice = Some(Slice { index, count: 2 });
+        cfg.overwrite = overwrite;
+        cfg
+    };
+    build(&out, &files, &sliced(0, false));
+    build(&out, &files, &sliced(1, false));
+    let tok = demo_tokenizer().unwrap();
+    let input = BuildInput::Files(files.clone());
+    let err = build_shards(&input, &tok, &sliced(0, false), &out, &|_| {}).unwrap_err();
+    assert!(err.to_string().contains("--overwrite"), "{err}");
+    build(&out, &files, &sliced(0, true));
+    assert_eq!(shard_files(&out).len(), 4);
+    inspect(&out, &mut |_| {}).unwrap();
+    // A whole build over the slices must also be asked for.
+    let err = build_shards(&input, &tok, &small_config(4), &out, &|_| {}).unwrap_err();
+    assert!(matches!(err, DataError::OutputExists { .. }), "{err}");
+}

@@ -68,6 +68,46 @@ pub fn list_checkpoints(run_dir: &Path) -> Result<Vec<(u64, PathBuf)>, TrainErro
     Ok(found)
 }
 
+/// The newest checkpoint of `run_dir` that `open` accepts, as `(step, dir, what open
+/// returned)`; `None` when the run has no checkpoint.
+///
+/// Checkpoints are tried newest first. One that `open` rejects (a truncated or corrupt file,
+/// a missing tensor) is skipped with a warning naming it and the reason, and the next older
+/// one is tried: `keep_checkpoints` keeps older checkpoints for exactly this. When every
+/// checkpoint is rejected, the error lists each one and why. For loading a run *directory*
+/// (`--resume`, `electra export`, fine-tuning from a run); an explicitly named checkpoint is
+/// loaded with [`load`] / [`load_model`] and fails on its own error.
+pub fn newest_intact<T>(
+    run_dir: &Path,
+    mut open: impl FnMut(u64, &Path) -> Result<T, TrainError>,
+) -> Result<Option<(u64, PathBuf, T)>, TrainError> {
+    let all = list_checkpoints(run_dir)?;
+    let mut rejected = Vec::new();
+    for (step, dir) in all.into_iter().rev() {
+        match open(step, &dir) {
+            Ok(value) => return Ok(Some((step, dir, value))),
+            Err(e) => {
+                tracing::warn!(
+                    "skipping damaged checkpoint {}: {e}; trying an older one",
+                    dir.display()
+                );
+                rejected.push(format!("{}: {e}", dir.display()));
+            }
+        }
+    }
+    if rejected.is_empty() {
+        return Ok(None);
+    }
+    Err(TrainError::Checkpoint {
+        path: run_dir.join("checkpoints"),
+        message: format!(
+            "no intact checkpoint ({} tried, newest first):\n{}",
+            rejected.len(),
+            rejected.join("\n")
+        ),
+    })
+}
+
 /// Writes a checkpoint of `model`, the optimizer moments and `state` (JSON) after `step`
 /// updates, then removes all but the newest `keep` checkpoints. Returns its directory.
 pub fn save<B: Backend, M: ModuleSnapshot<B>>(

@@ -7,7 +7,7 @@ use burn::prelude::*;
 use electra_model::ElectraModel;
 use electra_objective::ElectraPretrainingModel;
 
-use crate::checkpoint::{self, list_checkpoints};
+use crate::checkpoint;
 use crate::config::RunConfig;
 use crate::error::TrainError;
 use crate::export;
@@ -26,20 +26,25 @@ pub struct RunCheckpoint<B: Backend> {
 }
 
 /// Loads the newest complete checkpoint of `run_dir` (one that is still being written is not
-/// listed, so this is safe while the run goes on).
+/// listed, so this is safe while the run goes on). A damaged newest checkpoint is skipped with
+/// a warning for the newest intact one (see [`checkpoint::newest_intact`]).
 pub fn load_newest<B: Backend>(
     run_dir: &Path,
     device: &B::Device,
 ) -> Result<RunCheckpoint<B>, TrainError> {
     let config_path = run_dir.join("config.toml");
     let config = RunConfig::resolve(None, Some(&config_path), &[])?;
-    let (step, dir) = list_checkpoints(run_dir)?.pop().ok_or_else(|| {
-        TrainError::InvalidConfig(format!("{}: the run has no checkpoint", run_dir.display()))
-    })?;
     let mut objective = config.objective.clone();
     objective.seed = config.objective_seed();
-    let mut model = ElectraPretrainingModel::<B>::new(&config.model, &objective, device)?;
-    checkpoint::load_model(&dir, &mut model)?;
+    let model = ElectraPretrainingModel::<B>::new(&config.model, &objective, device)?;
+    let (step, dir, model) = checkpoint::newest_intact(run_dir, |_, dir| {
+        let mut candidate = model.clone();
+        checkpoint::load_model(dir, &mut candidate)?;
+        Ok(candidate)
+    })?
+    .ok_or_else(|| {
+        TrainError::InvalidConfig(format!("{}: the run has no checkpoint", run_dir.display()))
+    })?;
     Ok(RunCheckpoint {
         config,
         model,

@@ -198,12 +198,19 @@ pub fn run_data_parallel<B: AutodiffBackend>(
     let eval_cursor = eval.as_ref().map(|e| e.cursor());
 
     let mut step = 0u64;
-    if let Some((saved_step, dir)) = existing.last() {
+    // The newest intact checkpoint: a damaged newer one is skipped with a warning (its
+    // directory stays; training past its step writes a good one in its place).
+    let resumed = checkpoint::newest_intact(run_dir, |_, dir| {
         let loaded = checkpoint::load(dir)?;
-        checkpoint::load_model(dir, &mut model)?;
+        let mut candidate = model.clone();
+        checkpoint::load_model(dir, &mut candidate)?;
+        Ok((loaded, candidate))
+    })?;
+    if let Some((saved_step, dir, (loaded, candidate))) = resumed {
+        model = candidate;
         optimizer.load_state(loaded.optimizer, device);
         train.seek(&loaded.state["cursor"])?;
-        step = *saved_step;
+        step = saved_step;
         tracing::info!(step, checkpoint = %dir.display(), "resuming");
     }
     let start_step = step;

@@ -215,3 +215,63 @@ fn mlm_baselines_export_their_discriminator_sized_network_as_a_masked_lm() {
         assert!(export::discriminator(&trained).is_err());
     }
 }
+
+#[test]
+fn a_damaged_newest_checkpoint_falls_back_to_the_newest_intact_one() {
+    use electra_train::pretrained;
+
+    let mut config = tiny_config(9);
+    config.train.keep_checkpoints = 2;
+    let straight = tempfile::tempdir().expect("tempdir");
+    run(&config, straight.path(), None).expect("uninterrupted run");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    run(&config, dir.path(), Some(6)).expect("first part");
+    // Kept: steps 3 and 6. Truncate the newest checkpoint's weights.
+    let newest = dir
+        .path()
+        .join("checkpoints/step-00000006/model.safetensors");
+    let bytes = std::fs::read(&newest).expect("read");
+    std::fs::write(&newest, &bytes[..bytes.len() / 2]).expect("truncate");
+
+    // Loading the run directory (export, fine-tuning) takes step 3; an explicit checkpoint
+    // still fails, naming the file. (Building models draws from the process-wide backend
+    // RNG: keep other tests' runs out.)
+    {
+        let _guard = common::BACKEND_RNG
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let device = Default::default();
+        let loaded =
+            pretrained::load_newest::<burn::backend::Flex>(dir.path(), &device).expect("fallback");
+        assert_eq!(loaded.step, 3);
+        let mut model = loaded.model;
+        let err = electra_train::checkpoint::load_model(
+            &dir.path().join("checkpoints/step-00000006"),
+            &mut model,
+        )
+        .expect_err("damaged");
+        assert!(err.to_string().contains("model.safetensors"), "{err}");
+    }
+
+    // Resuming continues from step 3, exactly as the uninterrupted run did.
+    let resumed = run(&config, dir.path(), None).expect("resumed from the older checkpoint");
+    assert_eq!((resumed.start_step, resumed.final_step), (3, 9));
+    assert_eq!(losses(straight.path()), losses(dir.path()));
+
+    // With no intact checkpoint left, the error lists every one tried.
+    for step in [6, 9] {
+        let path = dir
+            .path()
+            .join(format!("checkpoints/step-{step:08}/model.safetensors"));
+        std::fs::write(&path, b"").expect("empty");
+    }
+    let err = run(&config, dir.path(), None).expect_err("nothing intact");
+    let text = err.to_string();
+    assert!(
+        text.contains("no intact checkpoint")
+            && text.contains("step-00000006")
+            && text.contains("step-00000009"),
+        "{text}"
+    );
+}

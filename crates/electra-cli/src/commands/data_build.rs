@@ -24,9 +24,14 @@ pub struct BuildArgs {
     /// Maximum example length, [CLS] and [SEP]s included.
     #[arg(long, default_value_t = 128)]
     pub max_seq_len: usize,
-    /// Output directory (shards and manifest).
+    /// Output directory (shards and manifest). A directory that already holds shards is
+    /// refused unless --overwrite is given.
     #[arg(long)]
     pub out: PathBuf,
+    /// Replace the shard set already in --out: all its shards, manifests and tokenizer are
+    /// removed once the new set is complete, so nothing of the earlier build remains.
+    #[arg(long)]
+    pub overwrite: bool,
     /// Number of shards of the whole build. Each input file goes whole into one shard
     /// (file i into shard i mod N), so use at least as many files as shards.
     #[arg(long, default_value_t = 8)]
@@ -94,6 +99,7 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
         _ => None,
     };
     config.reader = args.reader.options();
+    config.overwrite = args.overwrite;
     let bar = super::progress::text_spinner(format!("into {} shard(s)", args.shards))?;
     let started = Instant::now();
     let manifest = build_shards(&input, &tokenizer, &config, &args.out, &|bytes| {

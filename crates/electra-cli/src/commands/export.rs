@@ -16,10 +16,18 @@ pub struct ExportArgs {
     /// Output directory: `discriminator/` (the discriminator-sized network: ElectraForPreTraining,
     /// or ElectraForMaskedLM for the `mlm` and `replace-mlm` baselines) and `generator/`
     /// (ElectraForMaskedLM, when the objective has one), each with config.json,
-    /// model.safetensors and the tokenizer files.
+    /// model.safetensors and the tokenizer files. A directory that already holds either is
+    /// refused unless --overwrite is given.
     #[arg(long)]
     pub out: PathBuf,
+    /// Replace the `discriminator/` and `generator/` already in --out (both go, so a
+    /// `generator/` of an earlier export never stays beside a model that has none).
+    #[arg(long)]
+    pub overwrite: bool,
 }
+
+/// What `--out` receives.
+const OUTPUTS: [&str; 2] = ["discriminator", "generator"];
 
 /// The tokenizer files a run directory holds, copied beside each exported model.
 const TOKENIZER_FILES: [&str; 2] = ["vocab.txt", "tokenizer.json"];
@@ -28,10 +36,33 @@ impl BackendTask for ExportArgs {
     type Output = ();
 
     fn run<B: Backend>(self, device: B::Device) -> anyhow::Result<()> {
-        let exported = export_run::<B>(&self.run_dir, &self.out, &device)
+        let old = super::outdir::check(&self.out, &OUTPUTS, "an export", self.overwrite)?;
+        // Written into a staging directory and moved into place once complete: a failed
+        // export leaves the earlier one as it was.
+        std::fs::create_dir_all(&self.out)
+            .with_context(|| format!("cannot create {}", self.out.display()))?;
+        let staging = super::outdir::staging(&self.out, "export")?;
+        let result = self.export_into::<B>(&staging, &old, &device);
+        if staging.exists() {
+            let _ = std::fs::remove_dir_all(&staging);
+        }
+        result
+    }
+}
+
+impl ExportArgs {
+    fn export_into<B: Backend>(
+        &self,
+        staging: &std::path::Path,
+        old: &[PathBuf],
+        device: &B::Device,
+    ) -> anyhow::Result<()> {
+        let exported = export_run::<B>(&self.run_dir, staging, device)
             .with_context(|| format!("cannot export {}", self.run_dir.display()))?;
-        let targets = std::iter::once(&exported.discriminator).chain(exported.generator.as_ref());
-        for target in targets {
+        let targets: Vec<&PathBuf> = std::iter::once(&exported.discriminator)
+            .chain(exported.generator.as_ref())
+            .collect();
+        for target in &targets {
             for name in TOKENIZER_FILES {
                 let from = self.run_dir.join(name);
                 if from.is_file() {
@@ -40,7 +71,16 @@ impl BackendTask for ExportArgs {
                     })?;
                 }
             }
-            println!("wrote {}", target.display());
+        }
+        for path in old {
+            super::outdir::remove(path)?;
+        }
+        for target in targets {
+            let name = target.file_name().context("export target without a name")?;
+            let to = self.out.join(name);
+            std::fs::rename(target, &to)
+                .with_context(|| format!("cannot move the export into {}", to.display()))?;
+            println!("wrote {}", to.display());
         }
         println!("from checkpoint {}", exported.checkpoint.display());
         Ok(())

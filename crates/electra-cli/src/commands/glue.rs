@@ -50,9 +50,15 @@ pub struct TuneArgs {
     /// The first seed; seeds are first, first+1, ...
     #[arg(long, default_value_t = 1)]
     pub first_seed: u64,
-    /// Output directory: results.md, results.json, metrics.jsonl, predictions/.
+    /// Output directory: results.md, results.json, metrics.jsonl, predictions/. A directory
+    /// that already holds any of them is refused unless --overwrite is given.
     #[arg(long, default_value = "glue-results")]
     pub out: PathBuf,
+    /// Replace the results already in --out: results.md, results.json, metrics.jsonl and the
+    /// whole predictions/ folder are removed (once the checkpoint has loaded), so no file of an
+    /// earlier run stays beside the new ones.
+    #[arg(long)]
+    pub overwrite: bool,
     /// Peak learning rate (default by model size: 3e-4 Small, 1e-4 Base, 5e-5 Large).
     #[arg(long)]
     pub lr: Option<f64>,
@@ -68,9 +74,9 @@ pub struct TuneArgs {
     /// Examples per step.
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
-    /// Tokens per example.
-    #[arg(long, default_value_t = 128)]
-    pub max_seq_len: usize,
+    /// Tokens per example (default: 128, or the model's max_position_embeddings if smaller).
+    #[arg(long)]
+    pub max_seq_len: Option<usize>,
     /// Train on at most this many examples (a seeded subset; for bounded measurements).
     #[arg(long)]
     pub max_train_examples: Option<usize>,
@@ -85,6 +91,12 @@ pub struct TuneArgs {
     pub mean_loss: bool,
 }
 
+/// `--max-seq-len` when not given, unless the model's positions are fewer.
+const DEFAULT_MAX_SEQ_LEN: usize = 128;
+
+/// What `--out` receives.
+const OUTPUTS: [&str; 4] = ["results.md", "results.json", "metrics.jsonl", "predictions"];
+
 impl TuneArgs {
     fn config(&self) -> FinetuneConfig {
         FinetuneConfig {
@@ -93,7 +105,7 @@ impl TuneArgs {
             corrected_layerwise_decay: self.corrected_layerwise_decay,
             batch_size: self.batch_size,
             epochs: self.epochs,
-            max_seq_len: self.max_seq_len,
+            max_seq_len: self.max_seq_len.unwrap_or(DEFAULT_MAX_SEQ_LEN),
             double_unordered: !self.no_double_unordered,
             loss_reduction: if self.mean_loss {
                 LossReduction::Mean
@@ -294,7 +306,9 @@ impl BackendTask for GlueRun {
         if tune.seeds == 0 {
             bail!("--seeds must be at least 1");
         }
-        let config = tune.config();
+        let old_outputs =
+            super::outdir::check(&tune.out, &OUTPUTS, "GLUE results", tune.overwrite)?;
+        let mut config = tune.config();
         config.validate()?;
         <AB<B> as Backend>::seed(&device, tune.first_seed);
         let pre = pretrained::load::<AB<B>>(
@@ -304,6 +318,10 @@ impl BackendTask for GlueRun {
             &device,
         )
         .with_context(|| format!("cannot load the checkpoint {}", checkpoint.display()))?;
+        if tune.max_seq_len.is_none() {
+            // The default fits the model it is given (a demo run has 64 positions).
+            config.max_seq_len = config.max_seq_len.min(pre.config.max_position_embeddings);
+        }
         if config.max_seq_len > pre.config.max_position_embeddings {
             bail!(
                 "--max-seq-len {} exceeds the model's max_position_embeddings {}",
@@ -312,6 +330,9 @@ impl BackendTask for GlueRun {
             );
         }
         tracing::info!(checkpoint = %pre.description, "fine-tuning");
+        for path in &old_outputs {
+            super::outdir::remove(path)?;
+        }
         std::fs::create_dir_all(&tune.out)
             .with_context(|| format!("cannot create {}", tune.out.display()))?;
         let metrics_path = tune.out.join("metrics.jsonl");

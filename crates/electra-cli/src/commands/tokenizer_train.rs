@@ -19,16 +19,26 @@ pub struct TrainArgs {
     /// Minimum pair count for a merge.
     #[arg(long, default_value_t = 2)]
     pub min_frequency: u64,
-    /// Output directory: tokenizer.json and vocab.txt.
+    /// Output directory: tokenizer.json and vocab.txt. A directory that already holds either
+    /// is refused unless --overwrite is given.
     #[arg(long)]
     pub out: PathBuf,
+    /// Replace the tokenizer.json and vocab.txt already in --out.
+    #[arg(long)]
+    pub overwrite: bool,
     /// How the corpus is read.
     #[command(flatten)]
     pub reader: super::progress::ReaderArgs,
 }
 
+/// What `--out` receives.
+const TOKENIZER_FILES: [&str; 2] = ["tokenizer.json", "vocab.txt"];
+
 /// Trains and saves the tokenizer.
 pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
+    // Checked before the (long) training; both files are then written atomically, so with
+    // --overwrite the pair is replaced and none of the old one remains.
+    super::outdir::check(&args.out, &TOKENIZER_FILES, "a tokenizer", args.overwrite)?;
     let files = resolve_inputs(&args.input)?;
     let reader = CorpusReader::new(files.clone(), args.reader.options());
     let bar = super::progress::text_spinner(format!("reading {} file(s)", files.len()))?;

@@ -132,9 +132,9 @@ impl Budget {
     }
 
     /// At most two hours on a 2-core CPU: the `tiny` model (2 layers, hidden 128) pre-trained
-    /// with ELECTRA for 1,500 steps of 16 × 128 tokens and with BERT (MLM) for the same FLOPs,
+    /// with ELECTRA for 2,000 steps of 16 × 128 tokens and with BERT (MLM) for the same FLOPs,
     /// plus random init; CoLA, SST-2 and MRPC on 2,000-example training subsets, 2 epochs,
-    /// 5 seeds. Sized from the speeds in `docs/results.md`.
+    /// 5 seeds. Sized from short measured runs (`docs/results.md`, "Budgets").
     pub fn mini() -> Self {
         let mut overrides = TINY_RUN.to_vec();
         overrides.push("train.checkpoint_every=500");
@@ -146,7 +146,7 @@ impl Budget {
             shards: 8,
             preset: "tiny",
             overrides,
-            electra_steps: 1_500,
+            electra_steps: 2_000,
             warmup_fraction: 0.05,
             objectives: vec!["electra", "mlm"],
             checkpoint_fractions: vec![1.0],
@@ -161,9 +161,10 @@ impl Budget {
         }
     }
 
-    /// Several sittings of background compute: the `tiny` model for 12,000 ELECTRA steps, every
-    /// Table 5 objective at equal FLOPs, four checkpoints each (Figure 4 style), random init, the
-    /// five small GLUE tasks on 4,000-example subsets with the paper's epochs, 5 seeds.
+    /// Several sittings of background compute (about 16 hours on a quiet 2-core CPU): the
+    /// `tiny` model for 8,000 ELECTRA steps, every Table 5 objective at equal FLOPs, four
+    /// checkpoints each (Figure 4 style), random init, the five small GLUE tasks on
+    /// 3,000-example subsets for 3 epochs, 5 seeds.
     pub fn full() -> Self {
         let mut overrides = TINY_RUN.to_vec();
         overrides.push("train.checkpoint_every=1000");
@@ -175,7 +176,7 @@ impl Budget {
             shards: 16,
             preset: "tiny",
             overrides,
-            electra_steps: 12_000,
+            electra_steps: 8_000,
             warmup_fraction: 0.05,
             objectives: vec![
                 "electra",
@@ -188,8 +189,8 @@ impl Budget {
             random_init: true,
             tasks: vec!["CoLA", "SST-2", "MRPC", "STS-B", "RTE"],
             seeds: 5,
-            max_train_examples: Some(4_000),
-            finetune_epochs: None,
+            max_train_examples: Some(3_000),
+            finetune_epochs: Some(3),
             finetune_max_seq_len: 128,
             bootstrap_seed: 2020,
             bootstrap_resamples: 10_000,

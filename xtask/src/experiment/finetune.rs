@@ -194,3 +194,53 @@ fn record(
         "output": arg(out),
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::experiment::budget::Budget;
+
+    #[test]
+    fn final_checkpoints_and_random_init_come_first() {
+        let out = std::env::temp_dir().join(format!("xtask-models-{}", std::process::id()));
+        let layout = Layout::new(&out);
+        for (objective, step) in [("mlm", 7), ("electra", 3), ("mlm", 4), ("electra", 6)] {
+            let record = json!({"objective": objective, "step": step,
+                                "pretrain_flops": step as f64, "export": format!("e/{objective}/{step}")});
+            files::write_json(
+                &layout
+                    .export_records()
+                    .join(format!("{objective}-{step}.json")),
+                &record,
+            )
+            .expect("record");
+        }
+        let finals = [("electra".to_string(), 6), ("mlm".to_string(), 7)];
+        let models = models(&layout, &Budget::smoke(), &finals).expect("models");
+        let order: Vec<(&str, u64, bool)> = models
+            .iter()
+            .map(|m| (m.label.as_str(), m.step, m.is_final))
+            .collect();
+        assert_eq!(
+            order,
+            vec![
+                ("electra", 6, true),
+                ("mlm", 7, true),
+                (RANDOM_INIT, 0, true),
+                ("electra", 3, false),
+                ("mlm", 4, false)
+            ]
+        );
+        let random = &models[2];
+        assert!(random.random_init && random.pretrain_flops == 0.0);
+        assert_eq!(
+            random.checkpoint,
+            PathBuf::from("e/electra/6/discriminator")
+        );
+        assert_eq!(
+            record_name(random, "RTE", 2),
+            "random-init__step-00000000__RTE__seed-2.json"
+        );
+        std::fs::remove_dir_all(&out).expect("clean");
+    }
+}

@@ -127,6 +127,12 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
         None => Tools::build(root)?,
     };
     let data = match (&options.data, &budget.corpus) {
+        (Some(d), Corpus::Demo { .. }) if !d.join("manifest.json").is_file() => bail!(
+            "--data {}: the {} budget pre-trains on the demo corpus; --data must be a shard \
+             directory (with manifest.json) there",
+            d.display(),
+            budget.name
+        ),
         (Some(d), _) => d.clone(),
         (None, Corpus::Demo { .. }) => layout.shards(),
         (None, Corpus::Files) => root.join("../shared/data/corpus"),
@@ -226,4 +232,61 @@ fn finetune_all(
     }
     eprintln!("fine-tuning: {ran} run, {} already recorded", total - ran);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn options_default_to_the_shared_data_and_a_budget_directory() {
+        let root = Path::new("/repo");
+        let o = Options::parse(root, &args(&["equal-compute", "--budget", "mini"])).expect("parse");
+        assert_eq!(o.budget.name, "mini");
+        assert_eq!(o.out, root.join("experiments/equal-compute-mini"));
+        assert_eq!(
+            o.vocab,
+            root.join("../shared/data/vocab/bert-base-uncased-vocab.txt")
+        );
+        assert_eq!((o.data, o.glue_dir, o.stop_after), (None, None, None));
+        let o = Options::parse(
+            root,
+            &args(&[
+                "equal-compute",
+                "--budget",
+                "smoke",
+                "--out",
+                "x",
+                "--stop-after",
+                "3",
+            ]),
+        )
+        .expect("parse");
+        assert_eq!((o.out, o.stop_after), (PathBuf::from("x"), Some(3)));
+    }
+
+    #[test]
+    fn bad_options_are_named() {
+        let root = Path::new("/repo");
+        let err = |a: &[&str]| {
+            Options::parse(root, &args(a))
+                .expect_err("error")
+                .to_string()
+        };
+        assert!(err(&["equal-compute"]).contains("--budget is required"));
+        assert!(err(&["other"]).contains("unknown experiment `other`"));
+        assert!(
+            err(&["equal-compute", "--budget", "mini", "--fast"])
+                .contains("unknown option `--fast`")
+        );
+        assert!(
+            err(&["equal-compute", "--budget", "mini", "--stop-after", "x"])
+                .contains("--stop-after x")
+        );
+        assert!(err(&["equal-compute", "--budget"]).contains("--budget needs a value"));
+    }
 }

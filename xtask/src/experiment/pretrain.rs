@@ -225,3 +225,19 @@ fn last_train_metrics(path: &Path) -> Value {
         .find(|v| v.get("loss").is_some())
         .unwrap_or(Value::Null)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_newest_checkpoint_ignores_temporary_directories() {
+        let run = std::env::temp_dir().join(format!("xtask-ckpt-{}", std::process::id()));
+        assert_eq!(newest_checkpoint(&run), None);
+        for name in ["step-00000002", "step-00000010", ".step-00000012.tmp"] {
+            std::fs::create_dir_all(run.join("checkpoints").join(name)).expect("mkdir");
+        }
+        assert_eq!(newest_checkpoint(&run), Some(10));
+        std::fs::remove_dir_all(&run).expect("clean");
+    }
+}

@@ -202,6 +202,7 @@ pub fn write(layout: &Layout, plan: &Plan, wall_seconds: f64) -> anyhow::Result<
         "plan": plan,
         "machine": machine(),
         "wall_seconds_this_invocation": wall_seconds,
+        "wall_seconds_recorded": recorded_seconds(&pretrain, &finetune),
         "pretrain": pretrain,
         "exports": exports,
         "finetune": finetune,
@@ -209,10 +210,15 @@ pub fn write(layout: &Layout, plan: &Plan, wall_seconds: f64) -> anyhow::Result<
         "paired": comparisons.iter().map(|(n, p)| paired_json(n, p)).collect::<Vec<_>>(),
     });
     files::write_json(&layout.out.join("results.json"), &results)?;
-    files::write_text(
-        &layout.out.join("results.md"),
-        &markdown(plan, &pretrain, &models, &comparisons),
-    )?;
+    let mut md = markdown(plan, &pretrain, &models, &comparisons);
+    let _ = writeln!(
+        md,
+        "\nWall time recorded: {:.0} s of pre-training and fine-tuning ({} fine-tunings); machine: {}.",
+        recorded_seconds(&pretrain, &finetune),
+        finetune.len(),
+        results["machine"]
+    );
+    files::write_text(&layout.out.join("results.md"), &md)?;
     let series = figure_series(budget, &models);
     files::write_text(
         &layout.plots().join("glue-vs-flops.svg"),
@@ -221,6 +227,15 @@ pub fn write(layout: &Layout, plan: &Plan, wall_seconds: f64) -> anyhow::Result<
             "GLUE average (median over seeds) against pre-training FLOPs",
         ),
     )
+}
+
+/// Seconds of pre-training (all sittings that finished a segment) and fine-tuning recorded.
+fn recorded_seconds(pretrain: &[Value], finetune: &[Value]) -> f64 {
+    pretrain
+        .iter()
+        .chain(finetune)
+        .filter_map(|r| r["wall_seconds"].as_f64())
+        .sum()
 }
 
 /// One line per objective (its checkpoints with every task scored) and random init.

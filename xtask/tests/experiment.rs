@@ -2,8 +2,8 @@
 //! and generated GLUE files (no shared data): an interrupted pre-training resumes, a rerun skips
 //! every finished unit, and a deleted fine-tuning result is redone with the same numbers.
 //!
-//! The pipeline runs the debug `electra` and `flops` binaries, built here with one `cargo build`
-//! (a no-op when `cargo test --workspace` has built them already); about a minute in all.
+//! The pipeline runs the debug `electra` and `flops` binaries, built here with one `cargo test
+//! --no-run` (a no-op when `cargo test --workspace` has built them already); about a minute.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -17,17 +17,28 @@ fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// Builds the two binaries the experiment drives; returns their directory.
+/// Builds the two binaries the experiment drives; returns their directory. `cargo test
+/// --no-run` of their two packages resolves features exactly as `cargo test --workspace` does
+/// (a plain `cargo build` would not: dev-dependencies turn on `fastrand/default` under burn,
+/// which would rebuild burn), so after a workspace test build this is a no-op. The binaries
+/// land in target/debug because each package has integration tests that run them.
 fn debug_binaries() -> PathBuf {
     let root = workspace_root();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
-        .args(["build", "--quiet", "-p", "electra-cli", "--bin", "electra"])
-        .args(["-p", "electra-benches", "--bin", "flops"])
+        .args([
+            "test",
+            "--no-run",
+            "--quiet",
+            "-p",
+            "electra-cli",
+            "-p",
+            "electra-benches",
+        ])
         .current_dir(&root)
         .status()
-        .expect("run cargo build");
-    assert!(status.success(), "cargo build of electra and flops failed");
+        .expect("run cargo test --no-run");
+    assert!(status.success(), "building electra and flops failed");
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"))

@@ -213,10 +213,17 @@ pub fn write(layout: &Layout, plan: &Plan, wall_seconds: f64) -> anyhow::Result<
     let mut md = markdown(plan, &pretrain, &models, &comparisons);
     let _ = writeln!(
         md,
-        "\nWall time recorded: {:.0} s of pre-training and fine-tuning ({} fine-tunings); machine: {}.",
+        "\nWall time recorded: {:.0} s of pre-training and fine-tuning ({} fine-tunings). \
+         Machine: {} {}, {} ({} hardware threads; RAYON_NUM_THREADS {}).",
         recorded_seconds(&pretrain, &finetune),
         finetune.len(),
-        results["machine"]
+        std::env::consts::OS,
+        std::env::consts::ARCH,
+        results["machine"]["cpu"].as_str().unwrap_or("unknown CPU"),
+        results["machine"]["available_parallelism"],
+        results["machine"]["rayon_num_threads"]
+            .as_str()
+            .unwrap_or("unset"),
     );
     files::write_text(&layout.out.join("results.md"), &md)?;
     let series = figure_series(budget, &models);

@@ -5,7 +5,7 @@
 //! data order with the steps that give each ELECTRA's training FLOPs (`plan.rs`, counted by
 //! electra-benches' `flops`), exports the planned checkpoints, fine-tunes each (and a random
 //! initialisation of the same shape) on GLUE tasks over several seeds, and writes
-//! `results.json`, `results.md` and SVG plots (`report.rs`). Everything finished is recorded
+//! `results.json`, `results.md` and SVG plots (`report.rs`, `table.rs`, `svg.rs`). Everything finished is recorded
 //! under `OUT/work/records/` (atomically) and skipped on a rerun; an interrupted pre-training
 //! run resumes from its newest checkpoint. Budgets: `budget.rs`; method and results:
 //! `docs/results.md`.
@@ -24,6 +24,7 @@ mod pretrain;
 mod report;
 mod stats;
 mod svg;
+mod table;
 mod tools;
 
 use std::path::{Path, PathBuf};

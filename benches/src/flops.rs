@@ -21,8 +21,16 @@
 //! step is `3 × (generator forward + discriminator forward)`. Inference is the discriminator
 //! forward alone. `N = floor((mask_prob + 0.005)·S)` slots per sequence (spec 1.2): the
 //! generator head runs on every slot, active or not, as in the reference code.
+//!
+//! The §3.5 baselines ([`objective_forward`]) reuse the same parts: `mlm` is the
+//! discriminator-sized tower with an MLM head (dense `H→E`, tied `E→V`) at the `N` slots and no
+//! generator; `replace-mlm` adds the generator and puts that MLM head on the slots;
+//! `all-tokens-mlm` runs the MLM head on all `S` tokens plus the copy gate (the RTD head's
+//! shape); `electra-15` costs what ELECTRA costs. The equal-compute experiment (`cargo xtask
+//! experiment`) gives each objective as many steps as ELECTRA's FLOPs buy with this count.
 
 use electra_model::ElectraConfig;
+use electra_objective::ObjectiveKind;
 
 /// Forward FLOPs per sequence of the parts of one ELECTRA step (module docs for the formulas).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -63,6 +71,35 @@ impl StepFlops {
     /// FLOPs of inference: the discriminator forward.
     pub fn inference(&self) -> f64 {
         self.discriminator_forward
+    }
+}
+
+/// Forward FLOPs per sequence of one pre-training step of `objective` (module docs): `disc` is
+/// the discriminator-sized network, `generator` the generator (unused by `mlm`), `seq` tokens,
+/// `slots` prediction slots. A training step costs three times this.
+pub fn objective_forward(
+    objective: ObjectiveKind,
+    disc: &ElectraConfig,
+    generator: &ElectraConfig,
+    seq: usize,
+    slots: usize,
+) -> f64 {
+    let electra = StepFlops::new(disc, generator, seq, slots);
+    let generator_part = electra.generator_encoder_forward + electra.generator_head_forward;
+    let (h, e, v) = (
+        disc.hidden_size as f64,
+        disc.embedding_size as f64,
+        disc.vocab_size as f64,
+    );
+    // The discriminator-sized MLM head (dense H→E, tied E→V) on `positions` rows.
+    let mlm_head = |positions: f64| 2.0 * positions * h * e + 2.0 * positions * e * v;
+    let copy_gate = 2.0 * seq as f64 * h * h + 2.0 * seq as f64 * h;
+    let tower = encoder_forward(disc, seq);
+    match objective {
+        ObjectiveKind::Electra | ObjectiveKind::Electra15 => electra.step_forward(),
+        ObjectiveKind::Mlm => tower + mlm_head(slots as f64),
+        ObjectiveKind::ReplaceMlm => generator_part + tower + mlm_head(slots as f64),
+        ObjectiveKind::AllTokensMlm => generator_part + tower + mlm_head(seq as f64) + copy_gate,
     }
 }
 
@@ -110,6 +147,53 @@ mod tests {
         assert_eq!(flops.generator_head_forward, 56.0);
         assert_eq!(flops.step(), 3.0 * (1080.0 + 960.0 + 56.0));
         assert_eq!(flops.inference(), 1080.0);
+    }
+
+    #[test]
+    fn each_objective_counts_its_own_parts() {
+        let disc = ElectraConfig {
+            vocab_size: 10,
+            embedding_size: 2,
+            hidden_size: 4,
+            num_hidden_layers: 1,
+            intermediate_size: 8,
+            ..ElectraConfig::tiny()
+        };
+        let generator = ElectraConfig {
+            hidden_size: 2,
+            intermediate_size: 4,
+            num_attention_heads: 1,
+            ..disc.clone()
+        };
+        let (s, n) = (3, 1);
+        let electra = StepFlops::new(&disc, &generator, s, n);
+        // Tower 960 (see above); MLM head at n = 1 row: 2·1·4·2 + 2·1·2·10 = 56; at s = 3: 168.
+        // Copy gate 2·3·16 + 2·3·4 = 120. Generator (E = H_g = 2: no projection): layer
+        // 8·3·4 + 4·9·2 + 4·3·2·4 = 96 + 72 + 96, head 2·1·2·2 + 2·1·2·10 = 48.
+        let generator_part = 264.0 + 48.0;
+        assert_eq!(
+            electra.generator_encoder_forward + electra.generator_head_forward,
+            generator_part
+        );
+        let f = |kind| objective_forward(kind, &disc, &generator, s, n);
+        assert_eq!(f(ObjectiveKind::Electra), electra.step_forward());
+        assert_eq!(f(ObjectiveKind::Electra15), electra.step_forward());
+        assert_eq!(f(ObjectiveKind::Mlm), 960.0 + 56.0);
+        assert_eq!(f(ObjectiveKind::ReplaceMlm), generator_part + 960.0 + 56.0);
+        assert_eq!(
+            f(ObjectiveKind::AllTokensMlm),
+            generator_part + 960.0 + 168.0 + 120.0
+        );
+    }
+
+    #[test]
+    fn bert_small_steps_cost_less_than_electra_small_steps() {
+        let disc = ElectraConfig::small();
+        let generator = disc.generator_config(0.25, 1.0).expect("generator");
+        let electra = objective_forward(ObjectiveKind::Electra, &disc, &generator, 128, 19);
+        let mlm = objective_forward(ObjectiveKind::Mlm, &disc, &generator, 128, 19);
+        // ELECTRA adds the generator (a quarter-width tower and its head) to BERT's cost.
+        assert!(mlm < electra && mlm > 0.7 * electra, "{mlm} vs {electra}");
     }
 
     #[test]

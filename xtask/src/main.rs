@@ -13,6 +13,8 @@
 //!   the PyTorch fixtures (see `conformance.rs`).
 //! - `check-features`: fails if a backend is built without its speed features
 //!   (`features.rs`).
+//! - `experiment equal-compute --budget smoke|mini|full [OPTIONS]`: ELECTRA against BERT at
+//!   equal pre-training FLOPs, fine-tuned on GLUE, resumable (`experiment/`).
 //! - `fixtures`: regenerates the Hugging Face parity fixtures with PyTorch (creates
 //!   `.venv-fixtures` from `scripts/requirements-fixtures.txt` on first use).
 
@@ -26,6 +28,7 @@ use anyhow::{Context, bail};
 mod against;
 mod bench;
 mod compare;
+mod experiment;
 mod features;
 mod profile;
 mod throughput;
@@ -56,6 +59,9 @@ tasks:
                      device D against flex and the PyTorch fixtures (table; fails on a mismatch)
   check-features     fail if a backend is built without its speed features (flex: simd +
                      rayon; cuda: fusion + autotune)
+  experiment equal-compute --budget smoke|mini|full [OPTIONS]
+                     ELECTRA vs BERT at equal pre-training FLOPs, GLUE fine-tuning over seeds,
+                     results.json/results.md/plots; resumable (`cargo xtask experiment --help`)
   fixtures           regenerate the HF parity fixtures (needs Python 3.11 + pip)
   help               this text";
 
@@ -69,6 +75,7 @@ fn main() -> anyhow::Result<()> {
         Some("conformance") => conformance::run(&root, &args[1..]),
         Some("fixtures") => fixtures(&root),
         Some("check-features") => features::check(&root),
+        Some("experiment") => experiment::run(&root, &args[1..]),
         Some("profile") => profile::profile(&root, &args[1..]),
         Some("help") | Some("--help") | Some("-h") | None => {
             println!("{USAGE}");

@@ -1,0 +1,293 @@
+//! `cargo xtask experiment equal-compute`: ELECTRA against BERT at equal pre-training compute,
+//! in miniature (paper Table 1 and Table 5, Figure 4), by driving the `electra` binary.
+//!
+//! One command builds shards, pre-trains every objective of the budget from the same seed and
+//! data order with the steps that give each ELECTRA's training FLOPs (`plan.rs`, counted by
+//! electra-benches' `flops`), exports the planned checkpoints, fine-tunes each (and a random
+//! initialisation of the same shape) on GLUE tasks over several seeds, and writes
+//! `results.json`, `results.md` and SVG plots (`report.rs`, `table.rs`, `svg.rs`). Everything finished is recorded
+//! under `OUT/work/records/` (atomically) and skipped on a rerun; an interrupted pre-training
+//! run resumes from its newest checkpoint. Budgets: `budget.rs`; method and results:
+//! `docs/results.md`.
+//!
+//! ```text
+//! cargo xtask experiment equal-compute --budget smoke|mini|full [--out DIR] [--data DIR]
+//!     [--vocab FILE] [--glue-dir DIR] [--bin-dir DIR] [--stop-after N]
+//! ```
+
+mod budget;
+mod files;
+mod finetune;
+mod generated;
+mod plan;
+mod pretrain;
+mod report;
+mod stats;
+mod svg;
+mod table;
+mod tools;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+
+use budget::{Budget, Corpus};
+use plan::Layout;
+use pretrain::Progress;
+use tools::Tools;
+
+/// Usage of the `experiment` task.
+pub const USAGE: &str =
+    "usage: cargo xtask experiment equal-compute --budget smoke|mini|full [OPTIONS]
+
+  --out DIR        experiment directory (default experiments/equal-compute-<budget>); results.json,
+                   results.md, plots/ at its top, shards/runs/checkpoints/records under work/
+  --data DIR       a shard directory (has manifest.json), or corpus files to build shards from
+                   (default ../shared/data/corpus; smoke: the built-in demo corpus)
+  --vocab FILE     WordPiece vocabulary for building shards (default
+                   ../shared/data/vocab/bert-base-uncased-vocab.txt)
+  --glue-dir DIR   GLUE data, glue_data layout (default ../shared/data/glue; smoke: generated)
+  --bin-dir DIR    use the `electra` and `flops` binaries in DIR instead of building release ones
+  --stop-after N   stop every pre-training run at step N (resumable) and write the partial results
+Rerunning the same command continues where it stopped; finished work is skipped.";
+
+/// Parsed options.
+#[derive(Debug)]
+struct Options {
+    budget: Budget,
+    out: PathBuf,
+    data: Option<PathBuf>,
+    vocab: PathBuf,
+    glue_dir: Option<PathBuf>,
+    bin_dir: Option<PathBuf>,
+    stop_after: Option<u64>,
+}
+
+impl Options {
+    fn parse(root: &Path, args: &[String]) -> anyhow::Result<Self> {
+        match args.first().map(String::as_str) {
+            Some("equal-compute") => {}
+            Some(other) => bail!("unknown experiment `{other}`\n\n{USAGE}"),
+            None => bail!("{USAGE}"),
+        }
+        let mut budget = None;
+        let (mut out, mut data, mut vocab, mut glue_dir, mut bin_dir, mut stop_after) =
+            (None, None, None, None, None, None);
+        let mut rest = args[1..].iter();
+        while let Some(flag) = rest.next() {
+            let mut value = || {
+                rest.next()
+                    .cloned()
+                    .with_context(|| format!("{flag} needs a value\n\n{USAGE}"))
+            };
+            match flag.as_str() {
+                "--budget" => budget = Some(Budget::named(&value()?)?),
+                "--out" => out = Some(PathBuf::from(value()?)),
+                "--data" => data = Some(PathBuf::from(value()?)),
+                "--vocab" => vocab = Some(PathBuf::from(value()?)),
+                "--glue-dir" => glue_dir = Some(PathBuf::from(value()?)),
+                "--bin-dir" => bin_dir = Some(PathBuf::from(value()?)),
+                "--stop-after" => {
+                    let v = value()?;
+                    stop_after = Some(
+                        v.parse()
+                            .with_context(|| format!("--stop-after {v}: not a step number"))?,
+                    );
+                }
+                other => bail!("unknown option `{other}`\n\n{USAGE}"),
+            }
+        }
+        let budget = budget.with_context(|| format!("--budget is required\n\n{USAGE}"))?;
+        let shared = root.join("../shared/data");
+        Ok(Self {
+            out: out
+                .unwrap_or_else(|| root.join(format!("experiments/equal-compute-{}", budget.name))),
+            data,
+            vocab: vocab.unwrap_or_else(|| shared.join("vocab/bert-base-uncased-vocab.txt")),
+            glue_dir,
+            bin_dir,
+            stop_after,
+            budget,
+        })
+    }
+}
+
+/// Runs `cargo xtask experiment ARGS`.
+pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{USAGE}");
+        return Ok(());
+    }
+    let options = Options::parse(root, args)?;
+    let started = Instant::now();
+    let budget = &options.budget;
+    let layout = Layout::new(&options.out);
+    let tools = match &options.bin_dir {
+        Some(dir) => Tools::in_dir(dir)?,
+        None => Tools::build(root)?,
+    };
+    let data = match (&options.data, &budget.corpus) {
+        (Some(d), Corpus::Demo { .. }) if !d.join("manifest.json").is_file() => bail!(
+            "--data {}: the {} budget pre-trains on the demo corpus; --data must be a shard \
+             directory (with manifest.json) there",
+            d.display(),
+            budget.name
+        ),
+        (Some(d), _) => d.clone(),
+        (None, Corpus::Demo { .. }) => layout.shards(),
+        (None, Corpus::Files) => root.join("../shared/data/corpus"),
+    };
+    let shards = pretrain::shards(&layout, budget, &tools, &data, &options.vocab)?;
+    let plan = plan::make(budget, &tools, plan::shard_vocab_size(&shards)?)?;
+    plan::save_or_check(&layout, &plan)?;
+    eprintln!(
+        "experiment `{}` in {}: {}",
+        budget.name,
+        layout.out.display(),
+        budget.summary
+    );
+    for r in &plan.runs {
+        eprintln!(
+            "  {:<15} {:>7} steps × {:.3e} FLOPs = {:.3e}; checkpoints {:?}",
+            r.objective, r.steps, r.train_flops_per_step, r.train_flops_total, r.checkpoints
+        );
+    }
+    for run in &plan.runs {
+        if pretrain::run(&layout, budget, &tools, run, &shards, options.stop_after)?
+            == Progress::Stopped
+        {
+            report::write(&layout, &plan, started.elapsed().as_secs_f64())?;
+            eprintln!(
+                "stopped at step {} (--stop-after); run again to continue",
+                options.stop_after.unwrap_or_default()
+            );
+            return Ok(());
+        }
+    }
+    let glue_dir = match &options.glue_dir {
+        Some(dir) => dir.clone(),
+        None if matches!(budget.corpus, Corpus::Demo { .. }) => {
+            generated::write_glue(&layout.generated_glue(), 40)?;
+            layout.generated_glue()
+        }
+        None => root.join("../shared/data/glue"),
+    };
+    for task in &budget.tasks {
+        let train = glue_dir.join(task).join("train.tsv");
+        if !train.is_file() {
+            bail!(
+                "{} not found: --glue-dir must hold {task}/train.tsv",
+                train.display()
+            );
+        }
+    }
+    finetune_all(&layout, &plan, &tools, &glue_dir, &shards.join("tokenizer"))?;
+    report::write(&layout, &plan, started.elapsed().as_secs_f64())?;
+    eprintln!(
+        "done in {:.0} s: {} and {}",
+        started.elapsed().as_secs_f64(),
+        layout.out.join("results.md").display(),
+        layout.out.join("results.json").display()
+    );
+    Ok(())
+}
+
+/// Every (model, task, seed) unit, skipping recorded ones.
+fn finetune_all(
+    layout: &Layout,
+    plan: &plan::Plan,
+    tools: &Tools,
+    glue_dir: &Path,
+    tokenizer: &Path,
+) -> anyhow::Result<()> {
+    let budget = &plan.budget;
+    let finals: Vec<(String, u64)> = plan
+        .runs
+        .iter()
+        .map(|r| (r.objective.clone(), r.steps))
+        .collect();
+    let models = finetune::models(layout, budget, &finals)?;
+    let setting = finetune::Setting {
+        layout,
+        budget,
+        tools,
+        glue_dir,
+        tokenizer,
+    };
+    let total = models.len() * budget.tasks.len() * budget.seeds as usize;
+    let (mut done, mut ran) = (0, 0);
+    for model in &models {
+        for task in &budget.tasks {
+            for seed in 1..=budget.seeds {
+                done += 1;
+                eprintln!(
+                    "fine-tuning [{done}/{total}] {} step {} on {task}, seed {seed}",
+                    model.label, model.step
+                );
+                if finetune::unit(&setting, model, task, seed)? {
+                    ran += 1;
+                }
+            }
+        }
+    }
+    eprintln!("fine-tuning: {ran} run, {} already recorded", total - ran);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn options_default_to_the_shared_data_and_a_budget_directory() {
+        let root = Path::new("/repo");
+        let o = Options::parse(root, &args(&["equal-compute", "--budget", "mini"])).expect("parse");
+        assert_eq!(o.budget.name, "mini");
+        assert_eq!(o.out, root.join("experiments/equal-compute-mini"));
+        assert_eq!(
+            o.vocab,
+            root.join("../shared/data/vocab/bert-base-uncased-vocab.txt")
+        );
+        assert_eq!((o.data, o.glue_dir, o.stop_after), (None, None, None));
+        let o = Options::parse(
+            root,
+            &args(&[
+                "equal-compute",
+                "--budget",
+                "smoke",
+                "--out",
+                "x",
+                "--stop-after",
+                "3",
+            ]),
+        )
+        .expect("parse");
+        assert_eq!((o.out, o.stop_after), (PathBuf::from("x"), Some(3)));
+    }
+
+    #[test]
+    fn bad_options_are_named() {
+        let root = Path::new("/repo");
+        let err = |a: &[&str]| {
+            Options::parse(root, &args(a))
+                .expect_err("error")
+                .to_string()
+        };
+        assert!(err(&["equal-compute"]).contains("--budget is required"));
+        assert!(err(&["other"]).contains("unknown experiment `other`"));
+        assert!(
+            err(&["equal-compute", "--budget", "mini", "--fast"])
+                .contains("unknown option `--fast`")
+        );
+        assert!(
+            err(&["equal-compute", "--budget", "mini", "--stop-after", "x"])
+                .contains("--stop-after x")
+        );
+        assert!(err(&["equal-compute", "--budget"]).contains("--budget needs a value"));
+    }
+}

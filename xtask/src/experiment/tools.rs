@@ -1,0 +1,88 @@
+//! The programs the experiment drives: the `electra` binary (data build, pretrain, export,
+//! plot, finetune) and the `flops` binary of electra-benches (the FLOP count behind the
+//! benchmarks' MFU). Both are built in release mode by default; `--bin-dir` points at binaries
+//! built elsewhere (the integration test uses debug builds).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use serde_json::Value;
+
+/// Paths of the two binaries.
+#[derive(Clone, Debug)]
+pub struct Tools {
+    /// The `electra` CLI.
+    pub electra: PathBuf,
+    /// electra-benches' `flops`.
+    pub flops: PathBuf,
+}
+
+impl Tools {
+    /// Builds both binaries in release mode (one cargo invocation) and returns their paths.
+    pub fn build(root: &Path) -> anyhow::Result<Self> {
+        eprintln!("building the release `electra` and `flops` binaries ...");
+        crate::run(
+            Command::new(crate::cargo())
+                .args(["build", "--release", "--quiet"])
+                .args(["-p", "electra-cli", "--bin", "electra"])
+                .args(["-p", "electra-benches", "--bin", "flops"])
+                .current_dir(root),
+        )?;
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("target"));
+        Self::in_dir(&target.join("release"))
+    }
+
+    /// The binaries in `dir` (an error names a missing one).
+    pub fn in_dir(dir: &Path) -> anyhow::Result<Self> {
+        let tools = Self {
+            electra: dir.join(format!("electra{}", std::env::consts::EXE_SUFFIX)),
+            flops: dir.join(format!("flops{}", std::env::consts::EXE_SUFFIX)),
+        };
+        for bin in [&tools.electra, &tools.flops] {
+            if !bin.is_file() {
+                bail!(
+                    "{} not found (build it with `cargo build -p electra-cli --bin electra -p \
+                     electra-benches --bin flops`, or leave out --bin-dir)",
+                    bin.display()
+                );
+            }
+        }
+        Ok(tools)
+    }
+
+    /// Runs `electra ARGS`, its output shown; fails with the command line. Returns seconds.
+    pub fn electra(&self, args: &[String]) -> anyhow::Result<f64> {
+        let started = Instant::now();
+        let mut command = Command::new(&self.electra);
+        command.args(args);
+        eprintln!("$ electra {}", args.join(" "));
+        crate::run(&mut command)?;
+        Ok(started.elapsed().as_secs_f64())
+    }
+
+    /// The JSON report of `flops ARGS`.
+    pub fn flops(&self, args: &[String]) -> anyhow::Result<Value> {
+        let output = Command::new(&self.flops)
+            .args(args)
+            .output()
+            .with_context(|| format!("cannot start {}", self.flops.display()))?;
+        if !output.status.success() {
+            bail!(
+                "flops {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        serde_json::from_slice(&output.stdout)
+            .with_context(|| format!("flops {} printed no JSON", args.join(" ")))
+    }
+}
+
+/// `path` as a command-line argument.
+pub fn arg(path: &Path) -> String {
+    path.display().to_string()
+}

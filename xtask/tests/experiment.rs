@@ -1,0 +1,208 @@
+//! `cargo xtask experiment equal-compute --budget smoke` end to end, on the built-in demo corpus
+//! and generated GLUE files (no shared data): an interrupted pre-training resumes, a rerun skips
+//! every finished unit, and a deleted fine-tuning result is redone with the same numbers.
+//!
+//! The pipeline runs the debug `electra` and `flops` binaries, built here with one `cargo test
+//! --no-run` (a no-op when `cargo test --workspace` has built them already); about a minute.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+/// Builds the two binaries the experiment drives; returns their directory. `cargo test
+/// --no-run` of their two packages resolves features exactly as `cargo test --workspace` does
+/// (a plain `cargo build` would not: dev-dependencies turn on `fastrand/default` under burn,
+/// which would rebuild burn), so after a workspace test build this is a no-op. The binaries
+/// land in target/debug because each package has integration tests that run them.
+fn debug_binaries() -> PathBuf {
+    let root = workspace_root();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args([
+            "test",
+            "--no-run",
+            "--quiet",
+            "-p",
+            "electra-cli",
+            "-p",
+            "electra-benches",
+        ])
+        .current_dir(&root)
+        .status()
+        .expect("run cargo test --no-run");
+    assert!(status.success(), "building electra and flops failed");
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
+        .join("debug")
+}
+
+fn experiment(bins: &Path, out: &Path, extra: &[&str]) -> String {
+    let output: Output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["experiment", "equal-compute", "--budget", "smoke", "--out"])
+        .arg(out)
+        .arg("--bin-dir")
+        .arg(bins)
+        .args(extra)
+        .output()
+        .expect("run xtask");
+    let log = String::from_utf8_lossy(&output.stderr).to_string();
+    assert!(output.status.success(), "experiment failed:\n{log}");
+    log
+}
+
+fn json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).expect("json")
+}
+
+/// The fine-tuning records without their timings: what must not change on a rerun.
+fn scores(results: &Value) -> Vec<Value> {
+    results["finetune"]
+        .as_array()
+        .expect("finetune records")
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            for key in ["wall_seconds", "train_seconds"] {
+                r.as_object_mut().expect("object").remove(key);
+            }
+            r
+        })
+        .collect()
+}
+
+fn mtime(path: &Path) -> std::time::SystemTime {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .expect("mtime")
+}
+
+#[test]
+fn smoke_budget_runs_resumes_and_skips_finished_work() {
+    let bins = debug_binaries();
+    let tmp = tempfile_dir();
+    let out = tmp.join("exp");
+
+    // 1. Interrupted: every pre-training run stops at step 2 (ELECTRA's first checkpoint is 3).
+    let log = experiment(&bins, &out, &["--stop-after", "2"]);
+    assert!(log.contains("stopped at step 2"), "{log}");
+    let work = out.join("work");
+    assert!(work.join("runs/electra/checkpoints/step-00000002").is_dir());
+    assert!(
+        !work.join("records/pretrain").exists(),
+        "nothing finished yet"
+    );
+    let plan = json(&out.join("plan.json"));
+    let runs = plan["runs"].as_array().expect("runs");
+    let (electra, mlm) = (&runs[0], &runs[1]);
+    assert_eq!(
+        (electra["objective"].as_str(), electra["steps"].as_u64()),
+        (Some("electra"), Some(6))
+    );
+    // Equal FLOPs: BERT's cheaper steps buy more of them, within one step of ELECTRA's total.
+    let (fe, fm) = (
+        electra["train_flops_per_step"].as_f64().expect("f"),
+        mlm["train_flops_per_step"].as_f64().expect("f"),
+    );
+    let mlm_steps = mlm["steps"].as_u64().expect("steps");
+    assert!(fm < fe && mlm_steps > 6, "{plan}");
+    assert!(
+        (mlm_steps as f64 * fm - 6.0 * fe).abs() <= fm / 2.0 + 1.0,
+        "{plan}"
+    );
+
+    // 2. The rerun resumes ELECTRA from step 2 and finishes everything.
+    let log = experiment(&bins, &out, &[]);
+    assert!(log.contains("pretrain --resume"), "{log}");
+    assert!(
+        log.contains("fine-tuning: 20 run, 0 already recorded"),
+        "{log}"
+    );
+    let metrics =
+        std::fs::read_to_string(work.join("runs/electra/metrics.jsonl")).expect("metrics");
+    let steps: Vec<u64> = metrics
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v.get("loss").is_some())
+        .filter_map(|v| v["step"].as_f64())
+        .map(|s| s as u64)
+        .collect();
+    // log_every 2, and a stopped invocation logs its last step (2: interrupted; 3: the first
+    // checkpoint): every step once, none repeated, so the run continued instead of restarting.
+    assert_eq!(
+        steps,
+        vec![2, 3, 4, 6],
+        "each step logged once across the sittings"
+    );
+    let first = json(&out.join("results.json"));
+    assert_eq!(first["pretrain"].as_array().map(Vec::len), Some(2));
+    // 2 objectives × 2 checkpoints + random init, × 2 tasks × 2 seeds.
+    assert_eq!(first["finetune"].as_array().map(Vec::len), Some(20));
+    let electra_vs_bert = &first["paired"][0];
+    assert_eq!(electra_vs_bert["comparison"], "electra - mlm");
+    assert_eq!(
+        electra_vs_bert["per_seed_average"].as_array().map(Vec::len),
+        Some(2)
+    );
+    assert!(
+        electra_vs_bert["average"]["low"].is_number(),
+        "{electra_vs_bert}"
+    );
+    let md = std::fs::read_to_string(out.join("results.md")).expect("results.md");
+    assert!(
+        md.contains("| random-init | 0 |") && md.contains("### electra - mlm"),
+        "{md}"
+    );
+    for plot in [
+        "glue-vs-flops.svg",
+        "pretrain-electra.svg",
+        "pretrain-mlm.svg",
+    ] {
+        let svg = std::fs::read_to_string(out.join("plots").join(plot)).expect("svg");
+        assert!(svg.contains("<svg"), "{plot}");
+    }
+
+    // 3. Delete one fine-tuning result: only it is redone, with the same numbers.
+    let records = work.join("records/finetune");
+    let victim = records.join("mlm__step-00000007__SST-2__seed-2.json");
+    let kept = records.join("electra__step-00000006__RTE__seed-1.json");
+    let pretrain_record = work.join("records/pretrain/electra.json");
+    let (kept_time, pretrain_time) = (mtime(&kept), mtime(&pretrain_record));
+    std::fs::remove_file(&victim).expect("delete one result");
+    let log = experiment(&bins, &out, &[]);
+    assert!(
+        log.contains("fine-tuning: 1 run, 19 already recorded"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("$ electra pretrain"),
+        "no pre-training on a rerun:\n{log}"
+    );
+    assert!(victim.is_file());
+    assert_eq!(
+        (mtime(&kept), mtime(&pretrain_record)),
+        (kept_time, pretrain_time)
+    );
+    let second = json(&out.join("results.json"));
+    assert_eq!(scores(&first), scores(&second));
+    assert_eq!(first["summary"], second["summary"]);
+    assert_eq!(first["paired"], second["paired"]);
+    std::fs::remove_dir_all(&tmp).expect("clean up");
+}
+
+/// A fresh directory under the system temp dir.
+fn tempfile_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("xtask-experiment-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}

@@ -19,7 +19,6 @@
 pub mod config;
 pub mod electra;
 pub mod error;
-pub mod fsutil;
 pub mod hf;
 pub mod input;
 pub mod kernels;

@@ -33,7 +33,7 @@ impl MetricsLog {
             source,
         };
         if path.exists() {
-            let kept: Vec<Record> = read(path)?
+            let kept: Vec<Record> = read_for_resume(path)?
                 .into_iter()
                 .filter(|r| r.get("step").is_some_and(|s| *s <= keep_through as f64))
                 .collect();
@@ -42,7 +42,7 @@ impl MetricsLog {
                 text.push_str(&serde_json::to_string(record).unwrap_or_default());
                 text.push('\n');
             }
-            electra_model::fsutil::write_atomic(path, text.as_bytes())?;
+            electra_fs::write_atomic(path, text.as_bytes())?;
         }
         let file = std::fs::OpenOptions::new()
             .create(true)
@@ -57,8 +57,11 @@ impl MetricsLog {
 
     /// Appends one record (one line) and flushes it.
     pub fn write(&mut self, record: &Record) -> Result<(), TrainError> {
-        let line = serde_json::to_string(record).unwrap_or_default();
-        writeln!(self.file, "{line}")
+        // One write of the whole line: a crash leaves whole lines or a torn last one.
+        let mut line = serde_json::to_string(record).unwrap_or_default();
+        line.push('\n');
+        self.file
+            .write_all(line.as_bytes())
             .and_then(|()| self.file.flush())
             .map_err(|source| TrainError::Io {
                 path: self.path.clone(),
@@ -73,6 +76,29 @@ pub fn read(path: &Path) -> Result<Vec<Record>, TrainError> {
         path: path.to_path_buf(),
         source,
     })?;
+    parse(path, &text)
+}
+
+/// Reads the records of a `metrics.jsonl` a run resumes: as [`read`], but a last line without
+/// its newline (torn by a crash mid-append: every write ends its line) is dropped with a
+/// warning.
+fn read_for_resume(path: &Path) -> Result<Vec<Record>, TrainError> {
+    let text = std::fs::read_to_string(path).map_err(|source| TrainError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let complete = text.rfind('\n').map_or("", |i| &text[..=i]);
+    if complete.len() < text.len() {
+        tracing::warn!(
+            "{}: dropping an incomplete last line (an interrupted write)",
+            path.display()
+        );
+    }
+    parse(path, complete)
+}
+
+/// The records of `text`, read from `path`.
+fn parse(path: &Path, text: &str) -> Result<Vec<Record>, TrainError> {
     text.lines()
         .enumerate()
         .filter(|(_, line)| !line.trim().is_empty())
@@ -237,6 +263,26 @@ mod tests {
         let path = dir.path().join("metrics.jsonl");
         std::fs::write(&path, "{\"step\": 1}\nnot json\n").expect("write");
         let err = read(&path).expect_err("bad line");
+        assert!(err.to_string().contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn resuming_drops_a_line_torn_by_a_crash_but_not_a_malformed_whole_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("metrics.jsonl");
+        std::fs::write(&path, "{\"step\":1.0}\n{\"step\":2.0}\n{\"ste").expect("write");
+        assert!(read(&path).is_err(), "plain reading names the torn line");
+        let mut log = MetricsLog::open(&path, 5).expect("reopen");
+        log.write(&record(3, 0.5)).expect("write");
+        let steps: Vec<f64> = read(&path)
+            .expect("read")
+            .iter()
+            .map(|r| r["step"])
+            .collect();
+        assert_eq!(steps, [1.0, 2.0, 3.0]);
+
+        std::fs::write(&path, "{\"step\":1.0}\nnot json\n").expect("write");
+        let err = MetricsLog::open(&path, 5).expect_err("malformed");
         assert!(err.to_string().contains("line 2"), "{err}");
     }
 }

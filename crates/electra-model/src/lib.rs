@@ -23,6 +23,9 @@ pub mod hf;
 pub mod input;
 pub mod kernels;
 
+#[cfg(test)]
+mod fuzzed_readers;
+
 pub use config::{Activation, ElectraConfig, HfConfig, PRESETS};
 pub use electra::{
     DiscriminatorHead, ElectraAttention, ElectraEmbeddings, ElectraEncoder, ElectraForMaskedLM,

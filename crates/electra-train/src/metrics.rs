@@ -169,44 +169,48 @@ pub fn plot(records: &[Record], out: &Path) -> Result<usize, TrainError> {
         message: format!("cannot draw the plot: {e}"),
     };
     let height = 300 * panels.len() as u32;
-    let root = SVGBackend::new(out, (900, height)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| plot_error(e.to_string()))?;
-    let areas = root.split_evenly((panels.len(), 1));
-    for ((title, series), area) in panels.iter().zip(areas.iter()) {
-        let all = series.iter().flat_map(|(_, p)| p.iter());
-        let (x0, x1, y0, y1) = all.fold(
-            (f64::MAX, f64::MIN, f64::MAX, f64::MIN),
-            |(a, b, c, d), (x, y)| (a.min(*x), b.max(*x), c.min(*y), d.max(*y)),
-        );
-        let pad = ((y1 - y0).abs() * 0.05).max(1e-9);
-        let mut chart = ChartBuilder::on(area)
-            .caption(*title, ("sans-serif", 18))
-            .margin(10)
-            .x_label_area_size(30)
-            .y_label_area_size(60)
-            .build_cartesian_2d(x0..x1.max(x0 + 1.0), (y0 - pad)..(y1 + pad))
-            .map_err(|e| plot_error(e.to_string()))?;
-        chart
-            .configure_mesh()
-            .x_desc("step")
-            .draw()
-            .map_err(|e| plot_error(e.to_string()))?;
-        for (i, (name, points)) in series.iter().enumerate() {
-            let color = Palette99::pick(i).to_rgba();
+    // Drawn into a temporary file renamed over `out`: a crash never leaves half an SVG.
+    electra_fs::write_atomic_with(out, |tmp| -> Result<(), TrainError> {
+        let root = SVGBackend::new(tmp, (900, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| plot_error(e.to_string()))?;
+        let areas = root.split_evenly((panels.len(), 1));
+        for ((title, series), area) in panels.iter().zip(areas.iter()) {
+            let all = series.iter().flat_map(|(_, p)| p.iter());
+            let (x0, x1, y0, y1) = all.fold(
+                (f64::MAX, f64::MIN, f64::MAX, f64::MIN),
+                |(a, b, c, d), (x, y)| (a.min(*x), b.max(*x), c.min(*y), d.max(*y)),
+            );
+            let pad = ((y1 - y0).abs() * 0.05).max(1e-9);
+            let mut chart = ChartBuilder::on(area)
+                .caption(*title, ("sans-serif", 18))
+                .margin(10)
+                .x_label_area_size(30)
+                .y_label_area_size(60)
+                .build_cartesian_2d(x0..x1.max(x0 + 1.0), (y0 - pad)..(y1 + pad))
+                .map_err(|e| plot_error(e.to_string()))?;
             chart
-                .draw_series(LineSeries::new(points.iter().copied(), color))
-                .map_err(|e| plot_error(e.to_string()))?
-                .label(*name)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 15, y)], color));
+                .configure_mesh()
+                .x_desc("step")
+                .draw()
+                .map_err(|e| plot_error(e.to_string()))?;
+            for (i, (name, points)) in series.iter().enumerate() {
+                let color = Palette99::pick(i).to_rgba();
+                chart
+                    .draw_series(LineSeries::new(points.iter().copied(), color))
+                    .map_err(|e| plot_error(e.to_string()))?
+                    .label(*name)
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 15, y)], color));
+            }
+            chart
+                .configure_series_labels()
+                .border_style(BLACK)
+                .background_style(WHITE.mix(0.8))
+                .draw()
+                .map_err(|e| plot_error(e.to_string()))?;
         }
-        chart
-            .configure_series_labels()
-            .border_style(BLACK)
-            .background_style(WHITE.mix(0.8))
-            .draw()
-            .map_err(|e| plot_error(e.to_string()))?;
-    }
-    root.present().map_err(|e| plot_error(e.to_string()))?;
+        root.present().map_err(|e| plot_error(e.to_string()))?;
+        Ok(())
+    })?;
     Ok(panels.len())
 }
 
@@ -255,6 +259,12 @@ mod tests {
         );
         let err = plot(&[], &out).expect_err("empty");
         assert!(err.to_string().contains("nothing to plot"), "{err}");
+        // Written through a temporary file: nothing else is left beside it.
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("read_dir")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, ["curves.svg"]);
     }
 
     #[test]

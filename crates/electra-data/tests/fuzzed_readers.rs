@@ -23,18 +23,7 @@ use electra_data::shards::ShardReader;
 use proptest::prelude::*;
 use proptest::sample::Index;
 
-/// `cases` per property, or `PROPTEST_CASES` when set (for a longer local search).
-fn config(cases: u32) -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(cases);
-    ProptestConfig {
-        cases,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
+use electra_fs::testing::{cases as config, damage};
 
 /// Lines a corpus reader may meet: markup of each format, broken JSON, wrong types, bytes.
 fn corpus_line() -> impl Strategy<Value = Vec<u8>> {
@@ -72,35 +61,6 @@ fn corpus_bytes() -> impl Strategy<Value = Vec<u8>> {
             out
         }),
     ]
-}
-
-/// How a file's bytes are damaged: kept, truncated at a position, or one byte replaced.
-#[derive(Debug, Clone)]
-enum Damage {
-    None,
-    Truncate(Index),
-    Flip(Index, u8),
-}
-
-fn damage() -> impl Strategy<Value = Damage> {
-    prop_oneof![
-        Just(Damage::None),
-        any::<Index>().prop_map(Damage::Truncate),
-        (any::<Index>(), any::<u8>()).prop_map(|(i, b)| Damage::Flip(i, b)),
-    ]
-}
-
-fn apply(mut bytes: Vec<u8>, damage: &Damage) -> Vec<u8> {
-    match damage {
-        Damage::None => {}
-        Damage::Truncate(i) => bytes.truncate(i.index(bytes.len() + 1)),
-        Damage::Flip(i, b) if !bytes.is_empty() => {
-            let i = i.index(bytes.len());
-            bytes[i] ^= b.max(&1);
-        }
-        Damage::Flip(..) => {}
-    }
-    bytes
 }
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
@@ -168,12 +128,12 @@ proptest! {
         format in 0..FORMATS.len(),
         lossy in any::<bool>(),
         compress in any::<bool>(),
-        damage in damage(),
+        damage in damage(200),
     ) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(NAMES[name]);
         let bytes = if compress && NAMES[name].ends_with(".gz") { gzip(&bytes) } else { bytes };
-        std::fs::write(&path, apply(bytes, &damage)).unwrap();
+        std::fs::write(&path, damage.apply(bytes)).unwrap();
         let options = ReaderOptions {
             format: FORMATS[format],
             text_field: "text".to_string(),
@@ -190,12 +150,12 @@ proptest! {
     /// by its text column or a missing one.
     #[test]
     fn damaged_parquet_corpora_never_panic(
-        damage in damage(),
+        damage in damage(200),
         field in prop_oneof![Just("text"), Just("id"), Just("body")],
     ) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.parquet");
-        std::fs::write(&path, apply(parquet_corpus().to_vec(), &damage)).unwrap();
+        std::fs::write(&path, damage.apply(parquet_corpus().to_vec())).unwrap();
         let options = ReaderOptions {
             text_field: field.to_string(),
             ..ReaderOptions::default()
@@ -356,6 +316,15 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
     }
 }
 
+/// The position of `name` among the demo files.
+fn demo_index(name: &str) -> usize {
+    demo_files()
+        .files
+        .iter()
+        .position(|(p, _)| p == Path::new(name))
+        .unwrap()
+}
+
 /// Writes the demo shard set into `dir` with file `victim` changed by `change`.
 fn write_demo(dir: &Path, victim: usize, change: impl FnOnce(&Path, Vec<u8>) -> Vec<u8>) {
     let files = &demo_files().files;
@@ -422,14 +391,13 @@ proptest! {
     #[test]
     fn damaged_shard_directories_never_panic(
         victim in any::<Index>(),
-        damage in damage(),
-        garbage in proptest::option::weighted(0.2, proptest::collection::vec(any::<u8>(), 0..200)),
+        damage in damage(200),
         cursor in cursor(),
         verify in any::<bool>(),
     ) {
         let dir = tempfile::tempdir().unwrap();
         let victim = victim.index(demo_files().files.len());
-        write_demo(dir.path(), victim, |_, bytes| garbage.unwrap_or_else(|| apply(bytes, &damage)));
+        write_demo(dir.path(), victim, |_, bytes| damage.apply(bytes));
         read_shard_dir(dir.path(), cursor, verify);
     }
 
@@ -442,11 +410,7 @@ proptest! {
         cursor in cursor(),
     ) {
         let dir = tempfile::tempdir().unwrap();
-        let manifest = demo_files()
-            .files
-            .iter()
-            .position(|(p, _)| p == Path::new("manifest.json"))
-            .unwrap();
+        let manifest = demo_index("manifest.json");
         write_demo(dir.path(), manifest, |_, bytes| {
             let mut json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
             replace_leaf(&mut json, at, value);
@@ -461,11 +425,7 @@ proptest! {
 #[test]
 fn a_manifest_with_a_huge_max_seq_len_is_refused_or_read_without_a_huge_table() {
     let dir = tempfile::tempdir().unwrap();
-    let manifest = demo_files()
-        .files
-        .iter()
-        .position(|(p, _)| p == Path::new("manifest.json"))
-        .unwrap();
+    let manifest = demo_index("manifest.json");
     write_demo(dir.path(), manifest, |_, bytes| {
         let mut json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         json["settings"]["max_seq_len"] = serde_json::json!(u64::MAX);

@@ -9,24 +9,13 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use electra_data::Tokenizer;
+use electra_fs::testing::cases as config;
 use proptest::prelude::*;
 
 use crate::data::{carve_validation, parse};
 use crate::features::encode;
 use crate::report::{read_predictions, score_file};
 use crate::task::{Split, Task};
-
-fn config(cases: u32) -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(cases);
-    ProptestConfig {
-        cases,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
 
 const SPLITS: [Split; 5] = [
     Split::Train,

@@ -21,6 +21,8 @@ mod error;
 mod file;
 mod kill;
 mod staging;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use error::FsError;
 pub use file::{AtomicFile, write_atomic, write_atomic_with};

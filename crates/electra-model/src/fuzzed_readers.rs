@@ -12,22 +12,12 @@ use burn::backend::Flex;
 use proptest::prelude::*;
 use proptest::sample::Index;
 
+use electra_fs::testing::{cases as config, damage};
+
 use crate::config::{ElectraConfig, HfConfig};
 use crate::electra::ElectraForPreTraining;
 use crate::hf::{self, Architecture};
 use crate::input::InputBatch;
-
-fn config(cases: u32) -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(cases);
-    ProptestConfig {
-        cases,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
 
 /// A model small enough to run every case: vocabulary 40, 8 positions.
 fn tiny() -> ElectraConfig {
@@ -151,46 +141,6 @@ fn config_json() -> impl Strategy<Value = Vec<u8>> {
     ]
 }
 
-#[derive(Debug, Clone)]
-enum Change {
-    Keep,
-    Bytes(Vec<u8>),
-    Truncate(Index),
-    Flip(Index, u8),
-    /// The first 8 bytes (the safetensors header length) set to this number.
-    HeaderLength(u64),
-}
-
-fn change() -> impl Strategy<Value = Change> {
-    prop_oneof![
-        Just(Change::Keep),
-        proptest::collection::vec(any::<u8>(), 0..64).prop_map(Change::Bytes),
-        any::<Index>().prop_map(Change::Truncate),
-        (any::<Index>(), 1u8..).prop_map(|(i, b)| Change::Flip(i, b)),
-        prop_oneof![Just(0u64), Just(u64::MAX), Just(1 << 40), 0u64..2048]
-            .prop_map(Change::HeaderLength),
-    ]
-}
-
-fn apply(mut bytes: Vec<u8>, change: &Change) -> Vec<u8> {
-    match change {
-        Change::Keep => {}
-        Change::Bytes(b) => return b.clone(),
-        Change::Truncate(i) => bytes.truncate(i.index(bytes.len() + 1)),
-        Change::Flip(i, b) if !bytes.is_empty() => {
-            let i = i.index(bytes.len());
-            bytes[i] ^= b;
-        }
-        Change::Flip(..) => {}
-        Change::HeaderLength(n) => {
-            if bytes.len() >= 8 {
-                bytes[..8].copy_from_slice(&n.to_le_bytes());
-            }
-        }
-    }
-    bytes
-}
-
 /// Loads `dir` as `electra forward` and fine-tuning do, accepting only a model whose config
 /// is small (a damaged size in `config.json` could otherwise ask for a huge model).
 fn load(dir: &Path) {
@@ -212,13 +162,13 @@ proptest! {
     #[test]
     fn damaged_hf_checkpoints_never_panic(
         config in prop_oneof![1 => config_json(), 2 => Just(checkpoint_files().0.clone())],
-        weights in change(),
+        weights in damage(64),
     ) {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("config.json"), &config).expect("write");
         std::fs::write(
             dir.path().join("model.safetensors"),
-            apply(checkpoint_files().1.clone(), &weights),
+            weights.apply(checkpoint_files().1.clone()),
         )
         .expect("write");
         if let Ok(text) = std::str::from_utf8(&config) {

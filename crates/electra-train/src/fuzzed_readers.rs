@@ -13,21 +13,11 @@ use burn::prelude::*;
 use proptest::prelude::*;
 use proptest::sample::Index;
 
+use electra_fs::testing::{cases as config, damage};
+
 use crate::checkpoint::{self, OptimizerState};
 use crate::config::RunConfig;
 use crate::metrics::{self, MetricsLog};
-
-fn config(cases: u32) -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(cases);
-    ProptestConfig {
-        cases,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
 
 /// Every dotted key of the default config (`model.hidden_size`, `train.steps`, ...).
 fn config_keys() -> Vec<String> {
@@ -173,53 +163,16 @@ fn valid_checkpoint() -> &'static [(String, Vec<u8>)] {
     })
 }
 
-#[derive(Debug, Clone)]
-enum Change {
-    Bytes(Vec<u8>),
-    Truncate(Index),
-    Flip(Index, u8),
-    /// Overwrite 8 bytes at the start (the safetensors header length) with this number.
-    HeaderLength(u64),
-}
-
-fn change() -> impl Strategy<Value = Change> {
-    prop_oneof![
-        proptest::collection::vec(any::<u8>(), 0..128).prop_map(Change::Bytes),
-        any::<Index>().prop_map(Change::Truncate),
-        (any::<Index>(), 1u8..).prop_map(|(i, b)| Change::Flip(i, b)),
-        prop_oneof![Just(0u64), Just(u64::MAX), Just(1 << 40), 0u64..512]
-            .prop_map(Change::HeaderLength),
-    ]
-}
-
-fn apply(mut bytes: Vec<u8>, change: &Change) -> Vec<u8> {
-    match change {
-        Change::Bytes(b) => return b.clone(),
-        Change::Truncate(i) => bytes.truncate(i.index(bytes.len() + 1)),
-        Change::Flip(i, b) if !bytes.is_empty() => {
-            let i = i.index(bytes.len());
-            bytes[i] ^= b;
-        }
-        Change::Flip(..) => {}
-        Change::HeaderLength(n) => {
-            if bytes.len() >= 8 {
-                bytes[..8].copy_from_slice(&n.to_le_bytes());
-            }
-        }
-    }
-    bytes
-}
-
 proptest! {
     #![proptest_config(config(96))]
 
     /// A checkpoint with one file replaced, truncated, bit-flipped or given a wrong header
     /// length, loaded as `--resume` loads it (state and optimizer, then the model).
     #[test]
-    fn damaged_checkpoints_never_panic(victim in 0usize..3, change in change()) {
+    fn damaged_checkpoints_never_panic(victim in 0usize..3, change in damage(128)) {
         let dir = tempfile::tempdir().expect("tempdir");
         for (i, (name, bytes)) in valid_checkpoint().iter().enumerate() {
-            let bytes = if i == victim { apply(bytes.clone(), &change) } else { bytes.clone() };
+            let bytes = if i == victim { change.apply(bytes.clone()) } else { bytes.clone() };
             std::fs::write(dir.path().join(name), bytes).expect("write");
         }
         let _ = checkpoint::load(dir.path());

@@ -23,7 +23,7 @@ use electra_data::shards::ShardReader;
 use proptest::prelude::*;
 use proptest::sample::Index;
 
-use electra_fs::testing::{cases as config, damage};
+use electra_fs::testing::{cases as config, damage, replace_json_value, wrong_json_value};
 
 /// Lines a corpus reader may meet: markup of each format, broken JSON, wrong types, bytes.
 fn corpus_line() -> impl Strategy<Value = Vec<u8>> {
@@ -201,7 +201,7 @@ proptest! {
         let bytes = if structured {
             let mut json: serde_json::Value =
                 serde_json::from_slice(&demo_files().tokenizer_json).unwrap();
-            replace_leaf(&mut json, at, value);
+            replace_json_value(&mut json, at, value);
             serde_json::to_vec(&json).unwrap()
         } else {
             bytes
@@ -211,62 +211,6 @@ proptest! {
             let _ = tokenizer.encode(&text);
             let _ = tokenizer.vocab_in_order();
         }
-    }
-}
-
-/// JSON values that are wrong in type or range for most fields.
-fn json_value() -> impl Strategy<Value = serde_json::Value> {
-    use serde_json::json;
-    prop_oneof![
-        Just(json!(null)),
-        Just(json!(true)),
-        Just(json!(0)),
-        Just(json!(-1)),
-        Just(json!(u64::MAX)),
-        Just(json!(i64::MIN)),
-        Just(json!(1.5)),
-        Just(json!(1e300)),
-        Just(json!("")),
-        Just(json!("../../etc/passwd")),
-        Just(json!("shard-00000-of-00001.parquet")),
-        Just(json!([])),
-        Just(json!({})),
-        any::<u32>().prop_map(|n| json!(n)),
-        "\\PC{0,8}".prop_map(|s| json!(s)),
-    ]
-}
-
-/// Replaces one leaf (or, now and then, one whole object or array) of `json`.
-fn replace_leaf(json: &mut serde_json::Value, at: Index, value: serde_json::Value) {
-    fn paths(v: &serde_json::Value, here: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
-        out.push(here.clone());
-        match v {
-            serde_json::Value::Object(map) => {
-                for (k, child) in map {
-                    here.push(k.clone());
-                    paths(child, here, out);
-                    here.pop();
-                }
-            }
-            serde_json::Value::Array(items) => {
-                for (i, child) in items.iter().enumerate() {
-                    here.push(i.to_string());
-                    paths(child, here, out);
-                    here.pop();
-                }
-            }
-            _ => {}
-        }
-    }
-    let mut all = Vec::new();
-    paths(json, &mut Vec::new(), &mut all);
-    let path = &all[at.index(all.len())];
-    let pointer: String = path
-        .iter()
-        .map(|p| format!("/{}", p.replace('~', "~0").replace('/', "~1")))
-        .collect();
-    if let Some(slot) = json.pointer_mut(&pointer) {
-        *slot = value;
     }
 }
 
@@ -413,7 +357,7 @@ proptest! {
         let manifest = demo_index("manifest.json");
         write_demo(dir.path(), manifest, |_, bytes| {
             let mut json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-            replace_leaf(&mut json, at, value);
+            replace_json_value(&mut json, at, value);
             serde_json::to_vec_pretty(&json).unwrap()
         });
         read_shard_dir(dir.path(), cursor, false);
@@ -472,4 +416,9 @@ fn a_shard_row_whose_segment_b_starts_at_0_is_an_error_not_a_panic() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("segment_b_start 0"), "{err}");
+}
+
+/// Wrong JSON values, and the name of a shard that exists.
+fn json_value() -> impl Strategy<Value = serde_json::Value> {
+    wrong_json_value(vec![serde_json::json!("shard-00000-of-00002.parquet")])
 }

@@ -1,6 +1,6 @@
 //! Helpers shared by the property tests of the crates that read user files (feature
-//! `testing`, enabled from their dev-dependencies): the case count and the ways a file is
-//! damaged.
+//! `testing`, enabled from their dev-dependencies): the case count, the ways a file is
+//! damaged, and wrong values put into valid JSON files.
 
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -69,4 +69,61 @@ pub fn damage(max_bytes: usize) -> impl Strategy<Value = Damage> {
         (any::<Index>(), 1u8..).prop_map(|(i, mask)| Damage::Flip(i, mask)),
         prop_oneof![Just(0u64), Just(u64::MAX), Just(1 << 40), 0u64..2048].prop_map(Damage::Prefix),
     ]
+}
+
+/// JSON values that are wrong in type or range for most fields (null, booleans, 0, -1, 2⁶⁴-1,
+/// -2⁶³, fractions, 1e300, empty and odd strings, empty arrays and objects), plus `extra`
+/// values that matter to one reader (file names, architecture names).
+pub fn wrong_json_value(extra: Vec<serde_json::Value>) -> impl Strategy<Value = serde_json::Value> {
+    use serde_json::json;
+    let base = prop_oneof![
+        Just(json!(null)),
+        Just(json!(true)),
+        Just(json!(0)),
+        Just(json!(-1)),
+        Just(json!(u64::MAX)),
+        Just(json!(i64::MIN)),
+        Just(json!(1.5)),
+        Just(json!(1e300)),
+        Just(json!("")),
+        Just(json!("../../etc/passwd")),
+        Just(json!([])),
+        Just(json!({})),
+        any::<u32>().prop_map(|n| json!(n)),
+        "\\PC{0,8}".prop_map(|s| json!(s)),
+    ];
+    let extra = if extra.is_empty() {
+        vec![json!(null)]
+    } else {
+        extra
+    };
+    prop_oneof![3 => base, 1 => proptest::sample::select(extra)]
+}
+
+/// Replaces one value of `json`, chosen by `at` among all of them (leaves, and now and then a
+/// whole object or array, or the document itself).
+pub fn replace_json_value(json: &mut serde_json::Value, at: Index, value: serde_json::Value) {
+    fn pointers(v: &serde_json::Value, here: &str, out: &mut Vec<String>) {
+        out.push(here.to_string());
+        let escape = |k: &str| k.replace('~', "~0").replace('/', "~1");
+        match v {
+            serde_json::Value::Object(map) => {
+                for (k, child) in map {
+                    pointers(child, &format!("{here}/{}", escape(k)), out);
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for (i, child) in items.iter().enumerate() {
+                    pointers(child, &format!("{here}/{i}"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut all = Vec::new();
+    pointers(json, "", &mut all);
+    let pointer = &all[at.index(all.len())];
+    if let Some(slot) = json.pointer_mut(pointer) {
+        *slot = value;
+    }
 }

@@ -321,3 +321,80 @@ fn ctrl_c_and_sigterm_stop_after_the_step_and_write_a_checkpoint() {
         );
     }
 }
+
+/// The entries of `run/checkpoints`, sorted.
+fn checkpoint_entries(run: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(run.join("checkpoints"))
+        .expect("checkpoints")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// `kill -9` at each point of a checkpoint write (the test-only kill points of
+/// `electra_train::checkpoint::save`, armed by `ELECTRA_TEST_KILL_AT` in debug builds): what
+/// is left on disk, then `--resume` from the newest complete checkpoint reproduces the
+/// uninterrupted run's losses bit for bit and clears the leftovers.
+#[cfg(unix)]
+#[test]
+fn kill_9_inside_a_checkpoint_write_resumes_from_the_newest_complete_one() {
+    use std::os::unix::process::ExitStatusExt;
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let keep_one = ["--set", "train.keep_checkpoints=1"];
+    let straight = tmp.path().join("straight");
+    let mut args = vec!["pretrain", "--steps", "6", "--out"];
+    args.push(straight.to_str().expect("utf8"));
+    args.extend_from_slice(SMALL);
+    args.extend_from_slice(&keep_one);
+    electra(&args);
+    let expected = losses(&straight);
+    assert_eq!(expected.len(), 6);
+
+    // (kill point at the step-4 checkpoint, checkpoints/ after the kill, resumed from)
+    let cases: [(&str, &[&str], u64); 4] = [
+        ("model-written", &[".step-00000004.tmp", "step-00000002"], 2),
+        (
+            "optimizer-written",
+            &[".step-00000004.tmp", "step-00000002"],
+            2,
+        ),
+        ("state-written", &[".step-00000004.tmp", "step-00000002"], 2),
+        // Renamed into place, the older checkpoint not yet pruned (keep_checkpoints = 1).
+        ("renamed", &["step-00000002", "step-00000004"], 4),
+    ];
+    for (point, left, resumed_from) in cases {
+        let run = tmp.path().join(point);
+        let run_s = run.to_str().expect("utf8");
+        let mut args = vec!["pretrain", "--steps", "6", "--out", run_s];
+        args.extend_from_slice(SMALL);
+        args.extend_from_slice(&keep_one);
+        let killed = Command::new(env!("CARGO_BIN_EXE_electra"))
+            .args(&args)
+            .env("ELECTRA_TEST_KILL_AT", format!("checkpoint.{point}@4"))
+            .output()
+            .expect("run electra");
+        assert_eq!(
+            killed.status.signal(),
+            Some(9),
+            "{point}: not killed by SIGKILL ({:?}):\n{}",
+            killed.status,
+            String::from_utf8_lossy(&killed.stderr)
+        );
+        assert_eq!(checkpoint_entries(&run), left, "{point}: left on disk");
+
+        let resumed = electra(&["pretrain", "--resume", run_s]);
+        let stdout = String::from_utf8_lossy(&resumed.stdout);
+        assert!(
+            stdout.contains(&format!("steps {resumed_from}..6")),
+            "{point}: {stdout}"
+        );
+        assert_eq!(losses(&run), expected, "{point}: resumed run diverged");
+        assert_eq!(
+            checkpoint_entries(&run),
+            ["step-00000006"],
+            "{point}: leftovers stayed"
+        );
+    }
+}

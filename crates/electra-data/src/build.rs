@@ -135,19 +135,14 @@ pub fn build_shards(
             found: summarize_names(&conflicts),
         });
     }
-    let staging = out_dir.join(format!(".build-{}.tmp", std::process::id()));
-    if staging.exists() {
-        std::fs::remove_dir_all(&staging).map_err(|e| DataError::io(&staging, e))?;
-    }
-    std::fs::create_dir_all(&staging).map_err(|e| DataError::io(&staging, e))?;
-    let built = build_into(input, tokenizer, config, &staging, progress)
-        .and_then(|manifest| commit_staged(&staging, out_dir, &conflicts).map(|()| manifest));
-    if staging.exists() {
-        // Best effort: the error that matters is the build's; a leftover hidden directory is
-        // ignored by later builds and by Parquet readers (they skip names starting with `.`).
-        let _ = std::fs::remove_dir_all(&staging);
-    }
-    built
+    // Dropped on an error, the staging directory removes itself; a leftover of a killed build
+    // is hidden, so later builds and Parquet readers (they skip names starting with `.`)
+    // ignore it.
+    let staging =
+        electra_fs::StagingDir::create(out_dir.join(format!(".build-{}.tmp", std::process::id())))?;
+    let manifest = build_into(input, tokenizer, config, staging.path(), progress)?;
+    commit_staged(staging, out_dir, &conflicts)?;
+    Ok(manifest)
 }
 
 /// The entries of `out_dir` a build with `config` would replace or leave stale: for a whole
@@ -215,29 +210,13 @@ fn summarize_names(paths: &[PathBuf]) -> String {
 /// Removes `old` (the set being replaced) from `out_dir` and moves everything in `staging`
 /// into `out_dir`. The manifest moves last, so a reader never finds a manifest naming shards
 /// that are not there yet.
-fn commit_staged(staging: &Path, out_dir: &Path, old: &[PathBuf]) -> Result<()> {
+fn commit_staged(staging: electra_fs::StagingDir, out_dir: &Path, old: &[PathBuf]) -> Result<()> {
     for path in old {
         remove_entry(path)?;
     }
-    let mut staged: Vec<PathBuf> = std::fs::read_dir(staging)
-        .map_err(|e| DataError::io(staging, e))?
-        .map(|e| e.map(|e| e.path()).map_err(|e| DataError::io(staging, e)))
-        .collect::<Result<_>>()?;
-    staged.sort_by_key(|p| {
-        p.file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with("manifest"))
-    });
-    for from in staged {
-        let Some(name) = from.file_name() else {
-            continue;
-        };
-        let to = out_dir.join(name);
-        if to.exists() {
-            // Only the shared `tokenizer` directory of a slice build gets here.
-            remove_entry(&to)?;
-        }
-        std::fs::rename(&from, &to).map_err(|e| DataError::io(&to, e))?;
-    }
+    // Manifests last: they list the shards. A same-named entry (only the shared `tokenizer`
+    // directory of a slice build) is replaced.
+    staging.commit_entries_into(out_dir, |name| name.starts_with("manifest"))?;
     Ok(())
 }
 

@@ -721,10 +721,10 @@ impl DemoCorpus {
     }
 
     /// Writes the corpus as plain text (one sentence a line, a blank line between documents);
-    /// returns the bytes written.
+    /// returns the bytes written. Written atomically.
     pub fn write_text(&self, path: &Path) -> Result<u64> {
         use std::io::Write;
-        let file = std::fs::File::create(path).map_err(|e| DataError::io(path, e))?;
+        let file = electra_fs::AtomicFile::create(path)?;
         let mut out = std::io::BufWriter::new(file);
         let mut bytes = 0u64;
         for doc in self.documents() {
@@ -735,7 +735,10 @@ impl DemoCorpus {
             writeln!(out).map_err(|e| DataError::io(path, e))?;
             bytes += 1;
         }
-        out.flush().map_err(|e| DataError::io(path, e))?;
+        let file = out
+            .into_inner()
+            .map_err(|e| DataError::io(path, e.into_error()))?;
+        file.commit()?;
         Ok(bytes)
     }
 

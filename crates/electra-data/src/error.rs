@@ -89,6 +89,12 @@ pub enum DataError {
     Loader(String),
 }
 
+impl From<electra_fs::FsError> for DataError {
+    fn from(e: electra_fs::FsError) -> Self {
+        Self::io(e.path, e.source)
+    }
+}
+
 /// The crate's result type.
 pub type Result<T, E = DataError> = std::result::Result<T, E>;
 

@@ -1,34 +1,11 @@
-//! Small file helpers: atomic writes and SHA-256 of files.
+//! SHA-256 of files and of what is written (atomic writes are `electra_fs`'s).
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
 use crate::error::{DataError, Result};
-
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory, fsync, rename.
-/// A reader never sees a half-written file.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = tmp_path(path);
-    let result = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        DataError::io(path, e)
-    })
-}
-
-/// The temporary name used while `path` is being written.
-pub(crate) fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".tmp");
-    path.with_file_name(name)
-}
 
 /// Lower-case hex SHA-256 of a file's bytes.
 pub fn sha256_file(path: &Path) -> Result<String> {

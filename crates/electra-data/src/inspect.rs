@@ -20,7 +20,7 @@ pub struct InspectReport {
     pub manifest: Manifest,
     /// The manifest file read.
     pub manifest_path: PathBuf,
-    /// Number of examples per length, index = length.
+    /// Number of examples per length, index = length (up to the longest example).
     pub length_histogram: Vec<u64>,
     /// Examples with a segment B.
     pub two_segment_examples: u64,
@@ -32,9 +32,11 @@ pub struct InspectReport {
 pub fn inspect(dir: &Path, on_shard: &mut dyn FnMut(&ShardInfo)) -> Result<InspectReport> {
     let (manifest, manifest_path) = Manifest::load(dir)?;
     let max_len = manifest.settings.max_seq_len;
-    let vocab = manifest.tokenizer.vocab_size as u32;
+    let vocab = manifest.tokenizer.vocab_size;
     let special = manifest.tokenizer.special;
-    let mut histogram = vec![0u64; max_len + 1];
+    // Grown to the longest example seen: `max_seq_len` comes from the manifest, which may be
+    // damaged (a huge value must not allocate a huge table).
+    let mut histogram: Vec<u64> = Vec::new();
     let mut two_segment = 0u64;
     let (mut total_rows, mut total_tokens) = (0u64, 0u64);
     for info in &manifest.shards {
@@ -92,8 +94,11 @@ pub fn inspect(dir: &Path, on_shard: &mut dyn FnMut(&ShardInfo)) -> Result<Inspe
                 {
                     return Err(bad("[SEP] missing at a segment end"));
                 }
-                if let Some(id) = e.input_ids.iter().find(|&&id| id >= vocab) {
+                if let Some(id) = e.input_ids.iter().find(|&&id| id as usize >= vocab) {
                     return Err(bad(&format!("token id {id} >= vocabulary size {vocab}")));
+                }
+                if histogram.len() <= e.len() {
+                    histogram.resize(e.len() + 1, 0);
                 }
                 histogram[e.len()] += 1;
                 two_segment += u64::from(e.segment_b_start < e.len());

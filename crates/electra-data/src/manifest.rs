@@ -23,7 +23,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::corpus::ReaderOptions;
 use crate::error::{DataError, Result};
-use crate::fsutil;
 use crate::shards::{ShardInfo, TokenDtype};
 use crate::tokenizer::{SpecialTokens, Tokenizer};
 
@@ -170,7 +169,7 @@ impl Manifest {
         let path = dir.join(self.file_name());
         let json = serde_json::to_string_pretty(self)
             .map_err(|e| DataError::manifest(&path, e.to_string()))?;
-        fsutil::write_atomic(&path, json.as_bytes())?;
+        electra_fs::write_atomic(&path, json.as_bytes())?;
         Ok(path)
     }
 

@@ -32,8 +32,9 @@ use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DataError, Result};
-use crate::fsutil::{HashingWriter, tmp_path};
+use crate::fsutil::HashingWriter;
 use crate::packing::Example;
+use electra_fs::AtomicFile;
 
 /// Value of the `electra.format` key of every shard.
 pub const SHARD_FORMAT: &str = "electra-shard-v1";
@@ -101,8 +102,7 @@ pub struct ShardInfo {
 /// Writes one shard; the file appears under its final name only when [`Self::finish`] succeeds.
 pub struct ShardWriter {
     path: PathBuf,
-    tmp: PathBuf,
-    writer: ArrowWriter<HashingWriter<BufWriter<File>>>,
+    writer: ArrowWriter<HashingWriter<BufWriter<AtomicFile>>>,
     schema: SchemaRef,
     dtype: TokenDtype,
     buffer: Vec<Example>,
@@ -113,7 +113,7 @@ pub struct ShardWriter {
 }
 
 impl ShardWriter {
-    /// Creates `path` (written as `path.tmp` until finished).
+    /// Creates `path` (written to a hidden temporary sibling until finished).
     pub fn create(
         path: &Path,
         dtype: TokenDtype,
@@ -121,8 +121,7 @@ impl ShardWriter {
         max_seq_len: usize,
         row_group_rows: usize,
     ) -> Result<Self> {
-        let tmp = tmp_path(path);
-        let file = File::create(&tmp).map_err(|e| DataError::io(&tmp, e))?;
+        let file = AtomicFile::create(path)?;
         let schema = shard_schema(dtype);
         let props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
@@ -144,7 +143,6 @@ impl ShardWriter {
         .map_err(|e| DataError::shard(path, format!("cannot start writing: {e}")))?;
         Ok(Self {
             path: path.to_path_buf(),
-            tmp,
             writer,
             schema,
             dtype,
@@ -193,9 +191,8 @@ impl ShardWriter {
         let (sha256, bytes, buffered) = hashing.finish();
         let file = buffered
             .into_inner()
-            .map_err(|e| DataError::io(&self.tmp, e.into_error()))?;
-        file.sync_all().map_err(|e| DataError::io(&self.tmp, e))?;
-        std::fs::rename(&self.tmp, &self.path).map_err(|e| DataError::io(&self.path, e))?;
+            .map_err(|e| DataError::io(&self.path, e.into_error()))?;
+        file.commit()?;
         Ok(ShardInfo {
             file: self
                 .path
@@ -474,7 +471,13 @@ impl ShardReader {
             let ids = flat.get(a..b).ok_or("list offsets out of range")?;
             let length = lengths.value(row) as usize;
             let start = starts.value(row) as usize;
-            if ids.len() != length || start > length || length < 2 || lists.is_null(row) {
+            // Segment B starts after `[CLS]` at the earliest (`length` when there is none).
+            if ids.len() != length
+                || start == 0
+                || start > length
+                || length < 2
+                || lists.is_null(row)
+            {
                 return Err(format!(
                     "row {row}: inconsistent example (length {length}, {} ids, segment_b_start \
                      {start})",

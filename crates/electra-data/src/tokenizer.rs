@@ -175,8 +175,9 @@ impl Tokenizer {
     }
 
     fn wrap(inner: tokenizers::Tokenizer, source: &Path) -> Result<Self> {
-        let special = SpecialTokens::resolve(source, |t| inner.token_to_id(t))?;
         let vocab_size = inner.get_vocab_size(true);
+        check_dense_ids(&inner, vocab_size, source)?;
+        let special = SpecialTokens::resolve(source, |t| inner.token_to_id(t))?;
         let hash = content_hash(&inner);
         Ok(Self {
             inner,
@@ -248,7 +249,7 @@ impl Tokenizer {
             .map_err(|e| DataError::tokenizer(&self.source, e.to_string()))
     }
 
-    /// The vocabulary in id order (gaps, if any, as empty strings).
+    /// The vocabulary in id order (ids are checked to be `0..vocab_size()` when loading).
     pub fn vocab_in_order(&self) -> Vec<String> {
         vocab_in_order(&self.inner)
     }
@@ -260,10 +261,11 @@ impl Tokenizer {
             .inner
             .to_string(true)
             .map_err(|e| DataError::tokenizer(&self.source, e.to_string()))?;
-        fsutil::write_atomic(&dir.join("tokenizer.json"), json.as_bytes())?;
+        electra_fs::write_atomic(&dir.join("tokenizer.json"), json.as_bytes())?;
         let mut vocab = self.vocab_in_order().join("\n");
         vocab.push('\n');
-        fsutil::write_atomic(&dir.join("vocab.txt"), vocab.as_bytes())
+        electra_fs::write_atomic(&dir.join("vocab.txt"), vocab.as_bytes())?;
+        Ok(())
     }
 }
 
@@ -358,6 +360,38 @@ fn bert_pipeline(model: WordPiece, special: SpecialTokens) -> tokenizers::Tokeni
     )));
     inner.with_decoder(Some(WordPieceDecoder::default()));
     inner
+}
+
+/// Every id must be below the number of tokens (ids `0..n`, no gaps, none shared): the model's
+/// embedding table has `vocab_size` rows, and an id past it (a hand-edited or foreign
+/// `tokenizer.json`) would otherwise fail deep inside training, or allocate a table of the
+/// id's size.
+fn check_dense_ids(inner: &tokenizers::Tokenizer, vocab_size: usize, source: &Path) -> Result<()> {
+    let vocab = inner.get_vocab(true);
+    let mut seen = vec![false; vocab_size];
+    let mut by_id: Vec<(u32, String)> = vocab.into_iter().map(|(t, i)| (i, t)).collect();
+    by_id.sort();
+    for (id, token) in by_id {
+        match seen.get_mut(id as usize) {
+            Some(slot) if !*slot => *slot = true,
+            Some(_) => {
+                return Err(DataError::tokenizer(
+                    source,
+                    format!("token {token:?}: id {id} is used by another token too"),
+                ));
+            }
+            None => {
+                return Err(DataError::tokenizer(
+                    source,
+                    format!(
+                        "token {token:?} has id {id}, but the vocabulary has {vocab_size} tokens \
+                         (expected ids 0..{vocab_size} without gaps)"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn vocab_in_order(inner: &tokenizers::Tokenizer) -> Vec<String> {

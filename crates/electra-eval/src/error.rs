@@ -87,3 +87,12 @@ impl EvalError {
         }
     }
 }
+
+impl From<electra_fs::FsError> for EvalError {
+    fn from(e: electra_fs::FsError) -> Self {
+        Self::Io {
+            path: e.path,
+            source: e.source,
+        }
+    }
+}

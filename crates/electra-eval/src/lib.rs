@@ -23,5 +23,8 @@ pub mod pretrained;
 pub mod report;
 pub mod task;
 
+#[cfg(test)]
+mod fuzzed_readers;
+
 pub use error::EvalError;
 pub use task::{Metric, Split, Task};

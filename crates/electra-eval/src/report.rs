@@ -54,7 +54,7 @@ pub fn prediction_file_text(
     Ok(out)
 }
 
-/// Writes a prediction file (see [`prediction_file_text`]).
+/// Writes a prediction file (see [`prediction_file_text`]), atomically.
 pub fn write_predictions(
     path: &Path,
     task: Task,
@@ -65,7 +65,8 @@ pub fn write_predictions(
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(|e| EvalError::io(parent, e))?;
     }
-    std::fs::write(path, text).map_err(|e| EvalError::io(path, e))
+    electra_fs::write_atomic(path, text.as_bytes())?;
+    Ok(())
 }
 
 /// Reads a prediction file in the test-server format: `(index, label)` per row.

@@ -164,10 +164,16 @@ impl ElectraConfig {
             )));
         }
         let hidden = hidden as usize;
+        let intermediate = hidden.checked_mul(4).ok_or_else(|| {
+            ModelError::InvalidConfig(format!(
+                "generator hidden multiplier {hidden_multiplier} gives a generator with \
+                 hidden_size {hidden}, too large for its intermediate size 4·{hidden}"
+            ))
+        })?;
         let config = Self {
             hidden_size: hidden,
             num_hidden_layers: layers as usize,
-            intermediate_size: 4 * hidden,
+            intermediate_size: intermediate,
             num_attention_heads: (hidden / 64).max(1),
             ..self.clone()
         };

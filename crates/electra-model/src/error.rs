@@ -70,3 +70,12 @@ pub enum ModelError {
     #[error("invalid input: {0}")]
     InvalidInput(String),
 }
+
+impl From<electra_fs::FsError> for ModelError {
+    fn from(e: electra_fs::FsError) -> Self {
+        Self::Io {
+            path: e.path,
+            source: e.source,
+        }
+    }
+}

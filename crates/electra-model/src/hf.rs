@@ -20,7 +20,6 @@ use burn_store::{
 use crate::config::{ElectraConfig, HfConfig};
 use crate::electra::{ElectraForMaskedLM, ElectraForPreTraining};
 use crate::error::ModelError;
-use crate::fsutil;
 
 /// HF parameter-name prefix → our module path prefix; `{i}` is a layer index. Names not listed
 /// (e.g. `electra.embeddings.word_embeddings.weight`, `discriminator_predictions.dense.bias`)
@@ -253,23 +252,23 @@ pub fn save<B: Backend, M: ModuleSnapshot<B>>(
         source,
     })?;
     let weights = dir.join("model.safetensors");
-    let tmp = fsutil::temp_path(&weights);
-    let mut store = SafetensorsStore::from_file(&tmp)
-        .with_to_adapter(BurnToPyTorchAdapter)
-        .metadata("format", "pt");
-    for (hf, ours) in HF_NAME_MAP {
-        let (pattern, replacement) = remap_regex(ours, hf);
-        store = store.with_key_remapping(&pattern, &replacement);
-    }
-    model
-        .save_into(&mut store)
-        .map_err(|e| ModelError::Weights {
-            path: weights.clone(),
-            message: e.to_string(),
-        })?;
-    fsutil::rename(&tmp, &weights)?;
+    electra_fs::write_atomic_with(&weights, |tmp| {
+        let mut store = SafetensorsStore::from_file(tmp)
+            .with_to_adapter(BurnToPyTorchAdapter)
+            .metadata("format", "pt");
+        for (hf, ours) in HF_NAME_MAP {
+            let (pattern, replacement) = remap_regex(ours, hf);
+            store = store.with_key_remapping(&pattern, &replacement);
+        }
+        model
+            .save_into(&mut store)
+            .map_err(|e| ModelError::Weights {
+                path: weights.clone(),
+                message: e.to_string(),
+            })
+    })?;
     let text = HfConfig::new(config.clone(), architecture.hf_name()).to_json();
-    fsutil::write_atomic(&dir.join("config.json"), text.as_bytes())?;
+    electra_fs::write_atomic(&dir.join("config.json"), text.as_bytes())?;
     Ok(())
 }
 

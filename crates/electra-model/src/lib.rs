@@ -19,10 +19,12 @@
 pub mod config;
 pub mod electra;
 pub mod error;
-pub mod fsutil;
 pub mod hf;
 pub mod input;
 pub mod kernels;
+
+#[cfg(test)]
+mod fuzzed_readers;
 
 pub use config::{Activation, ElectraConfig, HfConfig, PRESETS};
 pub use electra::{

@@ -6,9 +6,19 @@
 //! - `optimizer.safetensors`: the Adam moments, `m.<path>` and `v.<path>`;
 //! - `state.json`: the step, the data cursor and the full resolved run configuration.
 //!
-//! The directory is first written as `.step-NNNNNNNN.tmp` and renamed into place, so a crash
-//! or Ctrl-C mid-write leaves the previous checkpoint intact and no half-written one that
-//! looks complete. Only the newest `keep` checkpoints are kept.
+//! The directory is first written as `.step-NNNNNNNN.tmp` (an [`electra_fs::StagingDir`]),
+//! flushed to disk and renamed into place, so a crash, `kill -9` or Ctrl-C mid-write leaves
+//! the previous checkpoints intact and no half-written one that looks complete. Only the
+//! newest `keep` checkpoints are kept; hidden leftovers of interrupted writes are removed by
+//! the next successful save.
+//!
+//! What `kill -9` leaves at each point of [`save`] (each a [`electra_fs::kill_point`] named
+//! `checkpoint.POINT@STEP`, killed in electra-cli's
+//! `pretrain::kill_9_inside_a_checkpoint_write_resumes_from_the_newest_complete_one`):
+//! - `model-written`, `optimizer-written`, `state-written`: a hidden `.step-N.tmp/` holding
+//!   some of the files; never listed, removed by the next save;
+//! - `renamed`: the new `step-N/` complete, the checkpoints beyond `keep` not yet removed;
+//!   the next save removes them.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -120,38 +130,58 @@ pub fn save<B: Backend, M: ModuleSnapshot<B>>(
 ) -> Result<PathBuf, TrainError> {
     let root = run_dir.join("checkpoints");
     let name = checkpoint_name(step);
-    let tmp = root.join(format!(".{name}.tmp"));
     let dir = root.join(&name);
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
-    }
-    std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+    let kill_point = |point: &str| electra_fs::kill_point(&format!("checkpoint.{point}@{step}"));
+    // The files inside need no atomic writes of their own: the directory is renamed into
+    // place only after all of them are complete and flushed.
+    let staging = electra_fs::StagingDir::create(root.join(format!(".{name}.tmp")))?;
 
-    let model_path = tmp.join(MODEL);
+    let model_path = staging.path().join(MODEL);
     let mut store = SafetensorsStore::from_file(&model_path);
     model
         .save_into(&mut store)
         .map_err(|e| corrupt(&model_path, e))?;
+    kill_point("model-written");
 
-    let optimizer_path = tmp.join(OPTIMIZER);
+    let optimizer_path = staging.path().join(OPTIMIZER);
     let bytes = encode_optimizer(optimizer).map_err(|e| corrupt(&optimizer_path, e))?;
     std::fs::write(&optimizer_path, bytes).map_err(io(&optimizer_path))?;
+    kill_point("optimizer-written");
 
-    let state_path = tmp.join(STATE);
+    let state_path = staging.path().join(STATE);
     let text = serde_json::to_string_pretty(state).map_err(|e| corrupt(&state_path, e))?;
     std::fs::write(&state_path, text).map_err(io(&state_path))?;
+    kill_point("state-written");
 
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir).map_err(io(&dir))?;
-    }
-    std::fs::rename(&tmp, &dir).map_err(io(&dir))?;
+    staging.commit(&dir)?;
+    kill_point("renamed");
 
     let all = list_checkpoints(run_dir)?;
     let excess = all.len().saturating_sub(keep.max(1));
     for (_, old) in &all[..excess] {
         std::fs::remove_dir_all(old).map_err(io(old))?;
     }
+    remove_leftovers(&root)?;
     Ok(dir)
+}
+
+/// Removes the hidden `.*.tmp` entries of `root` (the checkpoints folder): leftovers of
+/// writes interrupted by a crash. Called after a save, when no write is in progress.
+fn remove_leftovers(root: &Path) -> Result<(), TrainError> {
+    for entry in std::fs::read_dir(root).map_err(io(root))? {
+        let entry = entry.map_err(io(root))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') && name.ends_with(".tmp") {
+            let path = entry.path();
+            let removed = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            removed.map_err(io(&path))?;
+        }
+    }
+    Ok(())
 }
 
 /// A checkpoint read back: the state JSON and the optimizer moments; the model tensors are
@@ -335,5 +365,23 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("checkpoints/.step-00000005.tmp")).expect("tmp");
         std::fs::create_dir_all(dir.path().join("checkpoints/step-00000007")).expect("no state");
         assert!(list_checkpoints(dir.path()).expect("list").is_empty());
+    }
+
+    #[test]
+    fn a_save_removes_the_leftovers_of_interrupted_writes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("checkpoints");
+        std::fs::create_dir_all(root.join(".step-00000005.tmp")).expect("tmp");
+        std::fs::write(root.join(".step-00000005.tmp/model.safetensors"), b"half").expect("f");
+        std::fs::create_dir_all(root.join(".step-00000003.old.tmp")).expect("old");
+        let model: Linear<Flex> = LinearConfig::new(3, 2).init(&Default::default());
+        let state = serde_json::json!({});
+        save::<Flex, _>(dir.path(), 4, &model, &OptimizerState::new(), &state, 2).expect("save");
+        let mut names: Vec<String> = std::fs::read_dir(&root)
+            .expect("read")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["step-00000004"]);
     }
 }

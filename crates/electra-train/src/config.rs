@@ -270,8 +270,21 @@ impl RunConfig {
 
     /// Checks the loop's own settings and the nested configs.
     pub fn validate(&self) -> Result<(), TrainError> {
+        // Informational, but `--resume` re-reads the saved config starting from this preset:
+        // an unknown name (`--set preset=...`) would make the run impossible to resume.
+        if !RUN_PRESETS.contains(&self.preset.as_str()) {
+            return Err(TrainError::InvalidConfig(format!(
+                "preset `{}`: unknown (known: {})",
+                self.preset,
+                RUN_PRESETS.join(", ")
+            )));
+        }
         self.model.validate()?;
         self.objective.validate(self.model.vocab_size)?;
+        self.model.generator_config(
+            self.objective.generator_hidden_multiplier,
+            self.objective.generator_layers_multiplier,
+        )?;
         self.optimizer.validate()?;
         let t = &self.train;
         let positive = [
@@ -287,6 +300,12 @@ impl RunConfig {
             if value == 0 {
                 return Err(TrainError::InvalidConfig(format!("{key} must be > 0")));
             }
+        }
+        let fraction = self.data.demo_eval_fraction;
+        if !(0.0..=1.0).contains(&fraction) {
+            return Err(TrainError::InvalidConfig(format!(
+                "data.demo_eval_fraction must be a number in [0, 1], found {fraction}"
+            )));
         }
         if !t.batch_size.is_multiple_of(t.grad_accum_steps) {
             return Err(TrainError::InvalidConfig(format!(

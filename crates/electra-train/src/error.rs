@@ -58,3 +58,12 @@ pub enum TrainError {
     #[error(transparent)]
     Model(#[from] electra_model::ModelError),
 }
+
+impl From<electra_fs::FsError> for TrainError {
+    fn from(e: electra_fs::FsError) -> Self {
+        Self::Io {
+            path: e.path,
+            source: e.source,
+        }
+    }
+}

@@ -25,6 +25,9 @@ pub mod schedule;
 pub mod source;
 pub mod trainer;
 
+#[cfg(test)]
+mod fuzzed_readers;
+
 pub use error::TrainError;
 pub use optim::{AdamConfig, ElectraAdam, StepStats};
 pub use schedule::{LrSchedule, ScheduleKind, layerwise_lr_multiplier};

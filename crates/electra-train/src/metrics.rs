@@ -33,7 +33,7 @@ impl MetricsLog {
             source,
         };
         if path.exists() {
-            let kept: Vec<Record> = read(path)?
+            let kept: Vec<Record> = read_for_resume(path)?
                 .into_iter()
                 .filter(|r| r.get("step").is_some_and(|s| *s <= keep_through as f64))
                 .collect();
@@ -42,7 +42,7 @@ impl MetricsLog {
                 text.push_str(&serde_json::to_string(record).unwrap_or_default());
                 text.push('\n');
             }
-            electra_model::fsutil::write_atomic(path, text.as_bytes())?;
+            electra_fs::write_atomic(path, text.as_bytes())?;
         }
         let file = std::fs::OpenOptions::new()
             .create(true)
@@ -57,8 +57,11 @@ impl MetricsLog {
 
     /// Appends one record (one line) and flushes it.
     pub fn write(&mut self, record: &Record) -> Result<(), TrainError> {
-        let line = serde_json::to_string(record).unwrap_or_default();
-        writeln!(self.file, "{line}")
+        // One write of the whole line: a crash leaves whole lines or a torn last one.
+        let mut line = serde_json::to_string(record).unwrap_or_default();
+        line.push('\n');
+        self.file
+            .write_all(line.as_bytes())
             .and_then(|()| self.file.flush())
             .map_err(|source| TrainError::Io {
                 path: self.path.clone(),
@@ -73,6 +76,29 @@ pub fn read(path: &Path) -> Result<Vec<Record>, TrainError> {
         path: path.to_path_buf(),
         source,
     })?;
+    parse(path, &text)
+}
+
+/// Reads the records of a `metrics.jsonl` a run resumes: as [`read`], but a last line without
+/// its newline (torn by a crash mid-append: every write ends its line) is dropped with a
+/// warning.
+fn read_for_resume(path: &Path) -> Result<Vec<Record>, TrainError> {
+    let text = std::fs::read_to_string(path).map_err(|source| TrainError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let complete = text.rfind('\n').map_or("", |i| &text[..=i]);
+    if complete.len() < text.len() {
+        tracing::warn!(
+            "{}: dropping an incomplete last line (an interrupted write)",
+            path.display()
+        );
+    }
+    parse(path, complete)
+}
+
+/// The records of `text`, read from `path`.
+fn parse(path: &Path, text: &str) -> Result<Vec<Record>, TrainError> {
     text.lines()
         .enumerate()
         .filter(|(_, line)| !line.trim().is_empty())
@@ -143,44 +169,48 @@ pub fn plot(records: &[Record], out: &Path) -> Result<usize, TrainError> {
         message: format!("cannot draw the plot: {e}"),
     };
     let height = 300 * panels.len() as u32;
-    let root = SVGBackend::new(out, (900, height)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| plot_error(e.to_string()))?;
-    let areas = root.split_evenly((panels.len(), 1));
-    for ((title, series), area) in panels.iter().zip(areas.iter()) {
-        let all = series.iter().flat_map(|(_, p)| p.iter());
-        let (x0, x1, y0, y1) = all.fold(
-            (f64::MAX, f64::MIN, f64::MAX, f64::MIN),
-            |(a, b, c, d), (x, y)| (a.min(*x), b.max(*x), c.min(*y), d.max(*y)),
-        );
-        let pad = ((y1 - y0).abs() * 0.05).max(1e-9);
-        let mut chart = ChartBuilder::on(area)
-            .caption(*title, ("sans-serif", 18))
-            .margin(10)
-            .x_label_area_size(30)
-            .y_label_area_size(60)
-            .build_cartesian_2d(x0..x1.max(x0 + 1.0), (y0 - pad)..(y1 + pad))
-            .map_err(|e| plot_error(e.to_string()))?;
-        chart
-            .configure_mesh()
-            .x_desc("step")
-            .draw()
-            .map_err(|e| plot_error(e.to_string()))?;
-        for (i, (name, points)) in series.iter().enumerate() {
-            let color = Palette99::pick(i).to_rgba();
+    // Drawn into a temporary file renamed over `out`: a crash never leaves half an SVG.
+    electra_fs::write_atomic_with(out, |tmp| -> Result<(), TrainError> {
+        let root = SVGBackend::new(tmp, (900, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| plot_error(e.to_string()))?;
+        let areas = root.split_evenly((panels.len(), 1));
+        for ((title, series), area) in panels.iter().zip(areas.iter()) {
+            let all = series.iter().flat_map(|(_, p)| p.iter());
+            let (x0, x1, y0, y1) = all.fold(
+                (f64::MAX, f64::MIN, f64::MAX, f64::MIN),
+                |(a, b, c, d), (x, y)| (a.min(*x), b.max(*x), c.min(*y), d.max(*y)),
+            );
+            let pad = ((y1 - y0).abs() * 0.05).max(1e-9);
+            let mut chart = ChartBuilder::on(area)
+                .caption(*title, ("sans-serif", 18))
+                .margin(10)
+                .x_label_area_size(30)
+                .y_label_area_size(60)
+                .build_cartesian_2d(x0..x1.max(x0 + 1.0), (y0 - pad)..(y1 + pad))
+                .map_err(|e| plot_error(e.to_string()))?;
             chart
-                .draw_series(LineSeries::new(points.iter().copied(), color))
-                .map_err(|e| plot_error(e.to_string()))?
-                .label(*name)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 15, y)], color));
+                .configure_mesh()
+                .x_desc("step")
+                .draw()
+                .map_err(|e| plot_error(e.to_string()))?;
+            for (i, (name, points)) in series.iter().enumerate() {
+                let color = Palette99::pick(i).to_rgba();
+                chart
+                    .draw_series(LineSeries::new(points.iter().copied(), color))
+                    .map_err(|e| plot_error(e.to_string()))?
+                    .label(*name)
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 15, y)], color));
+            }
+            chart
+                .configure_series_labels()
+                .border_style(BLACK)
+                .background_style(WHITE.mix(0.8))
+                .draw()
+                .map_err(|e| plot_error(e.to_string()))?;
         }
-        chart
-            .configure_series_labels()
-            .border_style(BLACK)
-            .background_style(WHITE.mix(0.8))
-            .draw()
-            .map_err(|e| plot_error(e.to_string()))?;
-    }
-    root.present().map_err(|e| plot_error(e.to_string()))?;
+        root.present().map_err(|e| plot_error(e.to_string()))?;
+        Ok(())
+    })?;
     Ok(panels.len())
 }
 
@@ -229,6 +259,12 @@ mod tests {
         );
         let err = plot(&[], &out).expect_err("empty");
         assert!(err.to_string().contains("nothing to plot"), "{err}");
+        // Written through a temporary file: nothing else is left beside it.
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("read_dir")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, ["curves.svg"]);
     }
 
     #[test]
@@ -237,6 +273,26 @@ mod tests {
         let path = dir.path().join("metrics.jsonl");
         std::fs::write(&path, "{\"step\": 1}\nnot json\n").expect("write");
         let err = read(&path).expect_err("bad line");
+        assert!(err.to_string().contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn resuming_drops_a_line_torn_by_a_crash_but_not_a_malformed_whole_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("metrics.jsonl");
+        std::fs::write(&path, "{\"step\":1.0}\n{\"step\":2.0}\n{\"ste").expect("write");
+        assert!(read(&path).is_err(), "plain reading names the torn line");
+        let mut log = MetricsLog::open(&path, 5).expect("reopen");
+        log.write(&record(3, 0.5)).expect("write");
+        let steps: Vec<f64> = read(&path)
+            .expect("read")
+            .iter()
+            .map(|r| r["step"])
+            .collect();
+        assert_eq!(steps, [1.0, 2.0, 3.0]);
+
+        std::fs::write(&path, "{\"step\":1.0}\nnot json\n").expect("write");
+        let err = MetricsLog::open(&path, 5).expect_err("malformed");
         assert!(err.to_string().contains("line 2"), "{err}");
     }
 }

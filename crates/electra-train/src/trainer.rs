@@ -177,7 +177,7 @@ pub fn run_data_parallel<B: AutodiffBackend>(
     let text = config.to_toml()?;
     let existing = list_checkpoints(run_dir)?;
     if existing.is_empty() {
-        electra_model::fsutil::write_atomic(&config_path, text.as_bytes())?;
+        electra_fs::write_atomic(&config_path, text.as_bytes())?;
     } else {
         let saved = std::fs::read_to_string(&config_path).map_err(io(&config_path))?;
         if saved != text {

@@ -42,11 +42,7 @@ impl BackendTask for ExportArgs {
         std::fs::create_dir_all(&self.out)
             .with_context(|| format!("cannot create {}", self.out.display()))?;
         let staging = super::outdir::staging(&self.out, "export")?;
-        let result = self.export_into::<B>(&staging, &old, &device);
-        if staging.exists() {
-            let _ = std::fs::remove_dir_all(&staging);
-        }
-        result
+        self.export_into::<B>(staging.path(), &old, &device)
     }
 }
 
@@ -72,6 +68,7 @@ impl ExportArgs {
                 }
             }
         }
+        electra_fs::sync_tree(staging)?;
         for path in old {
             super::outdir::remove(path)?;
         }

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use burn::prelude::*;
+use electra_model::InputBatch;
 use electra_model::hf::{self, HfModel};
-use electra_model::{InputBatch, fsutil};
 use serde_json::{Map, Value};
 
 use crate::backend::BackendTask;
@@ -67,7 +67,7 @@ impl BackendTask for ForwardArgs {
         out.insert("last_hidden_state".to_string(), to_json(hidden));
         out.insert(head_name.to_string(), logits);
         let text = serde_json::to_string(&Value::Object(out))?;
-        fsutil::write_atomic(&self.output, text.as_bytes())
+        electra_fs::write_atomic(&self.output, text.as_bytes())
             .with_context(|| format!("cannot write {}", self.output.display()))?;
         tracing::info!(output = %self.output.display(), "wrote {head_name} and last_hidden_state");
         Ok(())

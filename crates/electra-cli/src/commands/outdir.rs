@@ -46,12 +46,9 @@ pub fn remove(path: &Path) -> anyhow::Result<()> {
 }
 
 /// A hidden staging directory inside `dir` for output that is moved into place once
-/// complete (same filesystem, so the moves are renames).
-pub fn staging(dir: &Path, command: &str) -> anyhow::Result<PathBuf> {
+/// complete (same filesystem, so the moves are renames); it removes itself when dropped.
+pub fn staging(dir: &Path, command: &str) -> anyhow::Result<electra_fs::StagingDir> {
     let path = dir.join(format!(".{command}-{}.tmp", std::process::id()));
-    if path.exists() {
-        remove(&path)?;
-    }
-    std::fs::create_dir_all(&path).with_context(|| format!("cannot create {}", path.display()))?;
-    Ok(path)
+    electra_fs::StagingDir::create(&path)
+        .with_context(|| format!("cannot create {}", path.display()))
 }

@@ -176,7 +176,7 @@ pub fn run(spec: DeviceSpec, args: &ConformanceArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot create {}", parent.display()))?;
         }
         let text = serde_json::to_string_pretty(&report)?;
-        electra_model::fsutil::write_atomic(path, text.as_bytes())
+        electra_fs::write_atomic(path, text.as_bytes())
             .with_context(|| format!("cannot write {}", path.display()))?;
         println!("report: {}", path.display());
     }

@@ -1,0 +1,30 @@
+//! Writing output so that a crash, a full disk or `kill -9` never leaves a half-written file
+//! or directory where a complete one is expected.
+//!
+//! Every crate of electra-rs that writes something a user or a later run reads (shards,
+//! manifests, tokenizers, run configs, metrics, checkpoints, exported models, GLUE reports)
+//! writes it through this crate, so there is one rule and one set of tests:
+//!
+//! - **a file** ([`write_atomic`], [`AtomicFile`], [`write_atomic_with`]) is written to a
+//!   hidden temporary sibling `.NAME.XXXXXX.tmp` in the same directory, flushed to disk
+//!   (`fsync`), renamed over `NAME` and the directory entry is flushed too. A reader sees the
+//!   old file or the new one, never a mixture; on an error the temporary file is removed, and
+//!   after a crash the only trace is a hidden `.tmp` file that no reader of ours lists.
+//! - **a directory** ([`StagingDir`]) is built under a hidden name, every file in it flushed,
+//!   then renamed into place (or its entries moved into a directory that already holds other
+//!   things). Dropped without being committed (an error), it removes itself.
+//!
+//! The crate has no dependency on burn or the data libraries, so the lowest crates
+//! (`electra-data`, `electra-model`) can use it.
+
+mod error;
+mod file;
+mod kill;
+mod staging;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use error::FsError;
+pub use file::{AtomicFile, write_atomic, write_atomic_with};
+pub use kill::{KILL_AT_ENV, kill_point};
+pub use staging::{StagingDir, sync_dir, sync_tree};

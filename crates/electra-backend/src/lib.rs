@@ -22,6 +22,7 @@
 //! (`electra-cli`, `electra-benches`, `electra-conformance`), a tolerance row in the
 //! conformance tool, and CI (`.ci/run`, `xtask check-features`).
 
+mod cuda_problem;
 mod error;
 mod spec;
 

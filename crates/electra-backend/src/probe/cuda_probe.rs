@@ -4,48 +4,24 @@
 use std::sync::OnceLock;
 
 use super::{quietly, working_devices};
+use crate::cuda_problem::CudaProblem;
 use crate::{BackendError, DeviceSpec};
 
-const DRIVER_FIX: &str = "install the NVIDIA driver for your GPU (Debian: `apt-get install \
-    nvidia-driver`; Ubuntu: `ubuntu-drivers install`; others: \
-    https://www.nvidia.com/Download/index.aspx), or put the directory that holds libcuda.so.1 on \
-    LD_LIBRARY_PATH";
-const NVRTC_FIX: &str = "install NVRTC from the CUDA toolkit (Debian/Ubuntu: `apt-get install \
-    nvidia-cuda-toolkit`, or NVIDIA's `cuda-nvrtc-12-*` package), or put the directory that \
-    holds libnvrtc.so on LD_LIBRARY_PATH";
-
-/// What went wrong and how to fix it.
-type Problem = (String, &'static str);
-
 /// The CUDA device count, or why CUDA cannot run here (probed once per process).
-fn devices() -> &'static Result<usize, Problem> {
-    static PROBED: OnceLock<Result<usize, Problem>> = OnceLock::new();
+fn devices() -> &'static Result<usize, CudaProblem> {
+    static PROBED: OnceLock<Result<usize, CudaProblem>> = OnceLock::new();
     PROBED.get_or_init(|| {
         let count = match quietly(|| {
             cudarc::driver::result::init()?;
             cudarc::driver::CudaContext::device_count()
         }) {
-            Err(_) => {
-                return Err((
-                    "the NVIDIA CUDA driver library (libcuda.so / libcuda.so.1) cannot be loaded"
-                        .into(),
-                    DRIVER_FIX,
-                ));
-            }
-            Ok(Err(e)) => {
-                return Err((
-                    format!("the CUDA driver is installed but failed: {e:?}"),
-                    DRIVER_FIX,
-                ));
-            }
+            Err(_) => return Err(CudaProblem::NoDriver),
+            Ok(Err(e)) => return Err(CudaProblem::DriverFailed(format!("{e:?}"))),
             Ok(Ok(count)) => usize::try_from(count).unwrap_or(0),
         };
         match quietly(|| cudarc::nvrtc::compile_ptx("extern \"C\" __global__ void probe() {}")) {
-            Err(_) => Err((
-                "the CUDA runtime compiler library NVRTC (libnvrtc.so) cannot be loaded".into(),
-                NVRTC_FIX,
-            )),
-            Ok(Err(e)) => Err((format!("NVRTC cannot compile a kernel: {e:?}"), NVRTC_FIX)),
+            Err(_) => Err(CudaProblem::NoNvrtc),
+            Ok(Err(e)) => Err(CudaProblem::NvrtcFailed(format!("{e:?}"))),
             Ok(Ok(_)) => Ok(count),
         }
     })
@@ -55,18 +31,10 @@ fn devices() -> &'static Result<usize, Problem> {
 pub(super) fn open(spec: DeviceSpec, index: usize) -> Result<String, BackendError> {
     match devices() {
         Ok(count) if index < *count => Ok(format!("CUDA device {index} of {count}")),
-        Ok(count) => Err(BackendError::unavailable(
-            spec,
-            format!("the CUDA driver reports {count} device(s), so there is no device {index}"),
-            "pick an index below the device count (`nvidia-smi -L` lists them)",
-            working_devices(),
-        )),
-        Err((problem, fix)) => Err(BackendError::unavailable(
-            spec,
-            problem.clone(),
-            *fix,
-            working_devices(),
-        )),
+        Ok(count) => {
+            Err(CudaProblem::NoSuchDevice { count: *count }.error(spec, working_devices()))
+        }
+        Err(problem) => Err(problem.error(spec, working_devices())),
     }
 }
 

@@ -46,6 +46,9 @@ fn adapters() -> Vec<Seen> {
     quietly(|| {
         let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
             backends: backend.into(),
+            // No validation or debug messenger: a missing driver is reported by us, once,
+            // not as loader errors in the log.
+            flags: wgpu::InstanceFlags::empty(),
             ..wgpu::InstanceDescriptor::new_without_display_handle()
         });
         block_on(instance.enumerate_adapters(backend.into()))

@@ -21,14 +21,9 @@ use crate::throughput::{self, Options, median, num};
 use crate::{cargo, run};
 
 /// Runs the comparison.
-pub fn against(root: &Path, args: &[String]) -> anyhow::Result<()> {
-    let (rev, threshold, rest) = split_args(args)?;
-    let mut options = Options::parse(&rest)?;
-    if !rest.iter().any(|a| a == "--rounds") {
-        options.rounds = 3;
-    }
-    let ours = throughput::build(root, &options)?;
-    let theirs = build_revision(root, &rev, &options)?;
+pub fn against(root: &Path, rev: &str, threshold: f64, options: &Options) -> anyhow::Result<()> {
+    let ours = throughput::build(root, options)?;
+    let theirs = build_revision(root, rev, options)?;
     let load = throughput::load();
     let warning = throughput::contention_warning();
     let mut table = String::new();
@@ -59,11 +54,11 @@ pub fn against(root: &Path, args: &[String]) -> anyhow::Result<()> {
                     options.rounds
                 );
                 a.push(num(
-                    &throughput::ours(&ours, &options, preset, mode)?,
+                    &throughput::ours(&ours, options, preset, mode)?,
                     "tokens_per_second",
                 ));
                 b.push(num(
-                    &throughput::ours(&theirs, &options, preset, mode)?,
+                    &throughput::ours(&theirs, options, preset, mode)?,
                     "tokens_per_second",
                 ));
             }
@@ -86,26 +81,6 @@ pub fn against(root: &Path, args: &[String]) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// `(REV, threshold, the remaining options)`.
-fn split_args(args: &[String]) -> anyhow::Result<(String, f64, Vec<String>)> {
-    let (mut rev, mut threshold, mut rest) = (None, 0.10, Vec::new());
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        match flag.as_str() {
-            "--against" => rev = Some(it.next().context("--against needs a revision")?.clone()),
-            "--threshold" => {
-                let v = it.next().context("--threshold needs a value")?;
-                threshold = v
-                    .parse()
-                    .with_context(|| format!("--threshold {v}: expected a number such as 0.1"))?;
-            }
-            _ => rest.push(flag.clone()),
-        }
-    }
-    let rev = rev.context("--against needs a revision")?;
-    Ok((rev, threshold, rest))
 }
 
 /// Checks `rev` out into the comparison worktree and builds its `throughput` binary.
@@ -148,22 +123,4 @@ fn build_revision(root: &Path, rev: &str, options: &Options) -> anyhow::Result<P
     );
     run(&mut command)?;
     Ok(target.join("release/throughput"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::split_args;
-
-    #[test]
-    fn separates_revision_threshold_and_benchmark_options() {
-        let args: Vec<String> = ["--against", "v1", "--presets", "tiny", "--threshold", "0.2"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let (rev, threshold, rest) = split_args(&args).expect("parses");
-        assert_eq!(rev, "v1");
-        assert_eq!(threshold, 0.2);
-        assert_eq!(rest, ["--presets", "tiny"]);
-        assert!(split_args(&["--presets".to_string(), "tiny".to_string()]).is_err());
-    }
 }

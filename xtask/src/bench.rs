@@ -15,9 +15,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::process::Command;
 
-use anyhow::bail;
-
-use crate::throughput::{self, Options, num};
+use crate::throughput::{self, DEFAULTS, Defaults, Options, ThroughputArgs, num};
 use crate::{cargo, run};
 
 /// The criterion suites (files in benches/benches).
@@ -26,22 +24,71 @@ pub const SUITES: [&str; 3] = ["encoder", "train", "data"];
 /// Criterion settings of a default (quick) run.
 const QUICK: [&str; 4] = ["--warm-up-time", "1", "--measurement-time", "3"];
 
+/// `cargo xtask bench`: every criterion suite (quick settings) then `bench throughput`; one
+/// suite; the throughput table; or, with `--against REV`, this checkout against REV.
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct BenchArgs {
+    /// Compare this checkout against revision REV (built in a worktree), step and inference
+    /// alternated; fails past --threshold slower.
+    #[arg(long, value_name = "REV")]
+    pub against: Option<String>,
+    /// With --against: the largest slowdown accepted (0.10 = 10 % slower).
+    #[arg(long, default_value_t = 0.10, requires = "against")]
+    pub threshold: f64,
+    /// Options of the throughput run (after the suites, or of --against).
+    #[command(flatten)]
+    pub options: ThroughputArgs,
+    /// One suite instead of all.
+    #[command(subcommand)]
+    pub suite: Option<Suite>,
+}
+
+/// `cargo xtask bench SUITE`.
+#[derive(Debug, clap::Subcommand)]
+pub enum Suite {
+    /// Criterion suite `encoder` (inference); ARGS go to criterion.
+    Encoder(CriterionArgs),
+    /// Criterion suite `train` (forward + backward, the ELECTRA step, masking).
+    Train(CriterionArgs),
+    /// Criterion suite `data` (tokenization, shard building, the loader).
+    Data(CriterionArgs),
+    /// The real pre-training step and inference per preset: tokens/s, sequences/s,
+    /// FLOPs/sequence, MFU, peak RSS.
+    Throughput(ThroughputArgs),
+}
+
+/// Arguments passed to criterion (default `--warm-up-time 1 --measurement-time 3`).
+#[derive(Debug, clap::Args)]
+pub struct CriterionArgs {
+    /// Criterion's own arguments.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
+}
+
+/// Defaults of `bench --against`: three rounds.
+const AGAINST: Defaults = Defaults {
+    rounds: 3,
+    ..DEFAULTS
+};
+
 /// Runs the `bench` task.
-pub fn bench(root: &Path, args: &[String]) -> anyhow::Result<()> {
-    match args.first().map(String::as_str) {
+pub fn bench(root: &Path, args: &BenchArgs) -> anyhow::Result<()> {
+    if let Some(rev) = &args.against {
+        return crate::against::against(root, rev, args.threshold, &args.options.options(AGAINST)?);
+    }
+    match &args.suite {
         None => {
+            let options = args.options.options(DEFAULTS)?;
             for suite in SUITES {
                 criterion(root, suite, &[])?;
             }
-            throughput_table(root, &Options::parse(&[])?)
+            throughput_table(root, &options)
         }
-        Some("throughput") => throughput_table(root, &Options::parse(&args[1..])?),
-        Some("--against") => crate::against::against(root, args),
-        Some(suite) if SUITES.contains(&suite) => criterion(root, suite, &args[1..]),
-        Some(other) => bail!(
-            "unknown benchmark suite `{other}` (known: {}, throughput)",
-            SUITES.join(", ")
-        ),
+        Some(Suite::Throughput(options)) => throughput_table(root, &options.options(DEFAULTS)?),
+        Some(Suite::Encoder(c)) => criterion(root, "encoder", &c.args),
+        Some(Suite::Train(c)) => criterion(root, "train", &c.args),
+        Some(Suite::Data(c)) => criterion(root, "data", &c.args),
     }
 }
 

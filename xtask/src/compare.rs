@@ -16,10 +16,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::Context;
+use electra_backend::DeviceSpec;
 use serde_json::Value;
 
 use crate::run;
-use crate::throughput::{self, Options, median, num, run_json, seconds};
+use crate::throughput::{self, DEFAULTS, Options, ThroughputArgs, median, num, run_json, seconds};
 
 const REQUIREMENTS: &str = "benches/reference/requirements.txt";
 const SCRIPT: &str = "benches/reference/electra_step.py";
@@ -28,9 +29,9 @@ const VENV: &str = ".venv-bench";
 const STAMP: &str = "electra-requirements.txt";
 
 /// Runs the `compare-pytorch` task.
-pub fn compare(root: &Path, args: &[String]) -> anyhow::Result<()> {
-    let options = Options::parse(args)?;
-    if options.device != "flex" {
+pub fn compare(root: &Path, args: &ThroughputArgs) -> anyhow::Result<()> {
+    let options = args.options(DEFAULTS)?;
+    if options.device != DeviceSpec::Flex {
         anyhow::bail!(
             "compare-pytorch runs on the CPU only (the reference script does not move to a GPU); \
              use `cargo xtask bench throughput --device {}` for GPU numbers",

@@ -29,6 +29,7 @@ const REQUIRED: &[(&str, &[&str])] = &[
 const PACKAGES: &[(&str, &str)] = &[
     ("electra-cli", "wgpu,cuda"),
     ("electra-benches", "wgpu,cuda"),
+    ("electra-conformance", "wgpu,cuda"),
 ];
 
 /// Runs the check for every package.

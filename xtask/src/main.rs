@@ -1,11 +1,13 @@
 //! # xtask: project automation
 //!
 //! `cargo xtask <task>` (an alias in `.cargo/config.toml`). Tasks run cargo and scripts; no
-//! model code lives here.
+//! model code lives here. Arguments are parsed by clap (`cargo xtask help`, `cargo xtask TASK
+//! --help`); `--device` takes electra-backend's device strings, with the same meaning as for
+//! the `electra` binary. A new task is a variant of [`Task`] and an arm in [`main`].
 //!
 //! - `ci`: exactly what CI runs (`.ci/run`): format check, clippy, the test suite, compile
 //!   checks of the `wgpu` and `cuda` backends, and the flex and wgpu (lavapipe) conformance.
-//! - `bench [SUITE] [ARGS...]`: the criterion suites and the end-to-end throughput run
+//! - `bench [SUITE] [ARGS...]`, `bench --against REV`: the criterion suites and the end-to-end throughput run
 //!   (`bench.rs`).
 //! - `compare-pytorch [OPTIONS]`: our step against PyTorch + HF transformers (`compare.rs`).
 //! - `profile [OPTIONS]`: a step's time by kind of work, from `perf` samples (`profile.rs`).
@@ -18,70 +20,76 @@
 //! - `fixtures`: regenerates the Hugging Face parity fixtures with PyTorch (creates
 //!   `.venv-fixtures` from `scripts/requirements-fixtures.txt` on first use).
 
-mod conformance;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, bail};
+use clap::{CommandFactory, Parser, Subcommand};
 
 mod against;
 mod bench;
 mod compare;
+mod conformance;
 mod experiment;
 mod features;
 mod profile;
 mod throughput;
 
-const USAGE: &str = "usage: cargo xtask <task>
+/// Project automation for electra-rs: CI, benchmarks, backend conformance, fixtures.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    task: Option<Task>,
+}
 
-tasks:
-  ci                 run what CI runs (.ci/run): fmt, clippy, tests, backend checks, conformance
-  bench              every criterion suite (quick settings), then `bench throughput`
-  bench --against REV [OPTIONS]
-                     this checkout against REV (built in a worktree), step and inference
-                     alternated; fails past --threshold 0.10 slower (OPTIONS as throughput,
-                     plus --rounds 3)
-  bench SUITE [ARGS] one criterion suite (encoder, train, data); ARGS go to criterion
-  bench throughput [OPTIONS]
-                     the real pre-training step and inference per preset: tokens/s,
-                     sequences/s, FLOPs/sequence, MFU, peak RSS
-  compare-pytorch [OPTIONS]
-                     the same against PyTorch + HF transformers (sets up .venv-bench once)
-                     OPTIONS: --presets tiny,small --batch N (default tiny 16, others 8)
-                     --seq 128 --warmup 1 --steps 3 --threads 2 --rounds 2
-                     --peak-tflops X --write-docs (rewrite docs/benchmarks.md tables)
-                     --device flex|cuda[:N]|wgpu[:N] (bench throughput only; a GPU
-                     needs --peak-tflops)
-  profile [OPTIONS]  where a step's time goes, by kind (perf): --preset small --mode step|forward
-                     --batch N --seq 128 --threads 1 --steps 6 --top 15
-  conformance --device D [--release] [ARGS...]
-                     device D against flex and the PyTorch fixtures (table; fails on a mismatch)
-  check-features     fail if a backend is built without its speed features (flex: simd +
-                     rayon; cuda: fusion + autotune)
-  experiment equal-compute --budget smoke|mini|full [OPTIONS]
-                     ELECTRA vs BERT at equal pre-training FLOPs, GLUE fine-tuning over seeds,
-                     results.json/results.md/plots; resumable (`cargo xtask experiment --help`)
-  fixtures           regenerate the HF parity fixtures (needs Python 3.11 + pip)
-  help               this text";
+/// The tasks. A new task is one variant here (its doc comment is its help line, its fields or
+/// `Args` struct its options) and one arm in [`main`].
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Run what CI runs (.ci/run): fmt, clippy, tests, backend checks, conformance.
+    Ci,
+    /// Criterion suites (quick settings) then the throughput table; one suite; or
+    /// `--against REV`.
+    Bench(bench::BenchArgs),
+    /// Our step, inference and fine-tuning step against PyTorch + HF transformers (sets up
+    /// .venv-bench once).
+    ComparePytorch(throughput::ThroughputArgs),
+    /// Where a step's time goes, by kind of work (perf).
+    Profile(profile::ProfileArgs),
+    /// Device D against flex and the PyTorch fixtures (table; fails on a mismatch).
+    Conformance(conformance::ConformanceArgs),
+    /// Fail if a backend is built without its speed features (flex: simd + rayon; cuda:
+    /// fusion + autotune).
+    CheckFeatures,
+    /// ELECTRA vs BERT at equal pre-training FLOPs, GLUE fine-tuning over seeds,
+    /// results.json/results.md/plots; resumable (`cargo xtask experiment --help`).
+    #[command(disable_help_flag = true)]
+    Experiment {
+        /// `equal-compute --budget smoke|mini|full [OPTIONS]` (the experiment's own parser).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Regenerate the HF parity fixtures (needs Python 3.11 + pip).
+    Fixtures,
+}
 
 fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let cli = Cli::parse();
     let root = workspace_root();
-    match args.first().map(String::as_str) {
-        Some("ci") => run(Command::new("bash").arg(".ci/run").current_dir(&root)),
-        Some("bench") => bench::bench(&root, &args[1..]),
-        Some("compare-pytorch") => compare::compare(&root, &args[1..]),
-        Some("conformance") => conformance::run(&root, &args[1..]),
-        Some("fixtures") => fixtures(&root),
-        Some("check-features") => features::check(&root),
-        Some("experiment") => experiment::run(&root, &args[1..]),
-        Some("profile") => profile::profile(&root, &args[1..]),
-        Some("help") | Some("--help") | Some("-h") | None => {
-            println!("{USAGE}");
+    match cli.task {
+        Some(Task::Ci) => run(Command::new("bash").arg(".ci/run").current_dir(&root)),
+        Some(Task::Bench(args)) => bench::bench(&root, &args),
+        Some(Task::ComparePytorch(args)) => compare::compare(&root, &args),
+        Some(Task::Profile(args)) => profile::profile(&root, &args),
+        Some(Task::Conformance(args)) => conformance::run(&root, &args),
+        Some(Task::CheckFeatures) => features::check(&root),
+        Some(Task::Experiment { args }) => experiment::run(&root, &args),
+        Some(Task::Fixtures) => fixtures(&root),
+        None => {
+            Cli::command().print_help()?;
             Ok(())
         }
-        Some(other) => bail!("unknown task `{other}`\n\n{USAGE}"),
     }
 }
 
@@ -122,4 +130,110 @@ fn fixtures(root: &Path) -> anyhow::Result<()> {
     run(Command::new(&python)
         .arg(root.join("scripts/make_hf_fixtures.py"))
         .current_dir(root))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(line: &[&str]) -> Task {
+        Cli::try_parse_from(std::iter::once("xtask").chain(line.iter().copied()))
+            .unwrap_or_else(|e| panic!("{line:?}: {e}"))
+            .task
+            .expect("a task")
+    }
+
+    /// Every command line that README.md, docs/benchmarks.md and docs/backends.md show.
+    #[test]
+    fn documented_command_lines_parse() {
+        assert!(matches!(parse(&["ci"]), Task::Ci));
+        assert!(matches!(parse(&["check-features"]), Task::CheckFeatures));
+        assert!(matches!(parse(&["fixtures"]), Task::Fixtures));
+        let Task::Bench(b) = parse(&["bench"]) else {
+            panic!()
+        };
+        assert!(b.suite.is_none() && b.against.is_none());
+        let Task::Bench(b) = parse(&["bench", "train", "--warm-up-time", "2", "step"]) else {
+            panic!()
+        };
+        let Some(bench::Suite::Train(c)) = b.suite else {
+            panic!()
+        };
+        assert_eq!(c.args, ["--warm-up-time", "2", "step"]);
+        let Task::Bench(b) = parse(&[
+            "bench",
+            "throughput",
+            "--presets",
+            "tiny,small",
+            "--threads",
+            "1",
+            "--write-docs",
+        ]) else {
+            panic!()
+        };
+        let Some(bench::Suite::Throughput(t)) = b.suite else {
+            panic!()
+        };
+        let o = t.options(throughput::DEFAULTS).expect("options");
+        assert_eq!((o.presets.len(), o.threads, o.write_docs), (2, 1, true));
+        let Task::Bench(b) = parse(&[
+            "bench",
+            "--against",
+            "main",
+            "--presets",
+            "tiny",
+            "--threshold",
+            "0.2",
+        ]) else {
+            panic!()
+        };
+        assert_eq!((b.against.as_deref(), b.threshold), (Some("main"), 0.2));
+        assert_eq!(b.options.presets, ["tiny"]);
+        let Task::ComparePytorch(c) = parse(&[
+            "compare-pytorch",
+            "--presets",
+            "tiny",
+            "--threads",
+            "1",
+            "--rounds",
+            "3",
+            "--write-docs",
+        ]) else {
+            panic!()
+        };
+        assert_eq!(c.options(throughput::DEFAULTS).expect("options").rounds, 3);
+        let Task::Profile(p) = parse(&[
+            "profile", "--preset", "small", "--mode", "forward", "--top", "20",
+        ]) else {
+            panic!()
+        };
+        assert_eq!(
+            (p.preset.as_str(), p.mode.as_str(), p.top),
+            ("small", "forward", 20)
+        );
+        let Task::Conformance(c) = parse(&[
+            "conformance",
+            "--device",
+            "wgpu:cpu",
+            "--require-adapter",
+            "llvmpipe",
+        ]) else {
+            panic!()
+        };
+        assert_eq!(c.args, ["--require-adapter", "llvmpipe"]);
+    }
+
+    #[test]
+    fn mistakes_are_refused() {
+        let bad = |line: &[&str]| {
+            Cli::try_parse_from(std::iter::once("xtask").chain(line.iter().copied())).is_err()
+        };
+        assert!(bad(&["frobnicate"]));
+        assert!(
+            bad(&["bench", "--threshold", "0.2"]),
+            "--threshold needs --against"
+        );
+        assert!(bad(&["profile", "--mode", "sideways"]));
+        assert!(bad(&["bench", "throughput", "--device", "tpu"]));
+    }
 }

@@ -18,12 +18,12 @@
 //! (`apt-get install linux-perf`).
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, bail};
 
-use crate::throughput::{self, Options};
+use crate::throughput::{self, DEFAULTS, Defaults, ThroughputArgs};
 
 /// Frames that mark a sample as setup (model construction), not part of a step.
 const SETUP: &[&str] = &["ElectraPretrainingModel<B>::new", "ElectraModel<B>::new"];
@@ -120,32 +120,39 @@ const LEAF_KINDS: &[(&str, &[&str])] = &[
     ),
 ];
 
+/// `cargo xtask profile`: where a step's time goes, by kind (perf).
+#[derive(Debug, clap::Args)]
+pub struct ProfileArgs {
+    /// Run preset to profile.
+    #[arg(long, default_value = "small")]
+    pub preset: String,
+    /// What to profile.
+    #[arg(long, default_value = "step", value_parser = ["step", "forward", "finetune"])]
+    pub mode: String,
+    /// Heaviest leaf symbols to list.
+    #[arg(long, default_value_t = 15)]
+    pub top: usize,
+    /// Profile this `throughput` binary (e.g. an older revision's) instead of building one.
+    #[arg(long)]
+    pub binary: Option<PathBuf>,
+    /// Shapes, threads and device, as for `bench throughput` (here 1 thread and 6 steps by
+    /// default).
+    #[command(flatten)]
+    pub options: ThroughputArgs,
+}
+
+/// Defaults of `profile`: one thread, six timed steps.
+const PROFILE: Defaults = Defaults {
+    steps: 6,
+    threads: 1,
+    ..DEFAULTS
+};
+
 /// Runs the task.
-pub fn profile(root: &Path, args: &[String]) -> anyhow::Result<()> {
-    let (mut passthrough, mut mode, mut top) = (Vec::new(), "step".to_string(), 15usize);
-    let mut preset = "small".to_string();
-    let mut given_binary = None;
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        let value = it.next().with_context(|| format!("{flag} needs a value"))?;
-        match flag.as_str() {
-            "--mode" => mode = value.clone(),
-            "--preset" => preset = value.clone(),
-            "--top" => top = value.parse().with_context(|| format!("--top {value}"))?,
-            "--binary" => given_binary = Some(std::path::PathBuf::from(value)),
-            _ => passthrough.extend([flag.clone(), value.clone()]),
-        }
-    }
-    if !["step", "forward", "finetune"].contains(&mode.as_str()) {
-        bail!("--mode {mode}: expected step, forward or finetune");
-    }
-    let mut options = Options::parse(&passthrough)?;
-    if !passthrough.iter().any(|a| a == "--threads") {
-        options.threads = 1;
-    }
-    if !passthrough.iter().any(|a| a == "--steps") {
-        options.steps = 6;
-    }
+pub fn profile(root: &Path, args: &ProfileArgs) -> anyhow::Result<()> {
+    let (preset, mode, top) = (&args.preset, &args.mode, args.top);
+    let options = args.options.options(PROFILE)?;
+    let given_binary = args.binary.clone();
     let binary = match given_binary {
         Some(path) => path,
         None => throughput::build(root, &options)?,
@@ -160,8 +167,8 @@ pub fn profile(root: &Path, args: &[String]) -> anyhow::Result<()> {
         .arg("--")
         .arg(&binary)
         .env("RAYON_NUM_THREADS", options.threads.to_string())
-        .args(["--preset", &preset, "--mode", &mode])
-        .args(["--batch", &options.batch_for(&preset).to_string()])
+        .args(["--preset", preset, "--mode", mode])
+        .args(["--batch", &options.batch_for(preset).to_string()])
         .args(["--seq", &options.seq.to_string()])
         .args(["--warmup", &options.warmup.to_string()])
         .args(["--steps", &options.steps.to_string()]);
@@ -188,7 +195,7 @@ pub fn profile(root: &Path, args: &[String]) -> anyhow::Result<()> {
     let stacks = parse_stacks(&String::from_utf8_lossy(&script.stdout));
     let title = format!(
         "{preset} {mode}, batch {} x {}, {} thread(s)",
-        options.batch_for(&preset),
+        options.batch_for(preset),
         options.seq,
         options.threads
     );

@@ -5,11 +5,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, bail};
+use electra_backend::DeviceSpec;
 use serde_json::Value;
 
 use crate::{cargo, run};
 
-/// Shapes and repetitions of an end-to-end measurement.
+/// Shapes and repetitions of an end-to-end measurement, as resolved from [`ThroughputArgs`].
 #[derive(Clone, Debug)]
 pub struct Options {
     /// Presets to measure, in order.
@@ -26,76 +27,107 @@ pub struct Options {
     pub threads: usize,
     /// Peak TFLOP/s for the utilisation figure (`None`: the binary's default).
     pub peak_tflops: Option<f64>,
-    /// Alternating rounds (compare-pytorch).
+    /// Alternating rounds (compare-pytorch, bench --against).
     pub rounds: usize,
     /// Rewrite the generated section of docs/benchmarks.md.
     pub write_docs: bool,
-    /// Backend and device of our side (`flex`, `cuda[:N]`, `wgpu[:N]`).
-    pub device: String,
+    /// Backend and device of our side.
+    pub device: DeviceSpec,
 }
 
-impl Options {
-    /// Defaults: tiny and small, sequences of 128, 1 warm-up + 3 timed steps, 2 threads,
-    /// 2 rounds.
-    pub fn parse(args: &[String]) -> anyhow::Result<Self> {
-        let mut o = Options {
-            presets: vec!["tiny".into(), "small".into()],
-            batch: None,
-            seq: 128,
-            warmup: 1,
-            steps: 3,
-            threads: 2,
-            peak_tflops: None,
-            rounds: 2,
-            write_docs: false,
-            device: "flex".into(),
+/// The options every throughput-running task shares (`bench throughput`, `bench --against`,
+/// `compare-pytorch`, `profile`). Where a default differs between tasks ([`Defaults`]) the
+/// field is optional.
+#[derive(Clone, Debug, clap::Args)]
+pub struct ThroughputArgs {
+    /// Presets to measure, in order, comma-separated [default: tiny,small].
+    #[arg(long, value_delimiter = ',')]
+    pub presets: Vec<String>,
+    /// Sequences per step [default: 16 for tiny, 8 for the others].
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Tokens per sequence.
+    #[arg(long, default_value_t = 128)]
+    pub seq: usize,
+    /// Untimed steps per process.
+    #[arg(long, default_value_t = 1)]
+    pub warmup: usize,
+    /// Timed steps per process [default: 3; profile 6].
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Threads of both sides [default: 2; profile 1].
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Peak TFLOP/s for the MFU figure (required on a GPU).
+    #[arg(long)]
+    pub peak_tflops: Option<f64>,
+    /// Alternating rounds [default: 2; bench --against 3].
+    #[arg(long)]
+    pub rounds: Option<usize>,
+    /// Rewrite the table for this thread count in docs/benchmarks.md.
+    #[arg(long)]
+    pub write_docs: bool,
+    /// Device of the `throughput` binary (flex, ndarray, wgpu, wgpu:N, wgpu:cpu, cuda, cuda:N);
+    /// a device other than flex builds it with that backend's cargo feature.
+    #[arg(long, default_value = "flex")]
+    pub device: DeviceSpec,
+}
+
+/// The defaults that differ between tasks.
+#[derive(Clone, Copy, Debug)]
+pub struct Defaults {
+    /// Timed steps per process.
+    pub steps: usize,
+    /// Threads.
+    pub threads: usize,
+    /// Alternating rounds.
+    pub rounds: usize,
+}
+
+/// `bench throughput` and `compare-pytorch`.
+pub const DEFAULTS: Defaults = Defaults {
+    steps: 3,
+    threads: 2,
+    rounds: 2,
+};
+
+impl ThroughputArgs {
+    /// The options, with `defaults` for what was not given.
+    pub fn options(&self, defaults: Defaults) -> anyhow::Result<Options> {
+        let presets = if self.presets.is_empty() {
+            vec!["tiny".into(), "small".into()]
+        } else {
+            self.presets.clone()
         };
-        let mut it = args.iter();
-        while let Some(flag) = it.next() {
-            if flag == "--write-docs" {
-                o.write_docs = true;
-                continue;
-            }
-            let value = it.next().with_context(|| format!("{flag} needs a value"))?;
-            let number = || -> anyhow::Result<usize> {
-                value
-                    .parse()
-                    .with_context(|| format!("{flag} {value}: expected a whole number"))
-            };
-            match flag.as_str() {
-                "--presets" => o.presets = value.split(',').map(str::to_string).collect(),
-                "--batch" => o.batch = Some(number()?),
-                "--seq" => o.seq = number()?,
-                "--warmup" => o.warmup = number()?,
-                "--steps" => o.steps = number()?,
-                "--threads" => o.threads = number()?,
-                "--rounds" => o.rounds = number()?,
-                "--device" => o.device = value.clone(),
-                "--peak-tflops" => {
-                    o.peak_tflops = Some(
-                        value
-                            .parse()
-                            .with_context(|| format!("--peak-tflops {value}: expected a number"))?,
-                    )
-                }
-                other => bail!("unknown option `{other}`"),
-            }
-        }
+        let o = Options {
+            presets,
+            batch: self.batch,
+            seq: self.seq,
+            warmup: self.warmup,
+            steps: self.steps.unwrap_or(defaults.steps),
+            threads: self.threads.unwrap_or(defaults.threads),
+            peak_tflops: self.peak_tflops,
+            rounds: self.rounds.unwrap_or(defaults.rounds),
+            write_docs: self.write_docs,
+            device: self.device,
+        };
         if o.steps == 0 || o.threads == 0 || o.rounds == 0 || o.batch == Some(0) {
             bail!("--steps, --threads, --rounds and --batch must be >= 1");
         }
         Ok(o)
     }
+}
 
+impl Options {
     /// Sequences per step for `preset`.
     pub fn batch_for(&self, preset: &str) -> usize {
         self.batch.unwrap_or_else(|| default_batch(preset))
     }
 
-    /// The cargo feature of electra-benches that `device` needs (`None` for flex).
-    pub fn feature(&self) -> Option<&str> {
-        let kind = self.device.split(':').next().unwrap_or("flex");
-        (kind != "flex").then_some(kind)
+    /// The cargo feature of electra-benches that the device needs (`None` for flex, which is
+    /// always built in).
+    pub fn feature(&self) -> Option<&'static str> {
+        (self.device != DeviceSpec::Flex).then(|| self.device.feature())
     }
 }
 
@@ -156,7 +188,7 @@ pub fn ours(binary: &Path, options: &Options, preset: &str, mode: &str) -> anyho
             "--mode",
             mode,
             "--device",
-            &options.device,
+            &options.device.to_string(),
         ])
         .args(["--batch", &options.batch_for(preset).to_string()])
         .args(["--seq", &options.seq.to_string()])
@@ -277,23 +309,39 @@ pub fn write_section(path: &Path, name: &str, content: &str) -> anyhow::Result<(
 mod tests {
     use super::*;
 
+    fn options(args: &[&str]) -> anyhow::Result<Options> {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: ThroughputArgs,
+        }
+        let cli = <Cli as clap::Parser>::try_parse_from(
+            std::iter::once("x").chain(args.iter().copied()),
+        )?;
+        cli.args.options(DEFAULTS)
+    }
+
     #[test]
     fn options_parse_and_reject() {
-        let args: Vec<String> = ["--presets", "small", "--batch", "4", "--write-docs"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let o = Options::parse(&args).unwrap();
+        let o = options(&["--presets", "small", "--batch", "4", "--write-docs"]).unwrap();
         assert_eq!(o.presets, ["small"]);
         assert_eq!(o.batch_for("small"), 4);
         assert!(o.write_docs);
-        assert_eq!(Options::parse(&[]).unwrap().batch_for("tiny"), 16);
-        let bad = Options::parse(&["--seq".into(), "x".into()]).unwrap_err();
-        assert!(bad.to_string().contains("--seq x"), "{bad}");
-        assert!(Options::parse(&["--frobnicate".into(), "1".into()]).is_err());
-        assert_eq!(Options::parse(&[]).unwrap().feature(), None);
-        let cuda = Options::parse(&["--device".into(), "cuda:1".into()]).unwrap();
+        let o = options(&[]).unwrap();
+        assert_eq!(o.presets, ["tiny", "small"]);
+        assert_eq!(
+            (o.batch_for("tiny"), o.steps, o.threads, o.rounds),
+            (16, 3, 2, 2)
+        );
+        let bad = options(&["--seq", "x"]).unwrap_err();
+        assert!(bad.to_string().contains("--seq"), "{bad}");
+        assert!(options(&["--frobnicate", "1"]).is_err());
+        assert!(options(&["--steps", "0"]).is_err());
+        assert_eq!(options(&[]).unwrap().feature(), None);
+        let cuda = options(&["--device", "cuda:1"]).unwrap();
         assert_eq!(cuda.feature(), Some("cuda"));
+        assert_eq!(cuda.device, DeviceSpec::Cuda(1));
+        assert!(options(&["--device", "tpu"]).is_err());
     }
 
     #[test]

@@ -10,15 +10,19 @@
 //!
 //! `--describe` prints the preset's generator and discriminator configs instead (HF field
 //! names), which the PyTorch reference script reads to build the same networks.
-//! Backend: `--device flex` (default; burn's CPU backend, its rayon pool sized by
-//! `RAYON_NUM_THREADS`), `--device cuda[:N]` (cargo feature `cuda`) or `--device wgpu[:N]`
-//! (feature `wgpu`); a GPU needs `--peak-tflops` (e.g. 989 for an H100 SXM's dense bf16 peak,
-//! the figure the project's MFU goal refers to). All runs are f32.
+//! Backend: `--device` takes the device strings of the `electra` binary, with the same meaning
+//! (`electra_backend::DeviceSpec`): `flex` (default; burn's CPU backend, its rayon pool sized
+//! by `RAYON_NUM_THREADS`), `ndarray`, `wgpu` (wgpu's preferred adapter), `wgpu:N` (the N-th
+//! discrete GPU), `wgpu:cpu`, `cuda[:N]`, each behind the cargo feature of its backend. A
+//! device that does not compute on the host's cores needs `--peak-tflops` (e.g. 989 for an H100
+//! SXM's dense bf16 peak, the figure the project's MFU goal refers to). All runs are f32.
 
 use std::process::ExitCode;
 
-use burn::backend::{Autodiff, Flex};
+use burn::backend::Autodiff;
+use burn::tensor::backend::Backend;
 use clap::{Parser, ValueEnum};
+use electra_backend::{BackendTask, DeviceSpec};
 use electra_benches::measure::{Mode, Report, Settings, describe, measure, run_config};
 
 /// Peak f32 FLOP/s per core assumed by default, in TFLOP/s: 2.6 GHz × 64 FLOPs per cycle
@@ -58,9 +62,9 @@ struct Args {
     /// 2.6 GHz × 64 f32 FLOPs/cycle per core; required on a GPU].
     #[arg(long)]
     peak_tflops: Option<f64>,
-    /// Backend and device: flex, cuda, cuda:N, wgpu, wgpu:N.
+    /// Backend and device: flex, ndarray, wgpu, wgpu:N, wgpu:cpu, cuda, cuda:N.
     #[arg(long, default_value = "flex")]
-    device: String,
+    device: DeviceSpec,
     /// Print the preset's model configs as JSON and exit.
     #[arg(long)]
     describe: bool,
@@ -90,8 +94,7 @@ fn run(args: &Args) -> Result<String, String> {
         return Err("--batch and --steps must be >= 1 and --seq >= 3".into());
     }
     let threads = rayon::current_num_threads();
-    let gpu = args.device != "flex";
-    if gpu && args.peak_tflops.is_none() {
+    if !args.device.runs_on_cpu() && args.peak_tflops.is_none() {
         return Err(format!(
             "--device {} needs --peak-tflops (the device's peak, e.g. 989 for an H100 SXM's dense bf16)",
             args.device
@@ -111,51 +114,21 @@ fn run(args: &Args) -> Result<String, String> {
         peak_tflops: args
             .peak_tflops
             .unwrap_or(threads as f64 * CPU_PEAK_TFLOPS_PER_CORE),
-        device: args.device.clone(),
+        device: args.device.to_string(),
         threads,
     };
-    let report = dispatch(&args.device, &settings)?;
+    let report =
+        electra_backend::dispatch(args.device, Measure(&settings)).map_err(|e| e.to_string())??;
     serde_json::to_string(&report).map_err(|e| e.to_string())
 }
 
-/// `measure` on the backend `device` names.
-fn dispatch(device: &str, settings: &Settings) -> Result<Report, String> {
-    let (kind, index) = match device.split_once(':') {
-        Some((kind, i)) => (
-            kind,
-            i.parse::<usize>()
-                .map_err(|_| format!("--device {device}: `{i}` is not a device index"))?,
-        ),
-        None => (device, 0),
-    };
-    match kind {
-        "flex" => measure::<Autodiff<Flex>>(settings, &Default::default()),
-        #[cfg(feature = "cuda")]
-        "cuda" => measure::<Autodiff<burn::backend::Cuda>>(
-            settings,
-            &burn::backend::cuda::CudaDevice { index },
-        ),
-        #[cfg(feature = "wgpu")]
-        "wgpu" => measure::<Autodiff<burn::backend::Wgpu>>(
-            settings,
-            &burn::backend::wgpu::WgpuDevice::DiscreteGpu(index),
-        ),
-        #[cfg(not(feature = "cuda"))]
-        "cuda" => Err(not_compiled(device, index)),
-        #[cfg(not(feature = "wgpu"))]
-        "wgpu" => Err(not_compiled(device, index)),
-        other => Err(format!(
-            "unknown device `{other}` (known: flex, cuda[:N], wgpu[:N])"
-        )),
-    }
-}
+/// `measure` on the backend of the device it is given (with autodiff).
+struct Measure<'a>(&'a Settings);
 
-/// The error for a GPU device whose backend feature this binary was built without.
-#[allow(dead_code)] // unused when both GPU features are on
-fn not_compiled(device: &str, index: usize) -> String {
-    let kind = device.split(':').next().unwrap_or(device);
-    format!(
-        "--device {device} (index {index}) needs the `{kind}` feature: \
-         cargo build --release -p electra-benches --features {kind}"
-    )
+impl BackendTask for Measure<'_> {
+    type Output = Result<Report, String>;
+
+    fn run<B: Backend>(self, device: B::Device) -> Self::Output {
+        measure::<Autodiff<B>>(self.0, &device)
+    }
 }

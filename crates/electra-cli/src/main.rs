@@ -1,8 +1,8 @@
 //! # electra: the command line
 //!
 //! A thin binary over the electra-rs crates: it parses flags, chooses the burn backend once
-//! from `--device` (see [`backend`]), and calls one function per subcommand. No model code
-//! lives here.
+//! from `--device` (see [`backend`]; the device strings and the backends are
+//! [`electra_backend`]'s), and calls one function per subcommand. No model code lives here.
 
 mod backend;
 mod commands;
@@ -47,10 +47,6 @@ enum Command {
     /// Tokenizers: train a WordPiece vocabulary.
     #[command(subcommand)]
     Tokenizer(commands::TokenizerCommand),
-    /// Backend conformance: this device against flex and the PyTorch fixtures (developers;
-    /// run it through `cargo xtask conformance`).
-    #[command(hide = true)]
-    Conformance(commands::conformance::ConformanceArgs),
 }
 
 /// Runs the command. A user error (an `Err` from a command: a bad flag value, a missing or
@@ -111,6 +107,5 @@ fn run() -> anyhow::Result<()> {
         Command::Tokenizer(commands::TokenizerCommand::Train(args)) => {
             commands::tokenizer_train::run(&args)
         }
-        Command::Conformance(args) => commands::conformance::run(cli.device, &args),
     }
 }

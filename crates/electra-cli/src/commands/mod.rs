@@ -1,6 +1,5 @@
 //! One module per subcommand; each exposes its clap arguments and a function that runs it.
 
-pub mod conformance;
 pub mod data_build;
 pub mod data_inspect;
 pub mod export;

@@ -62,7 +62,7 @@ pub fn hf_inputs(hf_dir: &Path) -> anyhow::Result<InputBatch> {
 }
 
 /// The activations PyTorch recorded (`expected.json`), flattened, under the names
-/// [`super::measure`] gives its own: `discriminator.embedding_output`,
+/// [`crate::measure`] gives its own: `discriminator.embedding_output`,
 /// `discriminator.hidden_states` (all layers, `[L+1, b, s, H]`), `discriminator.logits`, and the
 /// same for `generator`.
 pub fn hf_expected(hf_dir: &Path) -> anyhow::Result<BTreeMap<String, Vec<f64>>> {

@@ -1,4 +1,4 @@
-//! `electra conformance` end to end on flex: it passes on the committed fixtures (CI runs that
+//! `electra-conformance` end to end on flex: it passes on the committed fixtures (CI runs that
 //! in `.ci/run`), and it fails, naming the quantity, when the oracle disagrees.
 
 use std::path::{Path, PathBuf};
@@ -12,9 +12,8 @@ fn fixtures() -> PathBuf {
 
 /// The smallest training part, to keep the test short.
 fn conformance(extra: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_electra"))
+    Command::new(env!("CARGO_BIN_EXE_electra-conformance"))
         .args([
-            "conformance",
             "--device",
             "flex",
             "--steps",
@@ -26,7 +25,7 @@ fn conformance(extra: &[&str]) -> Output {
         ])
         .args(extra)
         .output()
-        .expect("run electra")
+        .expect("run electra-conformance")
 }
 
 /// A copy of the HF fixtures with `edit` applied to `expected.json`.

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::measure::{Measurements, StepResult, sampling_probabilities};
-use super::tolerance::Tolerances;
+use crate::measure::{Measurements, StepResult, sampling_probabilities};
+use crate::tolerance::Tolerances;
 
 /// One compared quantity.
 #[derive(Clone, Debug, Serialize)]

@@ -1,30 +1,26 @@
-//! `electra conformance --device D` (hidden; run it through `cargo xtask conformance`): does a
-//! backend compute what flex and the PyTorch oracle compute?
-//!
-//! The same [`measure::Measure`] task runs twice in one process: on flex (the reference, which
-//! also draws the initial training weights and the generator samples) and on device D. The
-//! results are compared with each other and with the HF/PyTorch fixtures ([`report`]) under
-//! the backend's tolerances ([`tolerance`]); the command prints a Markdown table, writes the
-//! rows and timings as JSON, and fails if any quantity is out of bounds.
-
-mod fixtures;
-mod measure;
-mod report;
-mod tolerance;
+//! The comparison: flex, then the device, then the report.
 
 use std::path::PathBuf;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
+use electra_backend::DeviceSpec;
 use serde_json::json;
 
-use crate::backend::{self, DeviceSpec};
-use measure::{Measure, TrainingSetup};
-use tolerance::Tolerances;
+use crate::measure::{self, Measure, Measurements, TrainingSetup};
+use crate::tolerance::Tolerances;
+use crate::{fixtures, report};
 
-/// Arguments of `electra conformance`.
-#[derive(Debug, clap::Args)]
+/// Backend conformance: one device against flex and the PyTorch fixtures (docs/backends.md).
+/// Run it through `cargo xtask conformance --device D`, which builds this tool with D's
+/// backend feature.
+#[derive(Debug, clap::Parser)]
+#[command(name = "electra-conformance")]
 pub struct ConformanceArgs {
+    /// Device to check against flex (same strings as everywhere: flex, ndarray, wgpu, wgpu:N,
+    /// wgpu:cpu, cuda, cuda:N).
+    #[arg(long)]
+    pub device: DeviceSpec,
     /// Optimizer steps of the training comparison.
     #[arg(long, default_value_t = 3)]
     pub steps: u64,
@@ -50,14 +46,15 @@ pub struct ConformanceArgs {
 }
 
 /// Runs the comparison on `spec`; an error if any quantity is out of tolerance.
-pub fn run(spec: DeviceSpec, args: &ConformanceArgs) -> anyhow::Result<()> {
+pub fn run(args: &ConformanceArgs) -> anyhow::Result<()> {
+    let spec = args.device;
     if args.steps == 0 || args.batch_size == 0 || args.seq_len < 8 || args.seq_len > 512 {
         bail!(
             "--steps and --batch-size must be > 0 and --seq-len between 8 and 512 (the tiny \
              model's max_position_embeddings)"
         );
     }
-    let description = backend::describe(spec)?;
+    let description = electra_backend::describe(spec)?;
     tracing::info!(device = %spec, %description, "conformance");
     if let Some(needle) = &args.require_adapter
         && !description.contains(needle.as_str())
@@ -85,7 +82,7 @@ pub fn run(spec: DeviceSpec, args: &ConformanceArgs) -> anyhow::Result<()> {
     };
 
     let flex_progress = progress("flex");
-    let flex = backend::dispatch(
+    let flex = measure_on(
         DeviceSpec::Flex,
         Measure {
             hf_dir: hf_dir.clone(),
@@ -98,7 +95,7 @@ pub fn run(spec: DeviceSpec, args: &ConformanceArgs) -> anyhow::Result<()> {
     .context("the flex reference run failed")?;
     let flex_seconds = started.elapsed().as_secs_f64();
     let device_progress = progress("device");
-    let device = backend::dispatch(
+    let device = measure_on(
         spec,
         Measure {
             hf_dir: hf_dir.clone(),
@@ -135,7 +132,7 @@ pub fn run(spec: DeviceSpec, args: &ConformanceArgs) -> anyhow::Result<()> {
     );
     print!("{}", report::table(&rows));
     let step_seconds =
-        |m: &measure::Measurements| -> Vec<f64> { m.steps.iter().map(|s| s.seconds).collect() };
+        |m: &Measurements| -> Vec<f64> { m.steps.iter().map(|s| s.seconds).collect() };
     println!(
         "\ntraining step seconds: flex {:?}, {spec} {:?}; whole run: flex {flex_seconds:.1} s, \
          {spec} {device_seconds:.1} s",
@@ -194,6 +191,11 @@ pub fn run(spec: DeviceSpec, args: &ConformanceArgs) -> anyhow::Result<()> {
         rows.len()
     );
     Ok(())
+}
+
+/// Runs `task` on `spec`'s backend.
+fn measure_on(spec: DeviceSpec, task: Measure<'_>) -> anyhow::Result<Measurements> {
+    electra_backend::dispatch(spec, task)?
 }
 
 fn rounded(values: &[f64]) -> Vec<f64> {

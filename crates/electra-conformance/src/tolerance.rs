@@ -4,7 +4,7 @@
 //! quantity. The same tolerance holds a quantity against flex and against the oracle (PyTorch
 //! CPU, f32), since flex itself agrees with PyTorch to ~2e-6 on activations.
 
-use crate::backend::DeviceSpec;
+use electra_backend::DeviceSpec;
 
 /// The tolerances one backend is held to, per kind of quantity.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -25,7 +25,7 @@ pub struct Tolerances {
     /// a parameter by up to ~3·lr = 3e-3).
     pub parameters: f64,
     /// Sampling: largest gap between the empirical frequency of each token and its softmax
-    /// probability over [`SAMPLING_ROWS`](super::measure::SAMPLING_ROWS) draws (a statistical
+    /// probability over [`SAMPLING_ROWS`](crate::measure::SAMPLING_ROWS) draws (a statistical
     /// bound, the same on every backend: about 6 standard deviations).
     pub sampling_frequency: f64,
 }

@@ -1,6 +1,6 @@
 //! Everything the conformance run computes on one backend, read back to the host.
 //!
-//! [`Measure`] runs, on whichever backend [`crate::backend::dispatch`] picks:
+//! [`Measure`] runs, on whichever backend [`electra_backend::dispatch`] picks:
 //!
 //! 1. the HF parity fixtures: both tiny checkpoints, every recorded activation;
 //! 2. the PyTorch loss fixture: the same checkpoints as one pre-training model, with the
@@ -35,9 +35,10 @@ use electra_objective::{
 };
 use electra_train::{AdamConfig, ElectraAdam};
 
-use super::fixtures::{ObjectiveFixture, hf_inputs};
-use super::report::max_abs_diff;
-use crate::backend::BackendTask;
+use electra_backend::BackendTask;
+
+use crate::fixtures::{ObjectiveFixture, hf_inputs};
+use crate::report::max_abs_diff;
 
 /// Draws in the sampler's frequency check (4 tokens; σ of a frequency ≤ 0.0035).
 pub const SAMPLING_ROWS: usize = 20_000;
@@ -92,7 +93,7 @@ pub struct StepResult {
 /// What [`Measure`] returns.
 #[derive(Clone, Debug)]
 pub struct Measurements {
-    /// Activations and logits, flattened, by name (see [`super::fixtures::hf_expected`]).
+    /// Activations and logits, flattened, by name (see [`crate::fixtures::hf_expected`]).
     pub tensors: BTreeMap<String, Vec<f64>>,
     /// Losses of the PyTorch loss fixture (`objective.*`).
     pub losses: BTreeMap<String, f64>,
@@ -122,7 +123,7 @@ pub struct Measure<'a> {
 }
 
 impl BackendTask for Measure<'_> {
-    type Output = Measurements;
+    type Output = anyhow::Result<Measurements>;
 
     fn run<B: Backend>(self, device: B::Device) -> anyhow::Result<Measurements> {
         (self.progress)("HF parity fixtures");

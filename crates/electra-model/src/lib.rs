@@ -23,6 +23,7 @@ pub mod fsutil;
 pub mod hf;
 pub mod input;
 pub mod kernels;
+pub mod seed;
 
 pub use config::{Activation, ElectraConfig, HfConfig, PRESETS};
 pub use electra::{

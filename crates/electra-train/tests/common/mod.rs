@@ -96,7 +96,6 @@ pub fn options(dir: &Path, stop_after: Option<u64>) -> RunOptions {
     RunOptions {
         run_dir: dir.to_path_buf(),
         stop: Arc::new(AtomicBool::new(false)),
-        progress: false,
         stop_after,
     }
 }

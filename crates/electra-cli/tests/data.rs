@@ -117,38 +117,29 @@ fn train_tokenizer_then_build_from_files() {
         "{vocab}"
     );
 
+    let build = |out: &Path, shards: &str| {
+        let vocab = tok.join("vocab.txt");
+        electra(&[
+            "data",
+            "build",
+            "--input",
+            s(&corpus),
+            "--tokenizer",
+            s(&vocab),
+            "--out",
+            s(out),
+            "--shards",
+            shards,
+            "--max-seq-len",
+            "32",
+        ])
+    };
     let shards = tmp.path().join("shards");
-    let text = ok(&electra(&[
-        "data",
-        "build",
-        "--input",
-        s(&corpus),
-        "--tokenizer",
-        s(&tok.join("vocab.txt")),
-        "--out",
-        s(&shards),
-        "--shards",
-        "1",
-        "--max-seq-len",
-        "32",
-    ]));
+    let text = ok(&build(&shards, "1"));
     assert!(text.contains("20 documents"), "{text}");
     ok(&electra(&["data", "inspect", s(&shards)]));
     // Fewer files than shards: a one-line warning says how many shards stay empty.
-    let two = electra(&[
-        "data",
-        "build",
-        "--input",
-        s(&corpus),
-        "--tokenizer",
-        s(&tok.join("vocab.txt")),
-        "--out",
-        s(&tmp.path().join("two")),
-        "--shards",
-        "2",
-        "--max-seq-len",
-        "32",
-    ]);
+    let two = build(&tmp.path().join("two"), "2");
     ok(&two);
     let warning = String::from_utf8_lossy(&two.stderr);
     assert!(

@@ -621,7 +621,7 @@ mod tests {
         assert_eq!(Task::Ax.file_name(Split::Test), Some("diagnostic.tsv"));
         assert_eq!(Task::Ax.file_name(Split::Train), None);
         assert_eq!(Task::Rte.file_name(Split::DevMismatched), None);
-        assert_eq!(Task::Cola.layout(Split::Train).header, false);
+        assert!(!Task::Cola.layout(Split::Train).header);
         assert_eq!(Task::Cola.layout(Split::Test).id, Some(0));
         assert_eq!(Task::Qqp.layout(Split::Test).columns, 3);
         assert_eq!(Task::Mnli.layout(Split::TestMismatched).columns, 10);

@@ -38,16 +38,7 @@ fn tokenizer() -> Tokenizer {
 }
 
 fn tiny_config(vocab_size: usize) -> ElectraConfig {
-    ElectraConfig {
-        vocab_size,
-        embedding_size: 16,
-        hidden_size: 32,
-        num_hidden_layers: 2,
-        num_attention_heads: 2,
-        intermediate_size: 64,
-        max_position_embeddings: 32,
-        ..ElectraConfig::tiny()
-    }
+    ElectraConfig::micro(vocab_size)
 }
 
 /// Sentences of filler words with "great" (label 1) or "awful" (label 0) somewhere.

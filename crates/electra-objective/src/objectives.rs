@@ -13,7 +13,7 @@
 //! tests and the PyTorch-reference losses pin it.
 
 use burn::prelude::*;
-use electra_model::additive_attention_mask;
+use electra_model::{GeneratorHead, additive_attention_mask};
 
 use crate::batch::{HostBatch, float_tensor, int_tensor};
 use crate::config::ObjectiveKind;
@@ -173,6 +173,20 @@ impl<B: Backend> ElectraPretrainingModel<B> {
         })
     }
 
+    /// The discriminator-sized model's MLM logits at the slots: `hidden [b, s, H]` gathered at
+    /// `positions [b, N]` through `head`, tied to the shared word embeddings → `[b·N, V]`.
+    fn slot_logits(
+        &self,
+        head: &GeneratorHead<B>,
+        hidden: Tensor<B, 3>,
+        positions: Tensor<B, 2, Int>,
+    ) -> Tensor<B, 2> {
+        head.forward(
+            gather_positions(hidden, positions),
+            self.embeddings.word_embeddings.weight.val(),
+        )
+    }
+
     /// Given replacements must be one in-vocabulary id per slot.
     fn check_given<'a>(&self, ids: &'a [i64], slots: usize) -> Result<&'a [i64], ObjectiveError> {
         if ids.len() != slots {
@@ -196,15 +210,9 @@ impl<B: Backend> ElectraPretrainingModel<B> {
         masked: &MaskedBatch,
         t: StepTensors<B>,
     ) -> Result<ObjectiveOutput<B>, ObjectiveError> {
-        let head = self
-            .mlm_predictions
-            .as_ref()
-            .ok_or_else(|| missing("MLM head"))?;
+        let head = required(&self.mlm_predictions, "MLM head")?;
         let hidden = self.discriminator_hidden(t.masked_ids, t.token_type_ids, t.attention_mask);
-        let logits = head.forward(
-            gather_positions(hidden, t.positions),
-            self.embeddings.word_embeddings.weight.val(),
-        );
+        let logits = self.slot_logits(head, hidden, t.positions);
         let mlm_loss = masked_lm_loss(logits.clone(), t.targets, t.slot_weights);
         Ok(ObjectiveOutput {
             loss: mlm_loss.clone(),
@@ -232,10 +240,7 @@ impl<B: Backend> ElectraPretrainingModel<B> {
         replacements: Replacements<'_>,
         masked_only: bool,
     ) -> Result<ObjectiveOutput<B>, ObjectiveError> {
-        let head = self
-            .discriminator_predictions
-            .as_ref()
-            .ok_or_else(|| missing("discriminator head"))?;
+        let head = required(&self.discriminator_predictions, "discriminator head")?;
         let pass = self.generator_pass(batch, masked, &t, replacements)?;
         let (b, s, device) = (t.b, t.s, self.device());
         let logits = head.forward(pass.hidden.clone());
@@ -268,15 +273,9 @@ impl<B: Backend> ElectraPretrainingModel<B> {
         t: StepTensors<B>,
         replacements: Replacements<'_>,
     ) -> Result<ObjectiveOutput<B>, ObjectiveError> {
-        let head = self
-            .mlm_predictions
-            .as_ref()
-            .ok_or_else(|| missing("MLM head"))?;
+        let head = required(&self.mlm_predictions, "MLM head")?;
         let pass = self.generator_pass(batch, masked, &t, replacements)?;
-        let logits = head.forward(
-            gather_positions(pass.hidden.clone(), t.positions),
-            self.embeddings.word_embeddings.weight.val(),
-        );
+        let logits = self.slot_logits(head, pass.hidden.clone(), t.positions);
         let target = masked_lm_loss(logits, t.targets, t.slot_weights);
         let loss = pass.mlm_loss.clone().mul_scalar(self.objective.gen_weight) + target.clone();
         let mut out = pass.output(loss, masked);
@@ -318,4 +317,9 @@ impl<B: Backend> ElectraPretrainingModel<B> {
         out.discriminator_logits = Some(copy_logits);
         Ok(out)
     }
+}
+
+/// The model's `part` (a head built only for some objectives), or an error naming it.
+fn required<'a, T>(part: &'a Option<T>, name: &str) -> Result<&'a T, ObjectiveError> {
+    part.as_ref().ok_or_else(|| missing(name))
 }

@@ -154,7 +154,7 @@ struct Loop<'a, B: AutodiffBackend> {
 pub fn run_observed<B: AutodiffBackend>(
     config: &RunConfig,
     train: &mut dyn BatchSource,
-    mut eval: Option<&mut dyn BatchSource>,
+    eval: Option<&mut dyn BatchSource>,
     devices: &[B::Device],
     options: &RunOptions,
     observer: &mut dyn TrainObserver,
@@ -162,11 +162,18 @@ pub fn run_observed<B: AutodiffBackend>(
     let device = validate(config, devices)?;
     let run_dir = &options.run_dir;
     prepare_run_dir(config, run_dir)?;
-    let mut state = init_or_resume::<B>(config, run_dir, devices, device, train)?;
+    let state = init_or_resume::<B>(config, run_dir, devices, device, train)?;
     let start_step = state.step;
-    let mut log = MetricsLog::open(&run_dir.join("metrics.jsonl"), start_step)?;
-    let eval_cursor = eval.as_ref().map(|e| e.cursor());
-
+    let mut logging = Logging {
+        log: MetricsLog::open(&run_dir.join("metrics.jsonl"), start_step)?,
+        window: Vec::new(),
+        last: Record::new(),
+        last_eval: None,
+    };
+    let held = eval.map(|source| Held {
+        start: source.cursor(),
+        source,
+    });
     let t = &config.train;
     let end = options.stop_after.map_or(t.steps, |s| s.min(t.steps));
     observer.started(start_step, end);
@@ -178,53 +185,27 @@ pub fn run_observed<B: AutodiffBackend>(
         metrics_record,
     )?;
     let started = Instant::now();
-    let mut tokens = 0usize;
-    let mut window: Vec<Record> = Vec::new();
-    let mut last = Record::new();
-    let mut last_eval = None;
-    let mut interrupted = false;
-    while state.step < end {
-        if options.stop.load(Ordering::SeqCst) {
-            interrupted = true;
-            break;
+    let stepped = step_loop(
+        state,
+        train,
+        held,
+        &peers,
+        &mut logging,
+        observer,
+        options,
+        end,
+    );
+    let (state, tokens, interrupted) = match stepped {
+        Ok(done) => done,
+        Err(e @ TrainError::NonFinite { .. }) => {
+            peers.stop::<B>(false)?;
+            return Err(e);
         }
-        let (next, record, step_tokens) = match state.train_step(train, &peers) {
-            Ok(stepped) => stepped,
-            Err(e @ TrainError::NonFinite { .. }) => {
-                peers.stop::<B>(false)?;
-                return Err(e);
-            }
-            Err(e) => return Err(e),
-        };
-        state = next;
-        tokens += step_tokens;
-        window.push(record);
-        let step = state.step;
-        observer.stepped(step);
-        if step.is_multiple_of(t.log_every) || step == end {
-            last = log_window(&mut window, step, &mut log, observer)?;
-        }
-        if let (Some(source), Some(cursor)) = (eval.as_deref_mut(), eval_cursor.as_ref())
-            && t.eval_every > 0
-            && (step.is_multiple_of(t.eval_every) || step == end)
-        {
-            let record = evaluate(&state.model.valid(), source, cursor, config, step)?;
-            log.write(&record)?;
-            let typed = LoggedMetrics::from_record(&record, "eval_");
-            observer.evaluated(&typed);
-            last_eval = Some(typed);
-        }
-        if step.is_multiple_of(t.checkpoint_every) && step != end {
-            state.save(train)?;
-        }
-    }
+        Err(e) => return Err(e),
+    };
     observer.finished();
     peers.stop::<B>(true)?;
-    if !window.is_empty() {
-        last = mean(&window);
-        last.insert("step".into(), state.step as f64);
-        log.write(&last)?;
-    }
+    logging.flush(state.step)?;
     let checkpoint = state.save(train)?;
     let seconds = started.elapsed().as_secs_f64();
     Ok(Summary {
@@ -232,11 +213,114 @@ pub fn run_observed<B: AutodiffBackend>(
         final_step: state.step,
         seconds,
         tokens_per_sec: tokens as f64 / seconds.max(1e-9),
-        last: LoggedMetrics::from_record(&last, ""),
-        last_eval,
+        last: LoggedMetrics::from_record(&logging.last, ""),
+        last_eval: logging.last_eval,
         checkpoint,
         interrupted: interrupted || state.step < t.steps,
     })
+}
+
+/// The steps up to `end` (or a stop request): train, log, evaluate and checkpoint when due.
+/// Returns the state after the last step, the real tokens trained on and whether it stopped
+/// on request.
+#[allow(clippy::too_many_arguments)]
+fn step_loop<'a, B: AutodiffBackend>(
+    mut state: Loop<'a, B>,
+    train: &mut dyn BatchSource,
+    mut held: Option<Held<'_>>,
+    peers: &Peers,
+    logging: &mut Logging,
+    observer: &mut dyn TrainObserver,
+    options: &RunOptions,
+    end: u64,
+) -> Result<(Loop<'a, B>, usize, bool), TrainError> {
+    let t = &state.config.train;
+    let mut tokens = 0usize;
+    while state.step < end {
+        if options.stop.load(Ordering::SeqCst) {
+            return Ok((state, tokens, true));
+        }
+        let (next, record, step_tokens) = state.train_step(train, peers)?;
+        state = next;
+        tokens += step_tokens;
+        let step = state.step;
+        observer.stepped(step);
+        let log_due = step.is_multiple_of(t.log_every) || step == end;
+        logging.step(record, step, log_due, observer)?;
+        if let Some(held) = held.as_mut()
+            && t.eval_every > 0
+            && (step.is_multiple_of(t.eval_every) || step == end)
+        {
+            let record = evaluate(&state.model.valid(), held, state.config, step)?;
+            logging.evaluation(record, observer)?;
+        }
+        if step.is_multiple_of(t.checkpoint_every) && step != end {
+            state.save(train)?;
+        }
+    }
+    Ok((state, tokens, false))
+}
+
+/// The held-out batches and the cursor they start from at every evaluation.
+struct Held<'s> {
+    source: &'s mut dyn BatchSource,
+    start: serde_json::Value,
+}
+
+/// What the loop has logged: step records not yet averaged, the last logged record and the
+/// last evaluation.
+struct Logging {
+    log: MetricsLog,
+    window: Vec<Record>,
+    last: Record,
+    last_eval: Option<LoggedMetrics>,
+}
+
+impl Logging {
+    /// Adds one step's record; when `due`, writes the mean of the steps since the last log and
+    /// tells the observer.
+    fn step(
+        &mut self,
+        record: Record,
+        step: u64,
+        due: bool,
+        observer: &mut dyn TrainObserver,
+    ) -> Result<(), TrainError> {
+        self.window.push(record);
+        if due {
+            self.write_window(step)?;
+            observer.logged(&LoggedMetrics::from_record(&self.last, ""));
+        }
+        Ok(())
+    }
+
+    /// Writes an evaluation record and tells the observer.
+    fn evaluation(
+        &mut self,
+        record: Record,
+        observer: &mut dyn TrainObserver,
+    ) -> Result<(), TrainError> {
+        self.log.write(&record)?;
+        let typed = LoggedMetrics::from_record(&record, "eval_");
+        observer.evaluated(&typed);
+        self.last_eval = Some(typed);
+        Ok(())
+    }
+
+    /// Writes the steps not logged yet (a run stopped between two logs).
+    fn flush(&mut self, step: u64) -> Result<(), TrainError> {
+        if self.window.is_empty() {
+            return Ok(());
+        }
+        self.write_window(step)
+    }
+
+    fn write_window(&mut self, step: u64) -> Result<(), TrainError> {
+        self.last = mean(&self.window);
+        self.window.clear();
+        self.last.insert("step".into(), step as f64);
+        self.log.write(&self.last)
+    }
 }
 
 /// Checks the config and the devices; the first device (the one that evaluates and saves).
@@ -321,22 +405,6 @@ fn init_or_resume<'a, B: AutodiffBackend>(
         optimizer,
         step,
     })
-}
-
-/// Averages the window of step records into one logged record, writes it and tells the
-/// observer; the window is emptied.
-fn log_window(
-    window: &mut Vec<Record>,
-    step: u64,
-    log: &mut MetricsLog,
-    observer: &mut dyn TrainObserver,
-) -> Result<Record, TrainError> {
-    let mut last = mean(window);
-    window.clear();
-    last.insert("step".into(), step as f64);
-    log.write(&last)?;
-    observer.logged(&LoggedMetrics::from_record(&last, ""));
-    Ok(last)
 }
 
 impl<B: AutodiffBackend> Loop<'_, B> {
@@ -439,16 +507,15 @@ fn save<B: AutodiffBackend>(
 /// same at every evaluation, so the numbers are comparable across steps.
 fn evaluate<B: Backend>(
     model: &ElectraPretrainingModel<B>,
-    source: &mut dyn BatchSource,
-    start: &serde_json::Value,
+    held: &mut Held<'_>,
     config: &RunConfig,
     step: u64,
 ) -> Result<Record, TrainError> {
-    source.seek(start)?;
+    held.source.seek(&held.start)?;
     let micro_batch = config.train.batch_size / config.train.grad_accum_steps;
     let mut records = Vec::new();
     for i in 0..config.train.eval_batches {
-        let batch = source.next_batch(micro_batch)?;
+        let batch = held.source.next_batch(micro_batch)?;
         let out = model.step(&batch, EVAL_STEP_BASE + i as u64)?;
         records.push(objective_record(&StepMetrics::compute(&out), "eval_"));
     }

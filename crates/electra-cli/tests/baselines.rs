@@ -3,7 +3,6 @@
 //! `ElectraForMaskedLM`, and `electra finetune` accepts both the run directory and that export.
 
 use std::path::Path;
-use std::process::Output;
 
 mod common;
 use common::{TINY_MODEL, electra_ok as electra};

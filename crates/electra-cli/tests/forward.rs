@@ -2,7 +2,6 @@
 //! input gets an error naming what is wrong.
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
 mod common;
 use common::electra;

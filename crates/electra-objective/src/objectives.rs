@@ -87,6 +87,20 @@ pub(crate) struct GeneratorPass<B: Backend> {
 }
 
 impl<B: Backend> GeneratorPass<B> {
+    /// The output of an objective that trains the discriminator-sized model on `target`
+    /// (`replace-mlm`, `all-tokens-mlm`): `loss = gen_weight·mlm_loss + target`.
+    fn with_target(
+        self,
+        target: Tensor<B, 1>,
+        gen_weight: f64,
+        masked: &MaskedBatch,
+    ) -> ObjectiveOutput<B> {
+        let loss = self.mlm_loss.clone().mul_scalar(gen_weight) + target.clone();
+        let mut out = self.output(loss, masked);
+        out.target_loss = Some(target);
+        out
+    }
+
     /// The output with `loss` and the generator's fields; the objective fills in the rest.
     fn output(self, loss: Tensor<B, 1>, masked: &MaskedBatch) -> ObjectiveOutput<B> {
         ObjectiveOutput {
@@ -277,10 +291,7 @@ impl<B: Backend> ElectraPretrainingModel<B> {
         let pass = self.generator_pass(batch, masked, &t, replacements)?;
         let logits = self.slot_logits(head, pass.hidden.clone(), t.positions);
         let target = masked_lm_loss(logits, t.targets, t.slot_weights);
-        let loss = pass.mlm_loss.clone().mul_scalar(self.objective.gen_weight) + target.clone();
-        let mut out = pass.output(loss, masked);
-        out.target_loss = Some(target);
-        Ok(out)
+        Ok(pass.with_target(target, self.objective.gen_weight, masked))
     }
 
     /// All-Tokens MLM (§3.5): predict every non-pad token through the copy gate.
@@ -311,9 +322,7 @@ impl<B: Backend> ElectraPretrainingModel<B> {
             float_tensor::<B>(&is_copy, b, s, &device).reshape([b * s]),
             float_tensor::<B>(&t.non_pad, b, s, &device).reshape([b * s]),
         );
-        let loss = pass.mlm_loss.clone().mul_scalar(self.objective.gen_weight) + target.clone();
-        let mut out = pass.output(loss, masked);
-        out.target_loss = Some(target);
+        let mut out = pass.with_target(target, self.objective.gen_weight, masked);
         out.discriminator_logits = Some(copy_logits);
         Ok(out)
     }

@@ -16,6 +16,7 @@ use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use electra_eval::finetune::FinetuneConfig;
+use electra_eval::metrics::median;
 use electra_eval::model::{ElectraForSequenceClassification, classification_loss};
 use electra_model::{ElectraConfig, ElectraModel, InputTensors, additive_attention_mask};
 use electra_objective::masking::max_predictions;
@@ -188,17 +189,6 @@ pub struct Report {
     pub last_loss: Option<f64>,
     /// Parameters of the measured model.
     pub parameters: usize,
-}
-
-/// The median of `values` (mean of the middle two for an even count); 0 for none.
-pub fn median(values: &[f64]) -> f64 {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => v[n / 2],
-        n => 0.5 * (v[n / 2 - 1] + v[n / 2]),
-    }
 }
 
 /// Peak resident set size of this process in MiB, from `/proc/self/status` (`VmHWM`); `None`
@@ -399,13 +389,6 @@ mod tests {
         // Row 1, token 1: 1000 + (9·7919 mod 29522) = 1000 + 12227.
         assert_eq!(b.input_ids[9], 1000 + (9 * 7919) % 29522);
         assert_eq!(b.real_tokens(2), 8);
-    }
-
-    #[test]
-    fn median_of_odd_and_even_counts() {
-        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
-        assert_eq!(median(&[]), 0.0);
     }
 
     #[test]

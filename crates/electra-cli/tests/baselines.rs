@@ -3,24 +3,15 @@
 //! `ElectraForMaskedLM`, and `electra finetune` accepts both the run directory and that export.
 
 use std::path::Path;
-use std::process::{Command, Output};
+
+mod common;
+use common::{TINY_MODEL, electra_ok as electra};
 
 use serde_json::Value;
 
 /// A shrunken demo run (as in `pretrain.rs`), no evaluation.
+/// With [`TINY_MODEL`] before it: a shrunken demo run.
 const SMALL: &[&str] = &[
-    "--set",
-    "model.embedding_size=16",
-    "--set",
-    "model.hidden_size=32",
-    "--set",
-    "model.num_hidden_layers=1",
-    "--set",
-    "model.num_attention_heads=2",
-    "--set",
-    "model.intermediate_size=64",
-    "--set",
-    "objective.generator_hidden_multiplier=0.5",
     "--set",
     "train.batch_size=4",
     "--set",
@@ -34,19 +25,6 @@ const SMALL: &[&str] = &[
     "--set",
     "data.shuffle_buffer=16",
 ];
-
-fn electra(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_electra"))
-        .args(args)
-        .output()
-        .expect("run electra");
-    assert!(
-        out.status.success(),
-        "electra {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
 
 /// A tiny RTE folder (train only: validation is carved from it).
 fn write_rte(glue: &Path) {
@@ -105,6 +83,7 @@ fn baseline_runs_export_and_fine_tune(objective: &str, has_generator: bool) {
         "--set",
         &set_objective,
     ];
+    args.extend_from_slice(&TINY_MODEL);
     args.extend_from_slice(SMALL);
     electra(&args);
 

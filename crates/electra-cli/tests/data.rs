@@ -3,12 +3,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-fn electra(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_electra"))
-        .args(args)
-        .output()
-        .expect("run electra")
-}
+mod common;
+use common::electra;
 
 fn ok(out: &Output) -> String {
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
@@ -121,23 +117,35 @@ fn train_tokenizer_then_build_from_files() {
         "{vocab}"
     );
 
+    let build = |out: &Path, shards: &str| {
+        let vocab = tok.join("vocab.txt");
+        electra(&[
+            "data",
+            "build",
+            "--input",
+            s(&corpus),
+            "--tokenizer",
+            s(&vocab),
+            "--out",
+            s(out),
+            "--shards",
+            shards,
+            "--max-seq-len",
+            "32",
+        ])
+    };
     let shards = tmp.path().join("shards");
-    let text = ok(&electra(&[
-        "data",
-        "build",
-        "--input",
-        s(&corpus),
-        "--tokenizer",
-        s(&tok.join("vocab.txt")),
-        "--out",
-        s(&shards),
-        "--shards",
-        "1",
-        "--max-seq-len",
-        "32",
-    ]));
+    let text = ok(&build(&shards, "1"));
     assert!(text.contains("20 documents"), "{text}");
     ok(&electra(&["data", "inspect", s(&shards)]));
+    // Fewer files than shards: a one-line warning says how many shards stay empty.
+    let two = build(&tmp.path().join("two"), "2");
+    ok(&two);
+    let warning = String::from_utf8_lossy(&two.stderr);
+    assert!(
+        warning.contains("1 input file(s) for 2 shards: each file goes whole into one shard, so 1 shard(s) will be empty"),
+        "{warning}"
+    );
 
     // Missing tokenizer and empty input are clear errors.
     let bad = electra(&["data", "build", "--input", s(&corpus), "--out", s(&shards)]);

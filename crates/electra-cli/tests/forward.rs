@@ -2,7 +2,9 @@
 //! input gets an error naming what is wrong.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+
+mod common;
+use common::electra;
 
 use serde_json::Value;
 
@@ -11,13 +13,6 @@ const TOLERANCE: f64 = 1e-5;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../electra-model/tests/fixtures/hf-tiny")
-}
-
-fn electra(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_electra"))
-        .args(args)
-        .output()
-        .expect("run electra")
 }
 
 fn read_json(path: &Path) -> Value {

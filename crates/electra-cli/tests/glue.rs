@@ -3,20 +3,16 @@
 //! test-server prediction files, scoring, and the errors for unknown tasks and missing folders.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
+
+mod common;
+use common::electra;
 
 use serde_json::Value;
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../electra-model/tests/fixtures/hf-tiny/discriminator")
-}
-
-fn electra(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_electra"))
-        .args(args)
-        .output()
-        .expect("run electra")
 }
 
 fn stderr(o: &Output) -> String {

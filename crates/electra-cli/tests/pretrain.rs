@@ -5,19 +5,11 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+mod common;
+use common::{TINY_MODEL, electra_ok as electra};
+
+/// With [`TINY_MODEL`] before it: a shrunken demo run.
 const SMALL: &[&str] = &[
-    "--set",
-    "model.embedding_size=16",
-    "--set",
-    "model.hidden_size=32",
-    "--set",
-    "model.num_hidden_layers=1",
-    "--set",
-    "model.num_attention_heads=2",
-    "--set",
-    "model.intermediate_size=64",
-    "--set",
-    "objective.generator_hidden_multiplier=0.5",
     "--set",
     "train.batch_size=4",
     "--set",
@@ -38,19 +30,6 @@ const SMALL: &[&str] = &[
     "data.shuffle_buffer=16",
 ];
 
-fn electra(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_electra"))
-        .args(args)
-        .output()
-        .expect("run electra");
-    assert!(
-        out.status.success(),
-        "electra {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
 fn pretrain(out: &Path, extra: &[&str]) -> Output {
     let mut args = vec![
         "pretrain",
@@ -59,6 +38,7 @@ fn pretrain(out: &Path, extra: &[&str]) -> Output {
         "--out",
         out.to_str().expect("utf8"),
     ];
+    args.extend_from_slice(&TINY_MODEL);
     args.extend_from_slice(SMALL);
     args.extend_from_slice(extra);
     electra(&args)
@@ -208,6 +188,7 @@ fn a_damaged_newest_checkpoint_falls_back_and_exports_are_not_replaced_silently(
         "--out",
         run_s,
     ];
+    args.extend_from_slice(&TINY_MODEL);
     args.extend_from_slice(SMALL);
     args.extend_from_slice(&["--set", "train.keep_checkpoints=2"]);
     electra(&args);
@@ -278,6 +259,7 @@ fn ctrl_c_and_sigterm_stop_after_the_step_and_write_a_checkpoint() {
             "--out",
             run.to_str().expect("utf8"),
         ];
+        args.extend_from_slice(&TINY_MODEL);
         args.extend_from_slice(SMALL);
         let child = Command::new(env!("CARGO_BIN_EXE_electra"))
             .args(&args)

@@ -100,7 +100,9 @@ impl BuildConfig {
     }
 }
 
-/// SplitMix64: derives independent seeds from (seed, index).
+/// SplitMix64: derives independent seeds from (seed, index). The workspace's mixer is
+/// `electra_model::seed::mix`; electra-data depends on no other crate of ours, so its one
+/// use keeps this copy of the finaliser (bit-identical; the pipeline tests pin the shards).
 pub(crate) fn mix_seed(seed: u64, index: u64) -> u64 {
     let mut z = seed ^ index.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

@@ -7,7 +7,9 @@
 //! `[CLS]` state with the reference optimizer, schedule and layer-wise learning-rate decay
 //! ([`model`], [`finetune`]), computes each task's official metrics and the GLUE averages
 //! ([`metrics`]), and writes result tables over several seeds and GLUE test-server prediction
-//! files ([`report`]).
+//! files ([`report`]). [`glue`] runs all of it over tasks and seeds and returns the report;
+//! every per-task fact (folders, files, columns, labels, metrics, recipe, submission files,
+//! extra evaluation splits) is one [`task::TaskSpec`] entry.
 //!
 //! The optimizer (`ElectraAdam`), the learning-rate schedule and the layer-wise multipliers
 //! come from `electra-train`; the encoder and the Hugging Face loaders from `electra-model`;
@@ -17,6 +19,7 @@ pub mod data;
 pub mod error;
 pub mod features;
 pub mod finetune;
+pub mod glue;
 pub mod metrics;
 pub mod model;
 pub mod pretrained;
@@ -27,4 +30,4 @@ pub mod task;
 mod fuzzed_readers;
 
 pub use error::EvalError;
-pub use task::{Metric, Split, Task};
+pub use task::{Metric, Split, Task, TaskSpec};

@@ -263,20 +263,27 @@ fn average_over(
     })
 }
 
+/// The median of `values` (mean of the middle two for an even count); 0 for none. The
+/// workspace's one median (GLUE seed summaries, the benchmarks' step times); `xtask`, which
+/// depends on no crate of ours, keeps its own.
+pub fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
+}
+
 /// Median (mean of the middle two for an even count), mean and sample standard deviation
-/// (n − 1; 0 for a single value).
+/// (n − 1; 0 for a single value); NaN for none.
 pub fn summary(values: &[f64]) -> (f64, f64, f64) {
     if values.is_empty() {
         return (f64::NAN, f64::NAN, f64::NAN);
     }
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let n = sorted.len();
-    let median = if n % 2 == 1 {
-        sorted[n / 2]
-    } else {
-        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
-    };
+    let n = values.len();
+    let median = median(values);
     let mean = values.iter().sum::<f64>() / n as f64;
     let std = if n > 1 {
         (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt()

@@ -99,6 +99,300 @@ impl Metric {
     }
 }
 
+/// Where a split's rows are and how they are laid out: labelled training rows, labelled
+/// validation rows (`dev`, MNLI's `dev_matched` and `dev_mismatched`) and unlabelled test rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layouts {
+    /// `train.tsv`.
+    pub train: Layout,
+    /// The dev files.
+    pub dev: Layout,
+    /// The test files.
+    pub test: Layout,
+}
+
+/// A validation split evaluated besides the task's dev file, with the prefix of its score
+/// names (MNLI mismatched: `mismatched_accuracy`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExtraEvaluation {
+    /// The split.
+    pub split: Split,
+    /// Prefix of its score names in the report.
+    pub prefix: &'static str,
+}
+
+/// A test-server prediction file written from a task's best model: the file of `split` of
+/// `task` (the task itself, or AX for MNLI) is predicted and written as `name`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Submission {
+    /// Whose test file is predicted.
+    pub task: Task,
+    /// Which of its files.
+    pub split: Split,
+    /// The prediction file's name.
+    pub name: &'static str,
+}
+
+/// Everything that describes one GLUE task, as data. Adding a task is a [`Task`] variant and
+/// its entry in [`Task::spec`]; the loaders, the fine-tuning run ([`crate::glue`]), the
+/// metrics and the prediction files read it from here.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TaskSpec {
+    /// The GLUE name (`CoLA`, `SST-2`, ...), also the `glue_data` folder name.
+    pub name: &'static str,
+    /// Folder names that may hold the task: the `glue_data` name first, then the reference
+    /// code's lower-case names.
+    pub folders: &'static [&'static str],
+    /// The file of each split the task has, relative to its folder.
+    pub files: &'static [(Split, &'static str)],
+    /// Column layouts.
+    pub layouts: Layouts,
+    /// Class labels as the files write them, in class-index order; empty for regression.
+    pub labels: &'static [&'static str],
+    /// Whether the examples are sentence pairs.
+    pub pair: bool,
+    /// The official GLUE metrics (the leaderboard averages them into the task's score).
+    pub metrics: &'static [Metric],
+    /// The metric the paper reports (and averages into its GLUE score).
+    pub paper_metric: Metric,
+    /// Fine-tuning epochs of the paper's recipe.
+    pub epochs: usize,
+    /// Train on the training set doubled with A/B swapped (`double_unordered`, spec 5.1).
+    pub symmetric: bool,
+    /// Whether the official files are known to hold malformed rows (skipped and counted).
+    pub skips_malformed_rows: bool,
+    /// Whether the task has training data (AX is predicted with the MNLI model).
+    pub trainable: bool,
+    /// Validation splits scored besides the dev file.
+    pub extra_evaluations: &'static [ExtraEvaluation],
+    /// Test-server files written from the task's best model.
+    pub submissions: &'static [Submission],
+}
+
+/// `[header]`, `columns` fields: id, text A, text B and label columns (0-based).
+const fn layout(
+    header: bool,
+    columns: usize,
+    id: Option<usize>,
+    text_a: usize,
+    text_b: Option<usize>,
+    label: Option<usize>,
+) -> Layout {
+    Layout {
+        header,
+        columns,
+        id,
+        text_a,
+        text_b,
+        label,
+    }
+}
+
+/// A sentence-pair layout with a header.
+const fn pair(
+    columns: usize,
+    id: Option<usize>,
+    a: usize,
+    b: usize,
+    label: Option<usize>,
+) -> Layout {
+    layout(true, columns, id, a, Some(b), label)
+}
+
+const STANDARD_FILES: &[(Split, &str)] = &[
+    (Split::Train, "train.tsv"),
+    (Split::Dev, "dev.tsv"),
+    (Split::Test, "test.tsv"),
+];
+const BINARY: &[&str] = &["0", "1"];
+const NLI: &[&str] = &["contradiction", "entailment", "neutral"];
+const ENTAILMENT: &[&str] = &["entailment", "not_entailment"];
+const ACCURACY: &[Metric] = &[Metric::Accuracy];
+
+/// The fields most tasks share; each entry overrides what differs.
+const BASE: TaskSpec = TaskSpec {
+    name: "",
+    folders: &[],
+    files: STANDARD_FILES,
+    layouts: Layouts {
+        train: pair(4, Some(0), 1, 2, Some(3)),
+        dev: pair(4, Some(0), 1, 2, Some(3)),
+        test: pair(3, Some(0), 1, 2, None),
+    },
+    labels: BINARY,
+    pair: true,
+    metrics: ACCURACY,
+    paper_metric: Metric::Accuracy,
+    epochs: 3,
+    symmetric: false,
+    skips_malformed_rows: false,
+    trainable: true,
+    extra_evaluations: &[],
+    submissions: &[],
+};
+
+const fn submission(task: Task, name: &'static str) -> [Submission; 1] {
+    [Submission {
+        task,
+        split: Split::Test,
+        name,
+    }]
+}
+
+const COLA: TaskSpec = TaskSpec {
+    name: "CoLA",
+    folders: &["CoLA", "cola"],
+    layouts: Layouts {
+        train: layout(false, 4, None, 3, None, Some(1)),
+        dev: layout(false, 4, None, 3, None, Some(1)),
+        test: layout(true, 2, Some(0), 1, None, None),
+    },
+    pair: false,
+    metrics: &[Metric::Mcc],
+    paper_metric: Metric::Mcc,
+    submissions: &submission(Task::Cola, "CoLA.tsv"),
+    ..BASE
+};
+
+const SST2: TaskSpec = TaskSpec {
+    name: "SST-2",
+    folders: &["SST-2", "sst", "sst-2", "sst2"],
+    layouts: Layouts {
+        train: layout(true, 2, None, 0, None, Some(1)),
+        dev: layout(true, 2, None, 0, None, Some(1)),
+        test: layout(true, 2, Some(0), 1, None, None),
+    },
+    pair: false,
+    submissions: &submission(Task::Sst2, "SST-2.tsv"),
+    ..BASE
+};
+
+const MRPC: TaskSpec = TaskSpec {
+    name: "MRPC",
+    folders: &["MRPC", "mrpc"],
+    layouts: Layouts {
+        train: pair(5, None, 3, 4, Some(0)),
+        dev: pair(5, None, 3, 4, Some(0)),
+        test: pair(5, Some(0), 3, 4, None),
+    },
+    metrics: &[Metric::F1, Metric::Accuracy],
+    symmetric: true,
+    submissions: &submission(Task::Mrpc, "MRPC.tsv"),
+    ..BASE
+};
+
+const STSB: TaskSpec = TaskSpec {
+    name: "STS-B",
+    folders: &["STS-B", "sts", "sts-b", "stsb"],
+    layouts: Layouts {
+        train: pair(10, Some(0), 7, 8, Some(9)),
+        dev: pair(10, Some(0), 7, 8, Some(9)),
+        test: pair(9, Some(0), 7, 8, None),
+    },
+    labels: &[],
+    metrics: &[Metric::Pearson, Metric::Spearman],
+    paper_metric: Metric::Spearman,
+    epochs: 10,
+    symmetric: true,
+    submissions: &submission(Task::Stsb, "STS-B.tsv"),
+    ..BASE
+};
+
+const QQP: TaskSpec = TaskSpec {
+    name: "QQP",
+    folders: &["QQP", "qqp"],
+    layouts: Layouts {
+        train: pair(6, Some(0), 3, 4, Some(5)),
+        dev: pair(6, Some(0), 3, 4, Some(5)),
+        test: pair(3, Some(0), 1, 2, None),
+    },
+    metrics: &[Metric::F1, Metric::Accuracy],
+    skips_malformed_rows: true,
+    submissions: &submission(Task::Qqp, "QQP.tsv"),
+    ..BASE
+};
+
+const MNLI: TaskSpec = TaskSpec {
+    name: "MNLI",
+    folders: &["MNLI", "mnli"],
+    files: &[
+        (Split::Train, "train.tsv"),
+        (Split::Dev, "dev_matched.tsv"),
+        (Split::DevMismatched, "dev_mismatched.tsv"),
+        (Split::Test, "test_matched.tsv"),
+        (Split::TestMismatched, "test_mismatched.tsv"),
+    ],
+    layouts: Layouts {
+        train: pair(12, Some(0), 8, 9, Some(11)),
+        dev: pair(16, Some(0), 8, 9, Some(15)),
+        test: pair(10, Some(0), 8, 9, None),
+    },
+    labels: NLI,
+    skips_malformed_rows: true,
+    extra_evaluations: &[ExtraEvaluation {
+        split: Split::DevMismatched,
+        prefix: "mismatched_",
+    }],
+    submissions: &[
+        Submission {
+            task: Task::Mnli,
+            split: Split::Test,
+            name: "MNLI-m.tsv",
+        },
+        Submission {
+            task: Task::Mnli,
+            split: Split::TestMismatched,
+            name: "MNLI-mm.tsv",
+        },
+        Submission {
+            task: Task::Ax,
+            split: Split::Test,
+            name: "AX.tsv",
+        },
+    ],
+    ..BASE
+};
+
+const QNLI: TaskSpec = TaskSpec {
+    name: "QNLI",
+    folders: &["QNLI", "qnli"],
+    labels: ENTAILMENT,
+    submissions: &submission(Task::Qnli, "QNLI.tsv"),
+    ..BASE
+};
+
+const RTE: TaskSpec = TaskSpec {
+    name: "RTE",
+    folders: &["RTE", "rte"],
+    labels: ENTAILMENT,
+    epochs: 10,
+    submissions: &submission(Task::Rte, "RTE.tsv"),
+    ..BASE
+};
+
+const WNLI: TaskSpec = TaskSpec {
+    name: "WNLI",
+    folders: &["WNLI", "wnli"],
+    submissions: &submission(Task::Wnli, "WNLI.tsv"),
+    ..BASE
+};
+
+const AX: TaskSpec = TaskSpec {
+    name: "AX",
+    folders: &["diagnostic", "AX", "ax"],
+    files: &[(Split::Test, "diagnostic.tsv")],
+    layouts: Layouts {
+        train: pair(3, Some(0), 1, 2, None),
+        dev: pair(3, Some(0), 1, 2, None),
+        test: pair(3, Some(0), 1, 2, None),
+    },
+    labels: NLI,
+    metrics: &[Metric::Mcc],
+    paper_metric: Metric::Mcc,
+    trainable: false,
+    ..BASE
+};
+
 impl Task {
     /// Every task, in the paper's table order, then WNLI and AX.
     pub const ALL: [Task; 10] = [
@@ -114,20 +408,25 @@ impl Task {
         Self::Ax,
     ];
 
+    /// The task's description: the one table of per-task facts.
+    pub fn spec(self) -> &'static TaskSpec {
+        match self {
+            Self::Cola => &COLA,
+            Self::Sst2 => &SST2,
+            Self::Mrpc => &MRPC,
+            Self::Stsb => &STSB,
+            Self::Qqp => &QQP,
+            Self::Mnli => &MNLI,
+            Self::Qnli => &QNLI,
+            Self::Rte => &RTE,
+            Self::Wnli => &WNLI,
+            Self::Ax => &AX,
+        }
+    }
+
     /// The GLUE name (`CoLA`, `SST-2`, ...), also the `glue_data` folder name.
     pub fn name(self) -> &'static str {
-        match self {
-            Self::Cola => "CoLA",
-            Self::Sst2 => "SST-2",
-            Self::Mrpc => "MRPC",
-            Self::Stsb => "STS-B",
-            Self::Qqp => "QQP",
-            Self::Mnli => "MNLI",
-            Self::Qnli => "QNLI",
-            Self::Rte => "RTE",
-            Self::Wnli => "WNLI",
-            Self::Ax => "AX",
-        }
+        self.spec().name
     }
 
     /// All accepted names, for error messages.
@@ -138,39 +437,23 @@ impl Task {
     /// Folder names under the GLUE directory that may hold the task: the `glue_data` name and
     /// the reference code's lower-case name.
     pub fn folders(self) -> &'static [&'static str] {
-        match self {
-            Self::Cola => &["CoLA", "cola"],
-            Self::Sst2 => &["SST-2", "sst", "sst-2", "sst2"],
-            Self::Mrpc => &["MRPC", "mrpc"],
-            Self::Stsb => &["STS-B", "sts", "sts-b", "stsb"],
-            Self::Qqp => &["QQP", "qqp"],
-            Self::Mnli => &["MNLI", "mnli"],
-            Self::Qnli => &["QNLI", "qnli"],
-            Self::Rte => &["RTE", "rte"],
-            Self::Wnli => &["WNLI", "wnli"],
-            Self::Ax => &["diagnostic", "AX", "ax"],
-        }
+        self.spec().folders
     }
 
-    /// Whether the task is a regression (STS-B).
+    /// Whether the task is a regression (STS-B: no class labels).
     pub fn is_regression(self) -> bool {
-        self == Self::Stsb
+        self.spec().labels.is_empty()
     }
 
     /// Whether the examples are sentence pairs.
     pub fn is_pair(self) -> bool {
-        !matches!(self, Self::Cola | Self::Sst2)
+        self.spec().pair
     }
 
     /// Class labels as the files write them, in class-index order (the reference's order);
     /// empty for STS-B.
     pub fn labels(self) -> &'static [&'static str] {
-        match self {
-            Self::Stsb => &[],
-            Self::Mnli | Self::Ax => &["contradiction", "entailment", "neutral"],
-            Self::Qnli | Self::Rte => &["entailment", "not_entailment"],
-            _ => &["0", "1"],
-        }
+        self.spec().labels
     }
 
     /// Outputs of the classifier: number of classes, or 1 for regression.
@@ -184,133 +467,48 @@ impl Task {
 
     /// The official GLUE metrics (the leaderboard averages them into the task's score).
     pub fn metrics(self) -> &'static [Metric] {
-        match self {
-            Self::Cola | Self::Ax => &[Metric::Mcc],
-            Self::Mrpc | Self::Qqp => &[Metric::F1, Metric::Accuracy],
-            Self::Stsb => &[Metric::Pearson, Metric::Spearman],
-            _ => &[Metric::Accuracy],
-        }
+        self.spec().metrics
     }
 
     /// The metric the paper reports (and averages into its GLUE score): MCC for CoLA,
     /// Spearman for STS-B, accuracy elsewhere.
     pub fn paper_metric(self) -> Metric {
-        match self {
-            Self::Cola | Self::Ax => Metric::Mcc,
-            Self::Stsb => Metric::Spearman,
-            _ => Metric::Accuracy,
-        }
+        self.spec().paper_metric
     }
 
     /// The reference trains this task on its training set doubled with A/B swapped
     /// (`double_unordered`, spec 5.1): MRPC and STS-B.
     pub fn symmetric(self) -> bool {
-        matches!(self, Self::Mrpc | Self::Stsb)
+        self.spec().symmetric
     }
 
     /// Fine-tuning epochs of the paper's recipe: 10 for RTE and STS-B, 3 otherwise.
     pub fn epochs(self) -> usize {
-        match self {
-            Self::Rte | Self::Stsb => 10,
-            _ => 3,
-        }
+        self.spec().epochs
     }
 
     /// Whether the official files are known to hold malformed rows, which are then skipped and
     /// counted instead of failing the load (QQP and MNLI, as the reference's reader does).
     pub fn skips_malformed_rows(self) -> bool {
-        matches!(self, Self::Qqp | Self::Mnli)
+        self.spec().skips_malformed_rows
     }
 
     /// The file of `split`, relative to the task folder; `None` if the task has no such split.
     pub fn file_name(self, split: Split) -> Option<&'static str> {
-        match (self, split) {
-            (Self::Ax, Split::Test) => Some("diagnostic.tsv"),
-            (Self::Ax, _) => None,
-            (Self::Mnli, Split::Train) => Some("train.tsv"),
-            (Self::Mnli, Split::Dev) => Some("dev_matched.tsv"),
-            (Self::Mnli, Split::DevMismatched) => Some("dev_mismatched.tsv"),
-            (Self::Mnli, Split::Test) => Some("test_matched.tsv"),
-            (Self::Mnli, Split::TestMismatched) => Some("test_mismatched.tsv"),
-            (_, Split::DevMismatched | Split::TestMismatched) => None,
-            (_, Split::Train) => Some("train.tsv"),
-            (_, Split::Dev) => Some("dev.tsv"),
-            (_, Split::Test) => Some("test.tsv"),
-        }
+        self.spec()
+            .files
+            .iter()
+            .find(|(s, _)| *s == split)
+            .map(|&(_, name)| name)
     }
 
     /// The column layout of `split` in the `glue_data` files (spec 6.2).
     pub fn layout(self, split: Split) -> Layout {
-        let labelled = split.is_labelled();
-        let pair = |columns: usize, id, a, b, label| Layout {
-            header: true,
-            columns,
-            id,
-            text_a: a,
-            text_b: Some(b),
-            label: if labelled { label } else { None },
-        };
-        match (self, labelled) {
-            (Self::Cola, true) => Layout {
-                header: false,
-                columns: 4,
-                id: None,
-                text_a: 3,
-                text_b: None,
-                label: Some(1),
-            },
-            (Self::Cola | Self::Sst2, false) => Layout {
-                header: true,
-                columns: 2,
-                id: Some(0),
-                text_a: 1,
-                text_b: None,
-                label: None,
-            },
-            (Self::Sst2, true) => Layout {
-                header: true,
-                columns: 2,
-                id: None,
-                text_a: 0,
-                text_b: None,
-                label: Some(1),
-            },
-            (Self::Mrpc, true) => pair(5, None, 3, 4, Some(0)),
-            (Self::Mrpc, false) => pair(5, Some(0), 3, 4, None),
-            (Self::Stsb, true) => pair(10, Some(0), 7, 8, Some(9)),
-            (Self::Stsb, false) => pair(9, Some(0), 7, 8, None),
-            (Self::Qqp, true) => pair(6, Some(0), 3, 4, Some(5)),
-            (Self::Qqp, false) => pair(3, Some(0), 1, 2, None),
-            (Self::Mnli, _) => {
-                let columns = match split {
-                    Split::Train => 12,
-                    Split::Dev | Split::DevMismatched => 16,
-                    Split::Test | Split::TestMismatched => 10,
-                };
-                pair(columns, Some(0), 8, 9, Some(columns - 1))
-            }
-            (Self::Ax, _) => pair(3, Some(0), 1, 2, None),
-            (Self::Qnli | Self::Rte | Self::Wnli, true) => pair(4, Some(0), 1, 2, Some(3)),
-            (Self::Qnli | Self::Rte | Self::Wnli, false) => pair(3, Some(0), 1, 2, None),
-        }
-    }
-
-    /// The test-server prediction file names for this task's test splits (spec 6.2).
-    pub fn submission_files(self) -> &'static [(Split, &'static str)] {
-        match self {
-            Self::Cola => &[(Split::Test, "CoLA.tsv")],
-            Self::Sst2 => &[(Split::Test, "SST-2.tsv")],
-            Self::Mrpc => &[(Split::Test, "MRPC.tsv")],
-            Self::Stsb => &[(Split::Test, "STS-B.tsv")],
-            Self::Qqp => &[(Split::Test, "QQP.tsv")],
-            Self::Mnli => &[
-                (Split::Test, "MNLI-m.tsv"),
-                (Split::TestMismatched, "MNLI-mm.tsv"),
-            ],
-            Self::Qnli => &[(Split::Test, "QNLI.tsv")],
-            Self::Rte => &[(Split::Test, "RTE.tsv")],
-            Self::Wnli => &[(Split::Test, "WNLI.tsv")],
-            Self::Ax => &[(Split::Test, "AX.tsv")],
+        let layouts = &self.spec().layouts;
+        match split {
+            Split::Train => layouts.train,
+            Split::Dev | Split::DevMismatched => layouts.dev,
+            Split::Test | Split::TestMismatched => layouts.test,
         }
     }
 
@@ -411,6 +609,59 @@ mod tests {
         assert_eq!(Task::Mnli.layout(Split::Dev).label, Some(15));
         assert_eq!(Task::Mnli.layout(Split::Train).label, Some(11));
         assert_eq!(Task::Stsb.layout(Split::Test).label, None);
+    }
+
+    #[test]
+    fn the_spec_table_gives_the_glue_data_files_and_submissions() {
+        assert_eq!(Task::Mnli.file_name(Split::Dev), Some("dev_matched.tsv"));
+        assert_eq!(
+            Task::Mnli.file_name(Split::TestMismatched),
+            Some("test_mismatched.tsv")
+        );
+        assert_eq!(Task::Ax.file_name(Split::Test), Some("diagnostic.tsv"));
+        assert_eq!(Task::Ax.file_name(Split::Train), None);
+        assert_eq!(Task::Rte.file_name(Split::DevMismatched), None);
+        assert!(!Task::Cola.layout(Split::Train).header);
+        assert_eq!(Task::Cola.layout(Split::Test).id, Some(0));
+        assert_eq!(Task::Qqp.layout(Split::Test).columns, 3);
+        assert_eq!(Task::Mnli.layout(Split::TestMismatched).columns, 10);
+        for task in Task::ALL {
+            let spec = task.spec();
+            assert_eq!(spec.name, task.name());
+            assert_eq!(
+                spec.folders[0],
+                if task == Task::Ax {
+                    "diagnostic"
+                } else {
+                    spec.name
+                }
+            );
+            if spec.trainable && task != Task::Mnli {
+                assert_eq!(spec.submissions.len(), 1, "{task}");
+                assert_eq!(spec.submissions[0].name, format!("{}.tsv", task.name()));
+            }
+        }
+        let mnli: Vec<_> = Task::Mnli
+            .spec()
+            .submissions
+            .iter()
+            .map(|s| (s.task, s.split, s.name))
+            .collect();
+        assert_eq!(
+            mnli,
+            [
+                (Task::Mnli, Split::Test, "MNLI-m.tsv"),
+                (Task::Mnli, Split::TestMismatched, "MNLI-mm.tsv"),
+                (Task::Ax, Split::Test, "AX.tsv"),
+            ]
+        );
+        assert_eq!(
+            Task::Mnli.spec().extra_evaluations[0].split,
+            Split::DevMismatched
+        );
+        assert!(!Task::Ax.spec().trainable);
+        assert!(Task::Stsb.is_regression() && !Task::Mrpc.is_regression());
+        assert!(Task::Qnli.is_pair() && !Task::Sst2.is_pair());
     }
 
     #[test]

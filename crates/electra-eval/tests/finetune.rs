@@ -38,16 +38,7 @@ fn tokenizer() -> Tokenizer {
 }
 
 fn tiny_config(vocab_size: usize) -> ElectraConfig {
-    ElectraConfig {
-        vocab_size,
-        embedding_size: 16,
-        hidden_size: 32,
-        num_hidden_layers: 2,
-        num_attention_heads: 2,
-        intermediate_size: 64,
-        max_position_embeddings: 32,
-        ..ElectraConfig::tiny()
-    }
+    ElectraConfig::micro(vocab_size)
 }
 
 /// Sentences of filler words with "great" (label 1) or "awful" (label 0) somewhere.
@@ -270,4 +261,126 @@ fn an_imported_hf_discriminator_is_fine_tuned_end_to_end() {
             .fold(0.0, f64::max);
         assert!(moved > 1e-5, "{path} did not move ({moved})");
     }
+}
+
+/// Counts what a GLUE run reports to its observer.
+#[derive(Default)]
+struct Heard {
+    skipped: Vec<Task>,
+    seeds: Vec<(Task, u64)>,
+}
+
+impl electra_eval::finetune::Progress for Heard {}
+
+impl electra_eval::glue::GlueObserver for Heard {
+    fn task_skipped(&mut self, task: Task, _note: &str) {
+        self.skipped.push(task);
+    }
+    fn seed_finished(&mut self, task: Task, result: &electra_eval::report::SeedResult) {
+        self.seeds.push((task, result.seed));
+    }
+}
+
+/// An MNLI row of `columns` fields: index, texts in columns 8 and 9, the label last.
+fn mnli_row(i: usize, columns: usize, label: Option<&str>) -> String {
+    let mut fields = vec![i.to_string(); columns];
+    fields[8] = format!("the film {} great", FILLER[i % FILLER.len()]);
+    fields[9] = format!("a story {} awful", FILLER[(i + 3) % FILLER.len()]);
+    if let Some(label) = label {
+        fields[columns - 1] = label.to_string();
+    }
+    fields.join("\t")
+}
+
+fn mnli_file(path: &Path, rows: usize, columns: usize, labelled: bool) {
+    let labels = ["contradiction", "entailment", "neutral"];
+    let mut text = vec!["header".to_string(); 1];
+    text.extend((0..rows).map(|i| mnli_row(i, columns, labelled.then(|| labels[i % 3]))));
+    std::fs::write(path, text.join("\n") + "\n").expect("write");
+}
+
+#[test]
+fn a_glue_run_scores_mnli_mismatched_and_writes_the_mnli_and_ax_files() {
+    let _guard = TRAINING.lock().unwrap_or_else(|e| e.into_inner());
+    let device = Default::default();
+    let glue = tempfile::tempdir().expect("glue");
+    let mnli = glue.path().join("MNLI");
+    std::fs::create_dir_all(&mnli).expect("mnli");
+    mnli_file(&mnli.join("train.tsv"), 12, 12, true);
+    mnli_file(&mnli.join("dev_matched.tsv"), 6, 16, true);
+    mnli_file(&mnli.join("dev_mismatched.tsv"), 5, 16, true);
+    mnli_file(&mnli.join("test_matched.tsv"), 4, 10, false);
+    mnli_file(&mnli.join("test_mismatched.tsv"), 3, 10, false);
+    let ax = glue.path().join("diagnostic");
+    std::fs::create_dir_all(&ax).expect("ax");
+    std::fs::write(
+        ax.join("diagnostic.tsv"),
+        "index\tsentence1\tsentence2\n0\tthe film\ta plot\n1\tgreat\tawful\n",
+    )
+    .expect("ax file");
+    let tok = tokenizer();
+    let config = tiny_config(tok.vocab_size());
+    AB::seed(&device, 3);
+    let pre = electra_eval::pretrained::Pretrained {
+        encoder: ElectraModel::<AB>::new(&config, &device),
+        config,
+        tokenizer: tok,
+        description: "tiny".into(),
+    };
+    let out = tempfile::tempdir().expect("out");
+    let run = electra_eval::glue::GlueRun {
+        glue_dir: glue.path().to_path_buf(),
+        tasks: vec![Task::Cola, Task::Mnli],
+        seeds: vec![1, 2],
+        config: FinetuneConfig {
+            epochs: Some(1),
+            batch_size: 4,
+            max_seq_len: 16,
+            ..FinetuneConfig::default()
+        },
+        strict: false,
+        predictions_dir: out.path().join("predictions"),
+    };
+    let mut heard = Heard::default();
+    let report = electra_eval::glue::run(&pre, &run, &device, &mut heard).expect("run");
+
+    // CoLA has no folder: skipped with a note, the run goes on.
+    assert_eq!(heard.skipped, vec![Task::Cola]);
+    assert!(report.skipped[0].contains("CoLA"), "{:?}", report.skipped);
+    assert_eq!(heard.seeds, vec![(Task::Mnli, 1), (Task::Mnli, 2)]);
+    let mnli = &report.tasks[0];
+    assert_eq!((mnli.task.as_str(), mnli.seeds.len()), ("MNLI", 2));
+    assert_eq!((mnli.train_examples, mnli.validation_examples), (12, 6));
+    for seed in &mnli.seeds {
+        let keys: Vec<&str> = seed.scores.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["accuracy", "mismatched_accuracy"]);
+    }
+    let names: Vec<String> = mnli
+        .prediction_files
+        .iter()
+        .map(|p| {
+            Path::new(p)
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    assert_eq!(names, ["MNLI-m.tsv", "MNLI-mm.tsv", "AX.tsv"]);
+    let rows = |name: &str| {
+        std::fs::read_to_string(out.path().join("predictions").join(name))
+            .expect("predictions")
+            .lines()
+            .count()
+    };
+    assert_eq!(
+        (rows("MNLI-m.tsv"), rows("MNLI-mm.tsv"), rows("AX.tsv")),
+        (5, 4, 3)
+    );
+    let ax_text = std::fs::read_to_string(out.path().join("predictions/AX.tsv")).expect("ax");
+    for line in ax_text.lines().skip(1) {
+        let label = line.split('\t').nth(1).expect("label");
+        assert!(Task::Ax.labels().contains(&label), "{line}");
+    }
+    assert!(report.paper_average.is_some());
 }

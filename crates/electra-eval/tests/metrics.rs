@@ -133,3 +133,11 @@ fn seed_summary_is_median_mean_and_sample_std() {
     close(std, 0.17078251276599332);
     assert_eq!(summary(&[0.3]), (0.3, 0.3, 0.0));
 }
+
+#[test]
+fn median_of_odd_and_even_counts() {
+    use electra_eval::metrics::median;
+    assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+    assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+    assert_eq!(median(&[]), 0.0);
+}

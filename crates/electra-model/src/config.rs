@@ -131,6 +131,22 @@ impl ElectraConfig {
         }
     }
 
+    /// Not a preset: the unit tests' model (E = 16, H = 32, 2 layers of 2 heads, FFN 64, 32
+    /// positions) over a vocabulary of `vocab_size`; everything else as ELECTRA-Small. Tests
+    /// of every crate build their tiny models from it.
+    pub fn micro(vocab_size: usize) -> Self {
+        Self {
+            vocab_size,
+            embedding_size: 16,
+            hidden_size: 32,
+            num_hidden_layers: 2,
+            num_attention_heads: 2,
+            intermediate_size: 64,
+            max_position_embeddings: 32,
+            ..Self::small()
+        }
+    }
+
     /// A named preset: one of [`PRESETS`].
     pub fn preset(name: &str) -> Result<Self, ModelError> {
         match name {
@@ -372,6 +388,27 @@ impl HfConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn micro_is_the_unit_test_size_of_small() {
+        let m = ElectraConfig::micro(60);
+        assert_eq!(
+            (
+                m.vocab_size,
+                m.embedding_size,
+                m.hidden_size,
+                m.num_hidden_layers
+            ),
+            (60, 16, 32, 2)
+        );
+        assert_eq!((m.num_attention_heads, m.intermediate_size), (2, 64));
+        assert_eq!(m.max_position_embeddings, 32);
+        assert_eq!(
+            m.hidden_dropout_prob,
+            ElectraConfig::small().hidden_dropout_prob
+        );
+        m.validate().expect("valid");
+    }
 
     #[test]
     fn presets_match_the_paper() {

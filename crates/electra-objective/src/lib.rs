@@ -15,7 +15,8 @@
 //! - [`masking`] chooses the positions to hide on the host, exactly as the reference code does
 //!   (budget, candidates, 85 % `[MASK]` / 15 % unchanged), from a seeded RNG per step;
 //! - [`model`] holds the generator and the discriminator around **one** embedding block (word,
-//!   position and token-type tables and their LayerNorm, spec 2.3) and runs the forward pass;
+//!   position and token-type tables and their LayerNorm, spec 2.3); `objectives.rs` runs the
+//!   forward pass of each objective, one function each over a shared generator pass;
 //! - [`sampling`] draws the replacements from the generator's softmax (inverse CDF);
 //! - [`losses`] averages the MLM loss over masked slots and the RTD loss over non-pad tokens;
 //! - [`metrics`] reads back the monitoring numbers (MLM accuracy, RTD precision/recall/F1, how
@@ -35,6 +36,7 @@ pub mod losses;
 pub mod masking;
 pub mod metrics;
 pub mod model;
+mod objectives;
 pub mod sampling;
 
 pub use batch::HostBatch;

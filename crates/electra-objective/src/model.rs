@@ -1,18 +1,17 @@
 //! `ElectraPretrainingModel`: the generator and the discriminator around one embedding block
-//! (paper §2 and §3.2, spec 2.3-2.6), and the forward pass of every objective.
+//! (paper §2 and §3.2, spec 2.3-2.6). The forward pass of each objective is in `objectives.rs`.
 
 use burn::prelude::*;
 use electra_model::{
     DiscriminatorHead, ElectraConfig, ElectraEmbeddings, ElectraEncoder, ElectraForMaskedLM,
-    ElectraForPreTraining, GeneratorHead, additive_attention_mask,
+    ElectraForPreTraining, GeneratorHead,
 };
 
-use crate::batch::{HostBatch, float_tensor, int_tensor};
+use crate::batch::HostBatch;
 use crate::config::{ObjectiveConfig, ObjectiveKind};
 use crate::error::ObjectiveError;
-use crate::losses::{copy_mlm_loss, masked_lm_loss, rtd_loss};
-use crate::masking::{MaskedBatch, corrupt, mask_batch, step_rng};
-use crate::sampling::{device_seed, sample_from_softmax};
+use crate::masking::{MaskedBatch, mask_batch, step_rng};
+use crate::sampling::device_seed;
 
 /// Where the replacements written into the discriminator's input come from.
 #[derive(Clone, Copy, Debug)]
@@ -109,7 +108,7 @@ pub fn gather_positions<B: Backend>(
     hidden.reshape([b * s, d]).select(0, flat)
 }
 
-fn missing(part: &str) -> ObjectiveError {
+pub(crate) fn missing(part: &str) -> ObjectiveError {
     ObjectiveError::InvalidBatch(format!(
         "this model has no {part}; it was built for another objective"
     ))
@@ -265,185 +264,15 @@ impl<B: Backend> ElectraPretrainingModel<B> {
         self.forward(batch, &masked, Replacements::Sample)
     }
 
-    /// The objective's forward pass on a masked batch (paper §2, spec 1.3-1.5, and the §3.5
-    /// baselines). `batch` holds the original ids, `masked` the generator input and slots.
-    pub fn forward(
+    /// Checks the batch and its masks against the model (shapes, vocabulary, positions,
+    /// token types) before any tensor is built.
+    pub(crate) fn check_batch(
         &self,
         batch: &HostBatch,
         masked: &MaskedBatch,
-        replacements: Replacements<'_>,
-    ) -> Result<ObjectiveOutput<B>, ObjectiveError> {
-        let (b, s, n) = (batch.batch, batch.seq, masked.slots);
+    ) -> Result<(), ObjectiveError> {
         check_shapes(batch, masked, self.vocab_size())?;
-        self.check_positions_and_types(batch)?;
-        let device = self.device();
-        let cfg = &self.objective;
-        let kind = cfg.objective;
-
-        let token_type_ids = int_tensor::<B>(&batch.token_type_ids, b, s, &device);
-        let attention_mask =
-            additive_attention_mask(int_tensor::<B>(&batch.attention_mask, b, s, &device));
-        let masked_ids = int_tensor::<B>(&masked.masked_input_ids, b, s, &device);
-        let positions = int_tensor::<B>(&masked.positions, b, n, &device);
-        let targets = int_tensor::<B>(&masked.targets, b, n, &device).reshape([b * n]);
-        let slot_weights = float_tensor::<B>(&masked.weights, b, n, &device).reshape([b * n]);
-
-        // BERT baseline: MLM on the discriminator-sized model, no generator (paper §3.5).
-        if kind == ObjectiveKind::Mlm {
-            let head = self
-                .mlm_predictions
-                .as_ref()
-                .ok_or_else(|| missing("MLM head"))?;
-            let hidden = self.discriminator_hidden(masked_ids, token_type_ids, attention_mask);
-            let logits = head.forward(
-                gather_positions(hidden, positions),
-                self.embeddings.word_embeddings.weight.val(),
-            );
-            let mlm_loss = masked_lm_loss(logits.clone(), targets, slot_weights);
-            return Ok(ObjectiveOutput {
-                loss: mlm_loss.clone(),
-                mlm_loss,
-                rtd_loss: None,
-                target_loss: None,
-                mlm_logits: logits,
-                mlm_targets: masked.targets.clone(),
-                mlm_weights: masked.weights.clone(),
-                sampled_ids: None,
-                discriminator_input_ids: None,
-                labels: None,
-                discriminator_logits: None,
-                rtd_weights: None,
-            });
-        }
-
-        // Generator MLM on the masked input (spec 1.3); one forward feeds loss and sampler.
-        let gen_logits = self.generator_logits(
-            masked_ids,
-            token_type_ids.clone(),
-            attention_mask.clone(),
-            positions.clone(),
-        )?;
-        let mlm_loss = masked_lm_loss(gen_logits.clone(), targets.clone(), slot_weights.clone());
-
-        // Samples (stop-gradient: detached logits, Int result, host round trip; spec 1.3).
-        let sampled: Vec<i64> = match replacements {
-            Replacements::Sample => {
-                let disallow = cfg.disallow_correct.then_some(masked.targets.as_slice());
-                sample_from_softmax(gen_logits.clone(), cfg.temperature, disallow)
-            }
-            Replacements::Given(ids) => {
-                if ids.len() != b * n {
-                    return Err(ObjectiveError::InvalidBatch(format!(
-                        "{} given replacements for {b}·{n} slots",
-                        ids.len()
-                    )));
-                }
-                if let Some(id) = ids
-                    .iter()
-                    .find(|&&id| id < 0 || id as usize >= self.vocab_size())
-                {
-                    return Err(ObjectiveError::InvalidBatch(format!(
-                        "given replacement {id} is outside the vocabulary"
-                    )));
-                }
-                ids.to_vec()
-            }
-        };
-
-        // Discriminator input: originals with samples at every active slot (spec 1.4).
-        let (disc_ids, labels) = corrupt(batch, masked, &sampled);
-        let hidden = self.discriminator_hidden(
-            int_tensor::<B>(&disc_ids, b, s, &device),
-            token_type_ids,
-            attention_mask,
-        );
-        let non_pad: Vec<f32> = batch.attention_mask.iter().map(|&m| m as f32).collect();
-        let gen_weight = cfg.gen_weight;
-
-        let mut out = ObjectiveOutput {
-            loss: mlm_loss.clone(),
-            mlm_loss: mlm_loss.clone(),
-            rtd_loss: None,
-            target_loss: None,
-            mlm_logits: gen_logits,
-            mlm_targets: masked.targets.clone(),
-            mlm_weights: masked.weights.clone(),
-            sampled_ids: Some(sampled),
-            discriminator_input_ids: None,
-            labels: None,
-            discriminator_logits: None,
-            rtd_weights: None,
-        };
-        match kind {
-            // RTD over every non-pad token (spec 1.5) or only the masked positions (ELECTRA 15 %).
-            ObjectiveKind::Electra | ObjectiveKind::Electra15 => {
-                let head = self
-                    .discriminator_predictions
-                    .as_ref()
-                    .ok_or_else(|| missing("discriminator head"))?;
-                let logits = head.forward(hidden);
-                let weights = if kind == ObjectiveKind::Electra {
-                    non_pad
-                } else {
-                    masked.position_indicator(b, s)
-                };
-                let label_values: Vec<f32> = labels.iter().map(|&l| l as f32).collect();
-                let rtd = rtd_loss(
-                    logits.clone(),
-                    float_tensor::<B>(&label_values, b, s, &device),
-                    float_tensor::<B>(&weights, b, s, &device),
-                );
-                out.loss =
-                    mlm_loss.mul_scalar(gen_weight) + rtd.clone().mul_scalar(cfg.disc_weight);
-                out.rtd_loss = Some(rtd);
-                out.discriminator_logits = Some(logits);
-                out.rtd_weights = Some(weights);
-            }
-            // Replace MLM: predict the originals at the slots from the corrupted input (§3.5).
-            ObjectiveKind::ReplaceMlm => {
-                let head = self
-                    .mlm_predictions
-                    .as_ref()
-                    .ok_or_else(|| missing("MLM head"))?;
-                let logits = head.forward(
-                    gather_positions(hidden, positions),
-                    self.embeddings.word_embeddings.weight.val(),
-                );
-                let target = masked_lm_loss(logits, targets, slot_weights);
-                out.loss = mlm_loss.mul_scalar(gen_weight) + target.clone();
-                out.target_loss = Some(target);
-            }
-            // All-Tokens MLM: predict every non-pad token through the copy gate (§3.5).
-            ObjectiveKind::AllTokensMlm => {
-                let (Some(mlm_head), Some(gate)) =
-                    (&self.mlm_predictions, &self.discriminator_predictions)
-                else {
-                    return Err(missing("MLM head and copy gate"));
-                };
-                let copy_logits = gate.forward(hidden.clone());
-                let h = hidden.dims()[2];
-                let logits = mlm_head.forward(
-                    hidden.reshape([b * s, h]),
-                    self.embeddings.word_embeddings.weight.val(),
-                );
-                let is_copy: Vec<f32> = labels.iter().map(|&l| (1 - l) as f32).collect();
-                let target = copy_mlm_loss(
-                    logits,
-                    copy_logits.clone().reshape([b * s]),
-                    int_tensor::<B>(&batch.input_ids, b, s, &device).reshape([b * s]),
-                    float_tensor::<B>(&is_copy, b, s, &device).reshape([b * s]),
-                    float_tensor::<B>(&non_pad, b, s, &device).reshape([b * s]),
-                );
-                out.loss = mlm_loss.mul_scalar(gen_weight) + target.clone();
-                out.target_loss = Some(target);
-                out.discriminator_logits = Some(copy_logits);
-            }
-            // Handled (and returned) before the generator runs.
-            ObjectiveKind::Mlm => return Err(missing("generator")),
-        }
-        out.discriminator_input_ids = Some(disc_ids);
-        out.labels = Some(labels);
-        Ok(out)
+        self.check_positions_and_types(batch)
     }
 }
 

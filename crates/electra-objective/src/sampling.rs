@@ -51,10 +51,5 @@ pub fn sample_from_softmax<B: Backend>(
 /// The backend seed of step `step`: a SplitMix64 mix of `(seed, step)`, so consecutive steps
 /// get unrelated device streams.
 pub fn device_seed(seed: u64, step: u64) -> u64 {
-    let mut z = seed
-        .wrapping_add(0x9E37_79B9_7F4A_7C15)
-        .wrapping_add(step.wrapping_mul(0xD1B5_4A32_D192_ED03));
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+    electra_model::seed::splitmix64(seed.wrapping_add(step.wrapping_mul(0xD1B5_4A32_D192_ED03)))
 }

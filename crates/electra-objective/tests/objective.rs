@@ -32,16 +32,7 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 const VOCAB: usize = 60;
 
 fn model_config() -> ElectraConfig {
-    ElectraConfig {
-        vocab_size: VOCAB,
-        embedding_size: 16,
-        hidden_size: 32,
-        num_hidden_layers: 2,
-        num_attention_heads: 2,
-        intermediate_size: 64,
-        max_position_embeddings: 32,
-        ..ElectraConfig::small()
-    }
+    ElectraConfig::micro(VOCAB)
 }
 
 fn objective_config(objective: ObjectiveKind) -> ObjectiveConfig {

@@ -357,10 +357,7 @@ impl RunConfig {
         for byte in consumer.bytes() {
             h = (h ^ byte as u64).wrapping_mul(0x0100_0000_01b3);
         }
-        let mut z = h ^ self.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        electra_model::seed::mix(h ^ self.seed.wrapping_mul(electra_model::seed::GOLDEN))
     }
 
     /// The seed the objective uses (masking, sampling, dropout).

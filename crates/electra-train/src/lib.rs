@@ -8,7 +8,8 @@
 //!
 //! The pieces: [`config`] (the run's TOML config and presets), [`source`] (batches from shards
 //! or the demo corpus), [`optim`] and [`schedule`] (the reference optimizer and learning
-//! rates, with layer-wise decay for fine-tuning), [`trainer`] (the loop), [`parallel`]
+//! rates, with layer-wise decay for fine-tuning), [`trainer`] (the loop, its phases as
+//! functions), [`observer`] (how the loop reports: progress, log lines, typed metrics), [`parallel`]
 //! (data-parallel peers over burn's collective all-reduce), [`checkpoint`], [`metrics`] and
 //! [`export`] (Hugging Face checkpoints of a run), [`pretrained`] (a run's newest discriminator,
 //! for fine-tuning).
@@ -18,6 +19,7 @@ pub mod config;
 pub mod error;
 pub mod export;
 pub mod metrics;
+pub mod observer;
 pub mod optim;
 pub mod parallel;
 pub mod pretrained;

@@ -17,13 +17,13 @@ use burn::module::AutodiffModule;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use electra_objective::{ElectraPretrainingModel, HostBatch, StepMetrics};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use crate::checkpoint::{self, list_checkpoints};
 use crate::config::RunConfig;
 use crate::error::TrainError;
 use crate::metrics::{MetricsLog, Record};
+use crate::observer::{LogLines, LoggedMetrics, TrainObserver, objective_record};
 use crate::optim::ElectraAdam;
 use crate::parallel::{Peers, peer_gradients, split_rows};
 
@@ -45,8 +45,6 @@ pub struct RunOptions {
     pub run_dir: PathBuf,
     /// Set to stop at the end of the current step, checkpoint and return (Ctrl-C, SIGTERM).
     pub stop: Arc<AtomicBool>,
-    /// Show a progress bar on the terminal.
-    pub progress: bool,
     /// Stop after this step even if `train.steps` is larger (tests, benchmarks).
     pub stop_after: Option<u64>,
 }
@@ -63,9 +61,9 @@ pub struct Summary {
     /// Real (non-pad) tokens per second through the training step.
     pub tokens_per_sec: f64,
     /// The mean of every logged quantity over the last `log_every` steps.
-    pub last: Record,
+    pub last: LoggedMetrics,
     /// The last evaluation, if any.
-    pub last_eval: Option<Record>,
+    pub last_eval: Option<LoggedMetrics>,
     /// The checkpoint written at the end.
     pub checkpoint: PathBuf,
     /// Whether the run stopped before `train.steps` ([`RunOptions::stop`] or `stop_after`).
@@ -76,25 +74,8 @@ pub struct Summary {
 /// (the same `(seed, step)`) and never collide with a training step.
 const EVAL_STEP_BASE: u64 = 1 << 40;
 
-fn metrics_record(m: &StepMetrics, prefix: &str) -> Record {
-    let mut r = Record::new();
-    let mut put = |k: &str, v: Option<f64>| {
-        if let Some(v) = v {
-            r.insert(format!("{prefix}{k}"), v);
-        }
-    };
-    put("loss", Some(m.loss));
-    put("mlm_loss", Some(m.mlm_loss));
-    put("mlm_accuracy", Some(m.mlm_accuracy));
-    put("rtd_loss", m.rtd_loss);
-    put("target_loss", m.target_loss);
-    put("disc_accuracy", m.disc_accuracy);
-    put("replaced_precision", m.disc_precision);
-    put("replaced_recall", m.disc_recall);
-    put("replaced_f1", m.disc_f1);
-    put("disc_auc", m.disc_auc);
-    put("sampled_equals_original", m.sampled_equals_original);
-    r
+fn metrics_record(m: &StepMetrics) -> Record {
+    objective_record(m, "")
 }
 
 /// Averages records key by key.
@@ -126,7 +107,8 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
     }
 }
 
-/// Runs (or continues) pre-training in `options.run_dir` on one device.
+/// Runs (or continues) pre-training in `options.run_dir` on one device, reporting through
+/// [`LogLines`].
 ///
 /// A directory without checkpoints starts a new run: `config.toml` is written and the model
 /// initialised from `config.seed`. A directory with checkpoints continues from the newest; its
@@ -142,18 +124,207 @@ pub fn run<B: AutodiffBackend>(
     run_data_parallel::<B>(config, train, eval, std::slice::from_ref(device), options)
 }
 
+/// [`run`] on several devices at once, reporting through [`LogLines`]; see [`run_observed`].
+pub fn run_data_parallel<B: AutodiffBackend>(
+    config: &RunConfig,
+    train: &mut dyn BatchSource,
+    eval: Option<&mut dyn BatchSource>,
+    devices: &[B::Device],
+    options: &RunOptions,
+) -> Result<Summary, TrainError> {
+    run_observed::<B>(config, train, eval, devices, options, &mut LogLines)
+}
+
+/// The loop's state between steps.
+struct Loop<'a, B: AutodiffBackend> {
+    config: &'a RunConfig,
+    run_dir: &'a Path,
+    devices: &'a [B::Device],
+    model: ElectraPretrainingModel<B>,
+    optimizer: ElectraAdam<B>,
+    step: u64,
+}
+
 /// [`run`] on several devices at once: data-parallel training with one model replica per
 /// device and gradients averaged by burn's collective all-reduce (see [`crate::parallel`]).
 /// `devices[0]` holds the model that is evaluated and saved; each micro-batch is split by rows
 /// across the devices, so `train.batch_size` must be a multiple of
 /// `grad_accum_steps × devices.len()`. A run may be resumed on a different number of devices.
-pub fn run_data_parallel<B: AutodiffBackend>(
+/// `observer` hears about progress, logged records and evaluations.
+pub fn run_observed<B: AutodiffBackend>(
     config: &RunConfig,
     train: &mut dyn BatchSource,
-    mut eval: Option<&mut dyn BatchSource>,
+    eval: Option<&mut dyn BatchSource>,
     devices: &[B::Device],
     options: &RunOptions,
+    observer: &mut dyn TrainObserver,
 ) -> Result<Summary, TrainError> {
+    let device = validate(config, devices)?;
+    let run_dir = &options.run_dir;
+    prepare_run_dir(config, run_dir)?;
+    let state = init_or_resume::<B>(config, run_dir, devices, device, train)?;
+    let start_step = state.step;
+    let mut logging = Logging {
+        log: MetricsLog::open(&run_dir.join("metrics.jsonl"), start_step)?,
+        window: Vec::new(),
+        last: Record::new(),
+        last_eval: None,
+    };
+    let held = eval.map(|source| Held {
+        start: source.cursor(),
+        source,
+    });
+    let t = &config.train;
+    let end = options.stop_after.map_or(t.steps, |s| s.min(t.steps));
+    observer.started(start_step, end);
+    let peers = Peers::start(
+        &state.model,
+        &state.optimizer,
+        device,
+        &devices[1..],
+        metrics_record,
+    )?;
+    let started = Instant::now();
+    let stepped = step_loop(
+        state,
+        train,
+        held,
+        &peers,
+        &mut logging,
+        observer,
+        options,
+        end,
+    );
+    let (state, tokens, interrupted) = match stepped {
+        Ok(done) => done,
+        Err(e @ TrainError::NonFinite { .. }) => {
+            peers.stop::<B>(false)?;
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
+    observer.finished();
+    peers.stop::<B>(true)?;
+    logging.flush(state.step)?;
+    let checkpoint = state.save(train)?;
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(Summary {
+        start_step,
+        final_step: state.step,
+        seconds,
+        tokens_per_sec: tokens as f64 / seconds.max(1e-9),
+        last: LoggedMetrics::from_record(&logging.last, ""),
+        last_eval: logging.last_eval,
+        checkpoint,
+        interrupted: interrupted || state.step < t.steps,
+    })
+}
+
+/// The steps up to `end` (or a stop request): train, log, evaluate and checkpoint when due.
+/// Returns the state after the last step, the real tokens trained on and whether it stopped
+/// on request.
+#[allow(clippy::too_many_arguments)]
+fn step_loop<'a, B: AutodiffBackend>(
+    mut state: Loop<'a, B>,
+    train: &mut dyn BatchSource,
+    mut held: Option<Held<'_>>,
+    peers: &Peers,
+    logging: &mut Logging,
+    observer: &mut dyn TrainObserver,
+    options: &RunOptions,
+    end: u64,
+) -> Result<(Loop<'a, B>, usize, bool), TrainError> {
+    let t = &state.config.train;
+    let mut tokens = 0usize;
+    while state.step < end {
+        if options.stop.load(Ordering::SeqCst) {
+            return Ok((state, tokens, true));
+        }
+        let (next, record, step_tokens) = state.train_step(train, peers)?;
+        state = next;
+        tokens += step_tokens;
+        let step = state.step;
+        observer.stepped(step);
+        let log_due = step.is_multiple_of(t.log_every) || step == end;
+        logging.step(record, step, log_due, observer)?;
+        if let Some(held) = held.as_mut()
+            && t.eval_every > 0
+            && (step.is_multiple_of(t.eval_every) || step == end)
+        {
+            let record = evaluate(&state.model.valid(), held, state.config, step)?;
+            logging.evaluation(record, observer)?;
+        }
+        if step.is_multiple_of(t.checkpoint_every) && step != end {
+            state.save(train)?;
+        }
+    }
+    Ok((state, tokens, false))
+}
+
+/// The held-out batches and the cursor they start from at every evaluation.
+struct Held<'s> {
+    source: &'s mut dyn BatchSource,
+    start: serde_json::Value,
+}
+
+/// What the loop has logged: step records not yet averaged, the last logged record and the
+/// last evaluation.
+struct Logging {
+    log: MetricsLog,
+    window: Vec<Record>,
+    last: Record,
+    last_eval: Option<LoggedMetrics>,
+}
+
+impl Logging {
+    /// Adds one step's record; when `due`, writes the mean of the steps since the last log and
+    /// tells the observer.
+    fn step(
+        &mut self,
+        record: Record,
+        step: u64,
+        due: bool,
+        observer: &mut dyn TrainObserver,
+    ) -> Result<(), TrainError> {
+        self.window.push(record);
+        if due {
+            self.write_window(step)?;
+            observer.logged(&LoggedMetrics::from_record(&self.last, ""));
+        }
+        Ok(())
+    }
+
+    /// Writes an evaluation record and tells the observer.
+    fn evaluation(
+        &mut self,
+        record: Record,
+        observer: &mut dyn TrainObserver,
+    ) -> Result<(), TrainError> {
+        self.log.write(&record)?;
+        let typed = LoggedMetrics::from_record(&record, "eval_");
+        observer.evaluated(&typed);
+        self.last_eval = Some(typed);
+        Ok(())
+    }
+
+    /// Writes the steps not logged yet (a run stopped between two logs).
+    fn flush(&mut self, step: u64) -> Result<(), TrainError> {
+        if self.window.is_empty() {
+            return Ok(());
+        }
+        self.write_window(step)
+    }
+
+    fn write_window(&mut self, step: u64) -> Result<(), TrainError> {
+        self.last = mean(&self.window);
+        self.window.clear();
+        self.last.insert("step".into(), step as f64);
+        self.log.write(&self.last)
+    }
+}
+
+/// Checks the config and the devices; the first device (the one that evaluates and saves).
+fn validate<'a, D>(config: &RunConfig, devices: &'a [D]) -> Result<&'a D, TrainError> {
     config.validate()?;
     let Some(device) = devices.first() else {
         return Err(TrainError::InvalidConfig(
@@ -171,32 +342,45 @@ pub fn run_data_parallel<B: AutodiffBackend>(
             config.train.batch_size, config.train.grad_accum_steps
         )));
     }
-    let run_dir = &options.run_dir;
+    Ok(device)
+}
+
+/// Creates the run directory and writes `config.toml` for a new run; for a run with
+/// checkpoints, checks that its saved config equals `config`.
+fn prepare_run_dir(config: &RunConfig, run_dir: &Path) -> Result<(), TrainError> {
     std::fs::create_dir_all(run_dir).map_err(io(run_dir))?;
     let config_path = run_dir.join("config.toml");
     let text = config.to_toml()?;
-    let existing = list_checkpoints(run_dir)?;
-    if existing.is_empty() {
+    if list_checkpoints(run_dir)?.is_empty() {
         electra_fs::write_atomic(&config_path, text.as_bytes())?;
-    } else {
-        let saved = std::fs::read_to_string(&config_path).map_err(io(&config_path))?;
-        if saved != text {
-            return Err(TrainError::InvalidConfig(format!(
-                "{} holds a run with a different config; resume it with its own config \
-                 (`--resume {}`) or choose another output directory",
-                config_path.display(),
-                run_dir.display()
-            )));
-        }
+        return Ok(());
     }
+    let saved = std::fs::read_to_string(&config_path).map_err(io(&config_path))?;
+    if saved != text {
+        return Err(TrainError::InvalidConfig(format!(
+            "{} holds a run with a different config; resume it with its own config \
+             (`--resume {}`) or choose another output directory",
+            config_path.display(),
+            run_dir.display()
+        )));
+    }
+    Ok(())
+}
 
+/// A freshly initialised model and optimizer, or those of the newest intact checkpoint
+/// (with `train` moved to its cursor).
+fn init_or_resume<'a, B: AutodiffBackend>(
+    config: &'a RunConfig,
+    run_dir: &'a Path,
+    devices: &'a [B::Device],
+    device: &B::Device,
+    train: &mut dyn BatchSource,
+) -> Result<Loop<'a, B>, TrainError> {
     let mut objective = config.objective.clone();
     objective.seed = config.objective_seed();
     B::seed(device, config.derived_seed("init"));
     let mut model = ElectraPretrainingModel::<B>::new(&config.model, &objective, device)?;
     let mut optimizer = ElectraAdam::<B>::new(config.optimizer.clone())?;
-    let eval_cursor = eval.as_ref().map(|e| e.cursor());
-
     let mut step = 0u64;
     // The newest intact checkpoint: a damaged newer one is skipped with a warning (its
     // directory stays; training past its step writes a good one in its place).
@@ -213,41 +397,30 @@ pub fn run_data_parallel<B: AutodiffBackend>(
         step = saved_step;
         tracing::info!(step, checkpoint = %dir.display(), "resuming");
     }
-    let start_step = step;
-    let mut log = MetricsLog::open(&run_dir.join("metrics.jsonl"), step)?;
+    Ok(Loop {
+        config,
+        run_dir,
+        devices,
+        model,
+        optimizer,
+        step,
+    })
+}
 
-    let t = &config.train;
-    let schedule = config.schedule_resolved();
-    let micro_batch = t.batch_size / t.grad_accum_steps;
-    let end = options.stop_after.map_or(t.steps, |s| s.min(t.steps));
-    let bar = if options.progress {
-        let bar = ProgressBar::new(end);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{elapsed_precise} [{bar:30}] {pos}/{len} steps {msg} (eta {eta})",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        bar.set_position(step);
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
-
-    let peers = Peers::start(&model, &optimizer, device, &devices[1..], |m| {
-        metrics_record(m, "")
-    })?;
-    let started = Instant::now();
-    let mut tokens = 0usize;
-    let mut window: Vec<Record> = Vec::new();
-    let mut last = Record::new();
-    let mut last_eval = None;
-    let mut interrupted = false;
-    while step < end {
-        if options.stop.load(Ordering::SeqCst) {
-            interrupted = true;
-            break;
-        }
+impl<B: AutodiffBackend> Loop<'_, B> {
+    /// One optimizer step (the loop's state goes in and comes out): `grad_accum_steps` micro-batches split across the peers, forward
+    /// and backward on each, gradients all-reduced, one Adam step. Returns the step's record
+    /// and its real tokens; a non-finite loss is [`TrainError::NonFinite`] (the caller stops
+    /// the peers).
+    fn train_step(
+        mut self,
+        train: &mut dyn BatchSource,
+        peers: &Peers,
+    ) -> Result<(Self, Record, usize), TrainError> {
+        let t = &self.config.train;
+        let n_peers = self.devices.len();
+        let micro_batch = t.batch_size / t.grad_accum_steps;
+        let step = self.step;
         let step_started = Instant::now();
         let mut step_tokens = 0;
         let mut slices: Vec<Vec<HostBatch>> = vec![Vec::new(); n_peers];
@@ -262,10 +435,10 @@ pub fn run_data_parallel<B: AutodiffBackend>(
                 }
             }
         }
-        let lr = schedule.lr(step);
+        let lr = self.config.schedule_resolved().lr(step);
         let own = slices.remove(0);
         peers.send_step(step, lr, slices)?;
-        let work = peer_gradients(&model, &own, step, n_peers, 0, &|m| metrics_record(m, ""))?;
+        let work = peer_gradients(&self.model, &own, step, n_peers, 0, &metrics_record)?;
         let mut micro_records = work.records;
         let mut non_finite = work.non_finite;
         for (records, bad) in peers.collect()? {
@@ -274,19 +447,19 @@ pub fn run_data_parallel<B: AutodiffBackend>(
         }
         let (Some(grads), None) = (work.grads, non_finite) else {
             let loss = non_finite.unwrap_or(f64::NAN);
-            peers.stop::<B>(false)?;
             return Err(TrainError::NonFinite {
                 step: step + 1,
                 loss,
-                checkpoint: list_checkpoints(run_dir)?.last().map(|(_, d)| d.clone()),
+                checkpoint: list_checkpoints(self.run_dir)?
+                    .last()
+                    .map(|(_, d)| d.clone()),
             });
         };
         peers.proceed();
         let grads = peers.all_reduce::<B>(grads)?;
-        let (next, stats) = optimizer.step(lr, model, grads, &|_| 1.0);
-        model = next;
-        step += 1;
-        tokens += step_tokens;
+        let (next, stats) = self.optimizer.step(lr, self.model, grads, &|_| 1.0);
+        self.model = next;
+        self.step += 1;
 
         let mut record = mean(&micro_records);
         record.insert("lr".into(), lr);
@@ -294,77 +467,21 @@ pub fn run_data_parallel<B: AutodiffBackend>(
         let secs = step_started.elapsed().as_secs_f64().max(1e-9);
         record.insert("tokens_per_sec".into(), step_tokens as f64 / secs);
         record.insert("step_seconds".into(), secs);
-        window.push(record);
-        bar.set_position(step);
+        Ok((self, record, step_tokens))
+    }
 
-        if step.is_multiple_of(t.log_every) || step == end {
-            last = mean(&window);
-            window.clear();
-            last.insert("step".into(), step as f64);
-            log.write(&last)?;
-            bar.set_message(format!(
-                "loss {:.3} mlm {:.3} rtd {:.4} {:.0} tok/s",
-                last.get("loss").copied().unwrap_or(f64::NAN),
-                last.get("mlm_loss").copied().unwrap_or(f64::NAN),
-                last.get("rtd_loss").copied().unwrap_or(f64::NAN),
-                last.get("tokens_per_sec").copied().unwrap_or(0.0)
-            ));
-            if bar.is_hidden() {
-                tracing::info!(
-                    step,
-                    loss = last.get("loss").copied().unwrap_or(f64::NAN),
-                    tokens_per_sec = last.get("tokens_per_sec").copied().unwrap_or(0.0),
-                    "train"
-                );
-            }
-        }
-        if let (Some(source), Some(cursor)) = (eval.as_deref_mut(), eval_cursor.as_ref())
-            && t.eval_every > 0
-            && (step.is_multiple_of(t.eval_every) || step == end)
-        {
-            let record = evaluate(&model.valid(), source, cursor, config, step)?;
-            log.write(&record)?;
-            last_eval = Some(record);
-        }
-        if step.is_multiple_of(t.checkpoint_every) && step != end {
-            save(
-                run_dir,
-                step,
-                &model,
-                &optimizer,
-                train,
-                config,
-                t.keep_checkpoints,
-            )?;
-        }
+    /// A checkpoint of the current step.
+    fn save(&self, train: &dyn BatchSource) -> Result<PathBuf, TrainError> {
+        save(
+            self.run_dir,
+            self.step,
+            &self.model,
+            &self.optimizer,
+            train,
+            self.config,
+            self.config.train.keep_checkpoints,
+        )
     }
-    bar.finish_and_clear();
-    peers.stop::<B>(true)?;
-    if !window.is_empty() {
-        last = mean(&window);
-        last.insert("step".into(), step as f64);
-        log.write(&last)?;
-    }
-    let checkpoint = save(
-        run_dir,
-        step,
-        &model,
-        &optimizer,
-        train,
-        config,
-        t.keep_checkpoints,
-    )?;
-    let seconds = started.elapsed().as_secs_f64();
-    Ok(Summary {
-        start_step,
-        final_step: step,
-        seconds,
-        tokens_per_sec: tokens as f64 / seconds.max(1e-9),
-        last,
-        last_eval,
-        checkpoint,
-        interrupted: interrupted || step < t.steps,
-    })
 }
 
 fn save<B: AutodiffBackend>(
@@ -390,18 +507,17 @@ fn save<B: AutodiffBackend>(
 /// same at every evaluation, so the numbers are comparable across steps.
 fn evaluate<B: Backend>(
     model: &ElectraPretrainingModel<B>,
-    source: &mut dyn BatchSource,
-    start: &serde_json::Value,
+    held: &mut Held<'_>,
     config: &RunConfig,
     step: u64,
 ) -> Result<Record, TrainError> {
-    source.seek(start)?;
+    held.source.seek(&held.start)?;
     let micro_batch = config.train.batch_size / config.train.grad_accum_steps;
     let mut records = Vec::new();
     for i in 0..config.train.eval_batches {
-        let batch = source.next_batch(micro_batch)?;
+        let batch = held.source.next_batch(micro_batch)?;
         let out = model.step(&batch, EVAL_STEP_BASE + i as u64)?;
-        records.push(metrics_record(&StepMetrics::compute(&out), "eval_"));
+        records.push(objective_record(&StepMetrics::compute(&out), "eval_"));
     }
     let mut record = mean(&records);
     record.insert("step".into(), step as f64);

@@ -83,7 +83,8 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
         let files = resolve_inputs(&args.input)?;
         if files.len() < args.shards {
             eprintln!(
-                "warning: {} input file(s) for {} shards: each file goes whole into one shard, so                  {} shard(s) will be empty",
+                "warning: {} input file(s) for {} shards: each file goes whole into one shard, so \
+                 {} shard(s) will be empty",
                 files.len(),
                 args.shards,
                 args.shards - files.len()

@@ -4,23 +4,19 @@
 //! through the same code.
 
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use burn::backend::Autodiff;
 use burn::tensor::backend::Backend;
-use electra_eval::data::{self, Dataset};
-use electra_eval::features::{EncodedSet, encode, with_swapped_pairs};
-use electra_eval::finetune::{self, FinetuneConfig, Progress, StepRecord};
-use electra_eval::metrics::{Predictions, Scores};
-use electra_eval::model::{ElectraForSequenceClassification, LossReduction};
-use electra_eval::pretrained::{self, Pretrained};
-use electra_eval::report::{Report, SeedResult, TaskResult, score_file, write_predictions};
-use electra_eval::{EvalError, Split, Task};
+use electra_eval::Task;
+use electra_eval::finetune::{FinetuneConfig, Progress, StepRecord};
+use electra_eval::glue::{self, GlueObserver};
+use electra_eval::model::LossReduction;
+use electra_eval::pretrained;
+use electra_eval::report::{Report, SeedResult, score_file};
 use indicatif::{ProgressBar, ProgressStyle};
-use rand::SeedableRng;
-use rand::seq::SliceRandom;
 
 use crate::backend::BackendTask;
 
@@ -170,12 +166,15 @@ pub fn score(args: &ScoreArgs) -> anyhow::Result<()> {
 /// Parses `all` or a comma-separated task list.
 pub fn parse_tasks(text: &str) -> anyhow::Result<Vec<Task>> {
     if text.trim().eq_ignore_ascii_case("all") {
-        return Ok(Task::ALL.into_iter().filter(|t| *t != Task::Ax).collect());
+        return Ok(Task::ALL
+            .into_iter()
+            .filter(|t| t.spec().trainable)
+            .collect());
     }
     let mut tasks = Vec::new();
     for name in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let task: Task = name.parse()?;
-        if task == Task::Ax {
+        if !task.spec().trainable {
             bail!("AX has no training data: it is predicted with the MNLI model (run mnli)");
         }
         if !tasks.contains(&task) {
@@ -210,7 +209,7 @@ impl GlueArgs {
     }
 }
 
-/// Per-epoch progress bars and the per-step metrics file.
+/// Per-epoch progress bars, the per-step metrics file and a line per seed.
 struct Bars {
     label: String,
     bar: Option<ProgressBar>,
@@ -253,42 +252,25 @@ impl Progress for Bars {
     }
 }
 
-/// The train and validation sets of a task (validation carved from train when there is no
-/// dev file), or why the task cannot be fine-tuned.
-fn task_data(
-    glue_dir: &Path,
-    task: Task,
-    config: &FinetuneConfig,
-) -> Result<(Dataset, Dataset), EvalError> {
-    let full = data::load(glue_dir, task, Split::Train)?;
-    let (mut train, dev) = match data::load(glue_dir, task, Split::Dev) {
-        Ok(dev) => (full, dev),
-        Err(EvalError::Missing { .. }) => {
-            data::carve_validation(&full, config.validation_fraction, config.validation_seed)?
-        }
-        Err(e) => return Err(e),
-    };
-    if let Some(n) = config.max_train_examples
-        && n < train.len()
-    {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(config.validation_seed);
-        train.examples.shuffle(&mut rng);
-        train.examples.truncate(n);
+impl GlueObserver for Bars {
+    fn task_skipped(&mut self, _task: Task, note: &str) {
+        eprintln!("{note}");
     }
-    Ok((train, dev))
-}
 
-fn optional_set(
-    glue_dir: &Path,
-    task: Task,
-    split: Split,
-    pre: &Pretrained<impl Backend>,
-    max_len: usize,
-) -> anyhow::Result<Option<EncodedSet>> {
-    match data::load(glue_dir, task, split) {
-        Ok(d) => Ok(Some(encode(&pre.tokenizer, &d.examples, max_len)?)),
-        Err(EvalError::Missing { .. }) => Ok(None),
-        Err(e) => Err(e.into()),
+    fn seed_started(&mut self, task: Task, seed: u64) {
+        self.label = format!("{task} seed {seed}");
+        self.task = task;
+        self.seed = seed;
+    }
+
+    fn seed_finished(&mut self, task: Task, r: &SeedResult) {
+        println!(
+            "{task} seed {}: {} (train loss {:.4}, {:.0} s)",
+            r.seed,
+            format_scores(&r.scores),
+            r.final_train_loss,
+            r.train_seconds
+        );
     }
 }
 
@@ -338,17 +320,13 @@ impl BackendTask for GlueRun {
         let metrics_path = tune.out.join("metrics.jsonl");
         let metrics = std::fs::File::create(&metrics_path)
             .with_context(|| format!("cannot create {}", metrics_path.display()))?;
-        let seeds: Vec<u64> = (0..tune.seeds).map(|i| tune.first_seed + i).collect();
-        let mut report = Report {
-            checkpoint: pre.description.clone(),
-            config: config.clone(),
-            seeds: seeds.clone(),
-            tasks: Vec::new(),
-            skipped: Vec::new(),
-            paper_average: None,
-            paper_average_tasks: Vec::new(),
-            leaderboard_average: None,
-            leaderboard_average_tasks: Vec::new(),
+        let run = glue::GlueRun {
+            glue_dir: glue_dir.clone(),
+            tasks: self.tasks.clone(),
+            seeds: (0..tune.seeds).map(|i| tune.first_seed + i).collect(),
+            config,
+            strict: self.strict,
+            predictions_dir: tune.out.join("predictions"),
         };
         let mut bars = Bars {
             label: String::new(),
@@ -357,142 +335,7 @@ impl BackendTask for GlueRun {
             task: Task::Rte,
             seed: 0,
         };
-        for &task in &self.tasks {
-            let (train_data, dev_data) = match task_data(&glue_dir, task, &config) {
-                Ok(d) => d,
-                Err(e @ EvalError::Missing { .. }) if !self.strict => {
-                    let note = format!(
-                        "{task}: {e}; skipped (a labelled file can still be scored with `electra glue score`)"
-                    );
-                    eprintln!("{note}");
-                    report.skipped.push(note);
-                    continue;
-                }
-                Err(e) => return Err(e).with_context(|| format!("cannot read {task}")),
-            };
-            let train_examples = if config.double_unordered && task.symmetric() {
-                with_swapped_pairs(&train_data.examples)
-            } else {
-                train_data.examples.clone()
-            };
-            let train_set = encode(&pre.tokenizer, &train_examples, config.max_seq_len)?;
-            let dev_set = encode(&pre.tokenizer, &dev_data.examples, config.max_seq_len)?;
-            let mismatched = if task == Task::Mnli {
-                optional_set(
-                    &glue_dir,
-                    task,
-                    Split::DevMismatched,
-                    &pre,
-                    config.max_seq_len,
-                )?
-            } else {
-                None
-            };
-            let validation = dev_data.source.display().to_string();
-            tracing::info!(%task, train = train_set.len(), validation = %validation, "task");
-            let mut result = TaskResult {
-                task: task.name().to_string(),
-                validation,
-                train_examples: train_set.len(),
-                validation_examples: dev_set.len(),
-                recipe: config.recipe(task, &pre.config),
-                seeds: Vec::new(),
-                summary: Default::default(),
-                prediction_files: Vec::new(),
-            };
-            let mut best: Option<(f64, ElectraForSequenceClassification<B>)> = None;
-            for &seed in &seeds {
-                bars.label = format!("{task} seed {seed}");
-                bars.task = task;
-                bars.seed = seed;
-                let trained = finetune::train(
-                    pre.encoder.clone(),
-                    &pre.config,
-                    task,
-                    &train_set,
-                    &config,
-                    seed,
-                    &device,
-                    &mut bars,
-                )?;
-                let (scores, _) = finetune::evaluate(
-                    &trained.model,
-                    task,
-                    &dev_set,
-                    config.eval_batch_size,
-                    &device,
-                )?;
-                let mut named = named_scores(&scores);
-                if let Some(mm) = &mismatched {
-                    let (s, _) = finetune::evaluate(
-                        &trained.model,
-                        task,
-                        mm,
-                        config.eval_batch_size,
-                        &device,
-                    )?;
-                    for (k, v) in named_scores(&s) {
-                        named.insert(format!("mismatched_{k}"), v);
-                    }
-                }
-                let key = scores
-                    .get(&task.paper_metric())
-                    .copied()
-                    .unwrap_or(f64::NAN);
-                let epochs = trained.recipe.epochs;
-                let last: Vec<f64> = trained
-                    .history
-                    .iter()
-                    .filter(|r| r.epoch + 1 == epochs)
-                    .map(|r| r.loss)
-                    .collect();
-                let final_train_loss = last.iter().sum::<f64>() / last.len().max(1) as f64;
-                println!(
-                    "{task} seed {seed}: {} (train loss {final_train_loss:.4}, {:.0} s)",
-                    format_scores(&named),
-                    trained.seconds
-                );
-                result.seeds.push(SeedResult {
-                    seed,
-                    scores: named,
-                    final_train_loss,
-                    train_seconds: trained.seconds,
-                });
-                if best.as_ref().is_none_or(|(b, _)| key > *b || b.is_nan()) {
-                    best = Some((key, trained.model));
-                }
-            }
-            result.summarise();
-            if let Some((_, model)) = &best {
-                let mut files: Vec<(Task, Split, &str)> = task
-                    .submission_files()
-                    .iter()
-                    .map(|&(split, name)| (task, split, name))
-                    .collect();
-                if task == Task::Mnli {
-                    files.extend(
-                        Task::Ax
-                            .submission_files()
-                            .iter()
-                            .map(|&(s, n)| (Task::Ax, s, n)),
-                    );
-                }
-                for (file_task, split, name) in files {
-                    let Some(set) =
-                        optional_set(&glue_dir, file_task, split, &pre, config.max_seq_len)?
-                    else {
-                        continue;
-                    };
-                    let predictions: Predictions =
-                        finetune::predict(model, task, &set, config.eval_batch_size, &device);
-                    let path = tune.out.join("predictions").join(name);
-                    write_predictions(&path, file_task, &set.ids, &predictions)?;
-                    result.prediction_files.push(path.display().to_string());
-                }
-            }
-            report.tasks.push(result);
-        }
-        report.compute_averages();
+        let report = glue::run(&pre, &run, &device, &mut bars)?;
         let md = report.to_markdown();
         let md_path = tune.out.join("results.md");
         std::fs::write(&md_path, &md)
@@ -515,13 +358,6 @@ impl BackendTask for GlueRun {
         }
         Ok(report)
     }
-}
-
-fn named_scores(scores: &Scores) -> std::collections::BTreeMap<String, f64> {
-    scores
-        .iter()
-        .map(|(m, v)| (m.name().to_string(), *v))
-        .collect()
 }
 
 fn format_scores(scores: &std::collections::BTreeMap<String, f64>) -> String {

@@ -12,9 +12,11 @@ use anyhow::{Context, bail};
 use burn::backend::Autodiff;
 use burn::tensor::backend::Backend;
 use electra_train::config::RunConfig;
-use electra_train::metrics::{self, Record};
+use electra_train::metrics;
+use electra_train::observer::{LoggedMetrics, TrainObserver};
 use electra_train::source;
 use electra_train::trainer::{self, BatchSource, RunOptions, Summary};
+use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::backend::{DeviceSpec, MultiDeviceTask};
 
@@ -186,15 +188,15 @@ impl MultiDeviceTask for Pretrain {
         let options = RunOptions {
             run_dir: run_dir.clone(),
             stop,
-            progress: true,
             stop_after,
         };
-        let summary = trainer::run_data_parallel::<Autodiff<B>>(
+        let summary = trainer::run_observed::<Autodiff<B>>(
             &config,
             &mut train,
             eval.as_mut().map(|e| e as &mut dyn BatchSource),
             &devices,
             &options,
+            &mut Bar::default(),
         )?;
         data.tokenizer
             .save(&run_dir)
@@ -207,8 +209,52 @@ impl MultiDeviceTask for Pretrain {
     }
 }
 
+/// The terminal progress bar of a training run.
+#[derive(Default)]
+struct Bar {
+    bar: Option<ProgressBar>,
+}
+
+impl TrainObserver for Bar {
+    fn started(&mut self, start_step: u64, end_step: u64) {
+        let bar = ProgressBar::new(end_step);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:30}] {pos}/{len} steps {msg} (eta {eta})",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar.set_position(start_step);
+        self.bar = Some(bar);
+    }
+
+    fn stepped(&mut self, step: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(step);
+        }
+    }
+
+    fn logged(&mut self, m: &LoggedMetrics) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(format!(
+                "loss {:.3} mlm {:.3} rtd {:.4} {:.0} tok/s",
+                m.objective.loss,
+                m.objective.mlm_loss,
+                m.objective.rtd_loss.unwrap_or(f64::NAN),
+                m.tokens_per_sec.unwrap_or(0.0)
+            ));
+        }
+    }
+
+    fn finished(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
 fn print_summary(config: &RunConfig, s: &Summary, run_dir: &Path, plot: &Path) {
-    let get = |r: &Record, k: &str| r.get(k).copied().unwrap_or(f64::NAN);
+    let nan = f64::NAN;
     let state = if s.interrupted {
         "stopped early"
     } else {
@@ -219,42 +265,39 @@ fn print_summary(config: &RunConfig, s: &Summary, run_dir: &Path, plot: &Path) {
         "pre-training {state}: steps {}..{} in {:.1} s, {:.0} tokens/s",
         s.start_step, s.final_step, s.seconds, s.tokens_per_sec
     );
-    let last = &s.last;
+    let last = &s.last.objective;
     println!(
         "  train (mean of the last {} steps): loss {:.4}, generator MLM loss {:.4}, MLM accuracy {:.3}",
-        config.train.log_every,
-        get(last, "loss"),
-        get(last, "mlm_loss"),
-        get(last, "mlm_accuracy")
+        config.train.log_every, last.loss, last.mlm_loss, last.mlm_accuracy
     );
-    if last.contains_key("rtd_loss") {
+    if let Some(rtd_loss) = last.rtd_loss {
         // Share of replaced tokens among all real ones: masked share × samples that differ.
         let replaced_rate =
-            config.objective.mask_prob * (1.0 - get(last, "sampled_equals_original"));
+            config.objective.mask_prob * (1.0 - last.sampled_equals_original.unwrap_or(nan));
         println!(
-            "  discriminator: RTD loss {:.4}, accuracy {:.3} (always answering 'original' scores {:.3})",
-            get(last, "rtd_loss"),
-            get(last, "disc_accuracy"),
+            "  discriminator: RTD loss {rtd_loss:.4}, accuracy {:.3} (always answering 'original' scores {:.3})",
+            last.disc_accuracy.unwrap_or(nan),
             1.0 - replaced_rate
         );
         println!(
             "  replaced tokens: recall {:.3} (chance: {:.3}), precision {:.3}, F1 {:.3}; ROC AUC {:.3} (chance: 0.5)",
-            get(last, "replaced_recall"),
+            last.disc_recall.unwrap_or(nan),
             replaced_rate,
-            get(last, "replaced_precision"),
-            get(last, "replaced_f1"),
-            get(last, "disc_auc")
+            last.disc_precision.unwrap_or(nan),
+            last.disc_f1.unwrap_or(nan),
+            last.disc_auc.unwrap_or(nan)
         );
     }
     if let Some(e) = &s.last_eval {
+        let e = &e.objective;
         println!(
             "  held-out: MLM loss {:.4}, MLM accuracy {:.3}, RTD loss {:.4}, replaced recall {:.3}, F1 {:.3}, AUC {:.3}",
-            get(e, "eval_mlm_loss"),
-            get(e, "eval_mlm_accuracy"),
-            get(e, "eval_rtd_loss"),
-            get(e, "eval_replaced_recall"),
-            get(e, "eval_replaced_f1"),
-            get(e, "eval_disc_auc")
+            e.mlm_loss,
+            e.mlm_accuracy,
+            e.rtd_loss.unwrap_or(nan),
+            e.disc_recall.unwrap_or(nan),
+            e.disc_f1.unwrap_or(nan),
+            e.disc_auc.unwrap_or(nan)
         );
     }
     println!("  run directory: {}", run_dir.display());

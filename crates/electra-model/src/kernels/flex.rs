@@ -165,15 +165,7 @@ fn keep_multipliers_chunk(seed: u64, base: u64, threshold: u64, scale: f32, out:
     }
 }
 
-const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
-
-/// SplitMix64's output function.
-pub fn splitmix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(GOLDEN);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
+use crate::seed::{GOLDEN, splitmix64};
 
 /// 63 random bits from flex's seeded stream (the one `Backend::seed` sets), for one dropout
 /// mask: three draws of 21 bits (flex's integers may be 32-bit).

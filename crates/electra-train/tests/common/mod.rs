@@ -68,14 +68,9 @@ impl BatchSource for Cycle {
 pub fn tiny_config(steps: u64) -> RunConfig {
     let mut c = RunConfig::preset("tiny").expect("tiny");
     c.model = ElectraConfig {
-        vocab_size: VOCAB,
-        embedding_size: 16,
-        hidden_size: 32,
         num_hidden_layers: 1,
-        num_attention_heads: 2,
-        intermediate_size: 64,
         max_position_embeddings: SEQ,
-        ..ElectraConfig::small()
+        ..ElectraConfig::micro(VOCAB)
     };
     c.objective.generator_hidden_multiplier = 0.5;
     c.objective.cls_token_id = 1;
@@ -96,7 +91,6 @@ pub fn options(dir: &Path, stop_after: Option<u64>) -> RunOptions {
     RunOptions {
         run_dir: dir.to_path_buf(),
         stop: Arc::new(AtomicBool::new(false)),
-        progress: false,
         stop_after,
     }
 }

@@ -439,7 +439,14 @@ impl<B: AutodiffBackend> Peers<B> {
             )?,
             None => f(),
         };
-        result.map_err(|e| collective_error(&format!("{what} failed"), e))
+        result.map_err(|e| match &self.world {
+            Some(w) => TrainError::Collective(format!(
+                "{what} failed on node {} ({} stopped or is unreachable?): {e}",
+                w.rank,
+                w.others()
+            )),
+            None => collective_error(&format!("{what} failed"), e),
+        })
     }
 
     /// Every node's `words` (the same count on every node), in node order: an exact

@@ -1,0 +1,244 @@
+//! Multi-node training over 127.0.0.1: two node processes joined by burn's global collective
+//! (websocket over loopback, flex CPU backend).
+//!
+//! burn keeps one collective client per backend type and process, so two nodes cannot live in
+//! one process: the tests start this test binary twice more, as the two nodes
+//! (`node_process`, which does nothing unless `ELECTRA_TEST_NODE` is set).
+//!
+//! The oracle: node `r` of 2, fed rows `[4r, 4r + 4)` of each 8-row micro-batch, must compute
+//! bit for bit what `--devices 2` computes in one process (peer `r` gets the same rows and
+//! the same randomness; the gradients are averaged as `(g0 + g1) / 2` in both, which is exact
+//! in either order). Node 0 logs the mean over both nodes' records.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{AB, BACKEND_RNG, Cycle, losses, options, tiny_config};
+use electra_objective::HostBatch;
+use electra_train::TrainError;
+use electra_train::distributed::NodeSetup;
+use electra_train::parallel::split_rows;
+use electra_train::trainer::{self, BatchSource};
+
+const ROLE: &str = "ELECTRA_TEST_NODE";
+
+/// Node `rank` of `nodes`: its rows of every micro-batch of the shared stream.
+struct NodeSlice {
+    inner: Cycle,
+    rank: usize,
+    nodes: usize,
+}
+
+impl BatchSource for NodeSlice {
+    fn next_batch(&mut self, batch_size: usize) -> Result<HostBatch, TrainError> {
+        let batch = self.inner.next_batch(batch_size * self.nodes)?;
+        Ok(split_rows(&batch, self.nodes)?.swap_remove(self.rank))
+    }
+    fn cursor(&self) -> serde_json::Value {
+        self.inner.cursor()
+    }
+    fn seek(&mut self, cursor: &serde_json::Value) -> Result<(), TrainError> {
+        self.inner.seek(cursor)
+    }
+}
+
+/// One node of a two-node run, when started by a test below with `ELECTRA_TEST_NODE` =
+/// `rank,coordinator port,run dir,steps,collective timeout in s`.
+#[test]
+fn node_process() {
+    let Ok(role) = std::env::var(ROLE) else {
+        return;
+    };
+    let parts: Vec<&str> = role.split(',').collect();
+    let rank: usize = parts[0].parse().expect("rank");
+    let port: u16 = parts[1].parse().expect("port");
+    let dir = PathBuf::from(parts[2]);
+    let steps: u64 = parts[3].parse().expect("steps");
+    let timeout = Duration::from_secs(parts[4].parse().expect("timeout"));
+    let config = tiny_config(steps);
+    let mut source = NodeSlice {
+        inner: Cycle::new(32),
+        rank,
+        nodes: 2,
+    };
+    let mut opts = options(&dir, None);
+    opts.node = NodeSetup {
+        nodes: 2,
+        node_rank: rank,
+        coordinator: format!("127.0.0.1:{port}"),
+        node_address: None,
+        join_timeout: Duration::from_secs(60),
+        collective_timeout: timeout,
+    };
+    let device = Default::default();
+    match trainer::run::<AB>(&config, &mut source, None, &device, &opts) {
+        Ok(summary) => println!("NODE-OK final step {}", summary.final_step),
+        Err(e) => {
+            eprintln!("NODE-ERR {e}");
+            std::process::exit(3);
+        }
+    }
+}
+
+/// A coordinator port whose two following ports (the nodes' tensor services) are free too.
+fn free_ports() -> u16 {
+    for _ in 0..50 {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("port")
+            .port();
+        if port < 65000 && (0..3).all(|i| TcpListener::bind(("0.0.0.0", port + i)).is_ok()) {
+            return port;
+        }
+    }
+    panic!("no three free consecutive ports");
+}
+
+fn start_node(rank: usize, port: u16, dir: &Path, steps: u64, timeout_s: u64) -> Child {
+    Command::new(std::env::current_exe().expect("test binary"))
+        .args(["--exact", "node_process", "--nocapture", "--test-threads=1"])
+        .env(
+            ROLE,
+            format!("{rank},{port},{},{steps},{timeout_s}", dir.display()),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start a node")
+}
+
+/// Waits for `child` at most `limit`; kills it past that. Returns (exited in time, success,
+/// stdout + stderr).
+fn wait(mut child: Child, limit: Duration) -> (bool, bool, String) {
+    let start = Instant::now();
+    let in_time = loop {
+        match child.try_wait().expect("wait") {
+            Some(_) => break true,
+            None if start.elapsed() > limit => {
+                let _ = child.kill();
+                break false;
+            }
+            None => std::thread::sleep(Duration::from_millis(50)),
+        }
+    };
+    let out = child.wait_with_output().expect("output");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (in_time, out.status.success(), text)
+}
+
+fn parameters(checkpoint: &Path) -> BTreeMap<String, Vec<u8>> {
+    let bytes = std::fs::read(checkpoint.join("model.safetensors")).expect("model.safetensors");
+    let tensors = safetensors::SafeTensors::deserialize(&bytes).expect("safetensors");
+    tensors
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| (name, view.data().to_vec()))
+        .collect()
+}
+
+#[test]
+fn two_node_processes_compute_what_two_devices_compute_bit_for_bit() {
+    if std::env::var(ROLE).is_ok() {
+        return;
+    }
+    let config = tiny_config(4);
+    let reference = tempfile::tempdir().expect("tempdir");
+    let expected = {
+        let _guard = BACKEND_RNG.lock().unwrap_or_else(|e| e.into_inner());
+        let devices = vec![Default::default(); 2];
+        trainer::run_data_parallel::<AB>(
+            &config,
+            &mut Cycle::new(32),
+            None,
+            &devices,
+            &options(reference.path(), None),
+        )
+        .expect("two devices in one process")
+    };
+
+    let run = tempfile::tempdir().expect("tempdir");
+    let port = free_ports();
+    let node0 = start_node(0, port, run.path(), 4, 60);
+    let node1 = start_node(1, port, run.path(), 4, 60);
+    let (t0, ok0, out0) = wait(node0, Duration::from_secs(180));
+    let (t1, ok1, out1) = wait(node1, Duration::from_secs(30));
+    assert!(t0 && ok0, "node 0 failed:\n{out0}");
+    assert!(t1 && ok1, "node 1 failed:\n{out1}");
+    assert!(out1.contains("NODE-OK final step 4"), "{out1}");
+
+    let (expected_losses, got) = (losses(reference.path()), losses(run.path()));
+    assert_eq!(expected_losses.len(), 4);
+    assert_eq!(
+        got, expected_losses,
+        "node 0 logs the two-device loss curve"
+    );
+    assert_ne!(got[0].1, got[3].1, "the model learns");
+    let written = run.path().join("checkpoints/step-00000004");
+    assert_eq!(
+        parameters(&written),
+        parameters(&expected.checkpoint),
+        "the same parameters, bit for bit"
+    );
+    // Node 0 saved both nodes' data cursors; each node resumes from its own.
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(written.join("state.json")).expect("state.json"))
+            .expect("json");
+    assert_eq!(
+        state["cursors"].as_array().map(Vec::len),
+        Some(2),
+        "{state}"
+    );
+}
+
+#[test]
+fn a_killed_node_stops_the_other_with_an_error_naming_it() {
+    if std::env::var(ROLE).is_ok() {
+        return;
+    }
+    let run = tempfile::tempdir().expect("tempdir");
+    let port = free_ports();
+    // Long enough never to finish; a 5 s collective timeout.
+    let node0 = start_node(0, port, run.path(), 100_000, 5);
+    let mut node1 = start_node(1, port, run.path(), 100_000, 5);
+    // Kill node 1 once node 0 has logged two steps.
+    let metrics = run.path().join("metrics.jsonl");
+    let start = Instant::now();
+    while std::fs::read_to_string(&metrics).map_or(0, |t| t.lines().count()) < 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the two nodes did not train"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    node1.kill().expect("kill node 1");
+    let killed = Instant::now();
+    let _ = node1.wait();
+    // The collective timeout (5 s) plus the rest of a step.
+    let (in_time, ok, out) = wait(node0, Duration::from_secs(30));
+    assert!(
+        in_time,
+        "node 0 did not stop within 30 s of node 1's death:\n{out}"
+    );
+    assert!(!ok, "node 0 must fail:\n{out}");
+    assert!(out.contains("NODE-ERR"), "{out}");
+    assert!(
+        out.contains("node 1"),
+        "the error names the lost node:\n{out}"
+    );
+    eprintln!(
+        "node 0 stopped {:.1} s after node 1 was killed: {}",
+        killed.elapsed().as_secs_f64(),
+        out.lines()
+            .find(|l| l.contains("NODE-ERR"))
+            .unwrap_or_default()
+    );
+}

@@ -441,9 +441,14 @@ impl<B: AutodiffBackend> Peers<B> {
         };
         result.map_err(|e| match &self.world {
             Some(w) => TrainError::Collective(format!(
-                "{what} failed on node {} ({} stopped or is unreachable?): {e}",
+                "{what} failed on node {} ({} stopped or is unreachable?): {e}{}",
                 w.rank,
-                w.others()
+                w.others(),
+                if e.contains("NodeId") {
+                    " (burn numbers the nodes in the order they joined, not by rank)"
+                } else {
+                    ""
+                }
             )),
             None => collective_error(&format!("{what} failed"), e),
         })

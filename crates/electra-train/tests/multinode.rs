@@ -9,6 +9,11 @@
 //! bit for bit what `--devices 2` computes in one process (peer `r` gets the same rows and
 //! the same randomness; the gradients are averaged as `(g0 + g1) / 2` in both, which is exact
 //! in either order). Node 0 logs the mean over both nodes' records.
+//!
+//! Both tests are `#[ignore]`d: with burn-collective 0.21.0 as published, the second global
+//! all-reduce of a process never completes (its barrier is never reset; see
+//! `docs/multi-node.md`). With the one-file patch described there they pass:
+//! `cargo test -p electra-train --test multinode -- --ignored`.
 
 mod common;
 
@@ -146,6 +151,8 @@ fn parameters(checkpoint: &Path) -> BTreeMap<String, Vec<u8>> {
 }
 
 #[test]
+#[ignore = "burn-collective 0.21.0 completes only one global all-reduce per process (see \
+            docs/multi-node.md); run with the patch described there"]
 fn two_node_processes_compute_what_two_devices_compute_bit_for_bit() {
     if std::env::var(ROLE).is_ok() {
         return;
@@ -200,6 +207,8 @@ fn two_node_processes_compute_what_two_devices_compute_bit_for_bit() {
 }
 
 #[test]
+#[ignore = "burn-collective 0.21.0 completes only one global all-reduce per process (see \
+            docs/multi-node.md); run with the patch described there"]
 fn a_killed_node_stops_the_other_with_an_error_naming_it() {
     if std::env::var(ROLE).is_ok() {
         return;

@@ -21,6 +21,11 @@
 //! The backend's random stream is process-wide on the CPU backends, so the seeding and the
 //! forward pass of one micro-step ([`forward_lock`]) run one peer at a time; the backward
 //! passes, the all-reduce and the optimizer steps run in parallel.
+//!
+//! Several nodes ([`crate::distributed`]): each process is one node with its own peers; peer
+//! `p` of node `r` is global peer `r·D + p` of `N·D` (its randomness index uses those), and
+//! burn's collective adds a global level to the same all-reduce. The gradients are reduced
+//! parameter by parameter in module order ([`param_order`]), the same in every process.
 
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Mutex, MutexGuard};

@@ -320,3 +320,43 @@ fn sigterm_on_one_node_stops_every_node_at_the_same_step_with_a_checkpoint() {
             .is_file()
     );
 }
+
+/// Runs on any burn: with burn-collective 0.21.0 as published, two nodes must stop at the start
+/// (within the 5 s probe) with an error that points to the fix; with the patched crate they
+/// must train. Never a hang, never one node training alone.
+#[test]
+fn two_nodes_train_or_stop_at_the_start_pointing_to_the_burn_fix() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run = tmp.path().join("run");
+    let port = free_ports();
+    let coordinator = format!("127.0.0.1:{port}");
+    let node = |rank: &str| {
+        let flags = [
+            "--nodes",
+            "2",
+            "--node-rank",
+            rank,
+            "--coordinator",
+            &coordinator,
+            "--collective-timeout",
+            "5",
+        ];
+        start(&new_run(&run, &flags), &[])
+    };
+    let started = Instant::now();
+    let node0 = node("0");
+    let node1 = node("1");
+    let (t0, ok0, out0) = wait(node0, Duration::from_secs(120));
+    let (t1, ok1, out1) = wait(node1, Duration::from_secs(30));
+    assert!(t0 && t1, "a node hung:\n{out0}\n{out1}");
+    assert_eq!(ok0, ok1, "the nodes disagree:\n{out0}\n{out1}");
+    const POINTER: &str = "never resets its global barrier";
+    if ok0 {
+        assert!(out0.contains("pre-training finished: steps 0..4"), "{out0}");
+    } else {
+        assert!(out0.contains(POINTER), "{out0}");
+        assert!(out1.contains(POINTER) || out1.contains("node 0"), "{out1}");
+        assert!(started.elapsed() < Duration::from_secs(60));
+        assert!(!run.join("checkpoints").exists(), "nothing was trained");
+    }
+}

@@ -30,6 +30,7 @@
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use burn::collective::{
     CollectiveConfig, PeerId, ReduceOperation, all_reduce, finish_collective, register,
@@ -430,9 +431,20 @@ impl<B: AutodiffBackend> Peers<B> {
         what: &str,
         f: impl FnOnce() -> Result<T, String> + Send + 'static,
     ) -> Result<T, TrainError> {
-        let result = match &self.world {
-            Some(w) => with_timeout(
-                w.collective_timeout,
+        let timeout = self.world.as_ref().map(|w| w.collective_timeout);
+        self.call_within(what, timeout, f)
+    }
+
+    /// [`Self::call`] with its own timeout (`None`: unbounded, single node only).
+    fn call_within<T: Send + 'static>(
+        &self,
+        what: &str,
+        timeout: Option<Duration>,
+        f: impl FnOnce() -> Result<T, String> + Send + 'static,
+    ) -> Result<T, TrainError> {
+        let result = match (&self.world, timeout) {
+            (Some(w), Some(timeout)) => with_timeout(
+                timeout,
                 || {
                     format!(
                         "{what} on node {} (waiting for {}: stopped, killed or unreachable?)",
@@ -442,7 +454,7 @@ impl<B: AutodiffBackend> Peers<B> {
                 },
                 f,
             )?,
-            None => f(),
+            _ => f(),
         };
         result.map_err(|e| match &self.world {
             Some(w) => TrainError::Collective(format!(
@@ -463,6 +475,16 @@ impl<B: AutodiffBackend> Peers<B> {
     /// all-gather over the Sum all-reduce (see [`crate::distributed::encode_words`]). A
     /// single-node run gets its own words back.
     pub fn gather_words(&self, words: &[u64]) -> Result<Vec<Vec<u64>>, TrainError> {
+        let timeout = self.world.as_ref().map(|w| w.collective_timeout);
+        self.gather_words_within(words, timeout)
+    }
+
+    /// [`Self::gather_words`] bounded by `timeout` instead of the collective timeout.
+    pub fn gather_words_within(
+        &self,
+        words: &[u64],
+        timeout: Option<Duration>,
+    ) -> Result<Vec<Vec<u64>>, TrainError> {
         let Some(w) = &self.world else {
             return Ok(vec![words.to_vec()]);
         };
@@ -475,7 +497,7 @@ impl<B: AutodiffBackend> Peers<B> {
                 .map_err(|_| TrainError::Collective("a local peer has stopped".to_string()))?;
         }
         let (id, device) = (PeerId::from(self.global().0), self.device0.clone());
-        let summed = self.call("an all-gather between the nodes", move || {
+        let summed = self.call_within("an all-gather between the nodes", timeout, move || {
             sum_values::<B::InnerBackend>(id, values, &device)
         })?;
         decode_words(&summed, nodes, len)

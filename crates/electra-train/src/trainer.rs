@@ -696,8 +696,32 @@ fn agree<B: AutodiffBackend>(
             ));
         }
     }
-    Ok(())
+    // burn-collective 0.21.0 never resets its global barrier, so the second global
+    // all-reduce of a process never completes (docs/multi-node.md). Probe it now, briefly,
+    // so that such a build stops here with a pointer to the fix instead of hanging in the
+    // first step until the collective timeout.
+    let probe = peers
+        .world()
+        .map(|w| w.collective_timeout.min(SECOND_EXCHANGE_TIMEOUT));
+    peers
+        .gather_words_within(&[1], probe)
+        .map_err(|e| match e {
+            // A timeout (`distributed::with_timeout`), not a lost node or a refusal.
+            TrainError::Collective(m) if m.contains("did not finish within") => {
+                TrainError::Distributed(format!(
+                    "{m}. The nodes completed one exchange but not a second one: burn-collective \
+                     0.21.0 as published never resets its global barrier; multi-node training \
+                     needs the burn-collective patch in docs/multi-node.md (\"The burn 0.21 \
+                     blocker\")"
+                ))
+            }
+            e => e,
+        })
+        .map(drop)
 }
+
+/// How long the start-up probe of [`agree`] waits for the nodes' second exchange.
+const SECOND_EXCHANGE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 fn save<B: AutodiffBackend>(
     run_dir: &Path,

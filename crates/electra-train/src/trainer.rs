@@ -756,3 +756,37 @@ fn evaluate<B: Backend>(
     record.insert("step".into(), step as f64);
     Ok(record)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_checkpoint_resumes_only_with_the_node_count_that_wrote_it() {
+        let two = json!({ "cursor": { "row": 0 }, "cursors": [{ "row": 0 }, { "row": 1 }] });
+        let one = json!({ "cursor": { "row": 5 } });
+        let dir = Path::new("run/checkpoints/step-00000002");
+        let world = NodeSetup {
+            nodes: 2,
+            node_rank: 1,
+            ..NodeSetup::default()
+        }
+        .validate()
+        .expect("valid");
+        let cursor = node_cursor(&two, dir, Some(&world)).expect("node 1 of 2");
+        assert_eq!(
+            cursor,
+            &json!({ "row": 1 }),
+            "each node resumes its own slice"
+        );
+        let cursor = node_cursor(&one, dir, None).expect("one node");
+        assert_eq!(cursor, &json!({ "row": 5 }));
+        let err = node_cursor(&two, dir, None).expect_err("a two-node checkpoint on one node");
+        assert!(
+            err.to_string()
+                .contains("written by a run of 2 node(s); resume it with --nodes 2"),
+            "{err}"
+        );
+        assert!(node_cursor(&one, dir, Some(&world)).is_err());
+    }
+}

@@ -69,7 +69,8 @@ pub struct NodeSetup {
     pub join_timeout: Duration,
     /// How long one collective operation (a step's metrics exchange, the gradient all-reduce)
     /// may take before the run stops with an error naming the nodes that did not answer; it
-    /// must exceed the slowest node's step time. Default 300 s.
+    /// must exceed the slowest node's step time plus node 0's evaluation and checkpoint
+    /// writing, which the other nodes wait for. Default 300 s.
     pub collective_timeout: Duration,
 }
 

@@ -89,8 +89,9 @@ pub struct PretrainArgs {
         help_heading = "Multi-node"
     )]
     pub join_timeout: u64,
-    /// Seconds one exchange between the nodes may take (longer than the slowest node's step)
-    /// before the run stops with an error naming the nodes it waited for.
+    /// Seconds one exchange between the nodes may take (longer than the slowest node's step
+    /// plus node 0's evaluation and checkpoint writing) before the run stops with an error
+    /// naming the nodes it waited for.
     #[arg(
         long,
         default_value_t = 300,

@@ -1,9 +1,11 @@
 //! `electra pretrain --nodes 2` over 127.0.0.1 (flex CPU backend): the refusals, and two node
 //! processes training, stopping and resuming from node 0's checkpoint.
 
+use std::io::Read;
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 mod common;
@@ -43,38 +45,76 @@ fn free_ports() -> u16 {
     panic!("no three free consecutive ports");
 }
 
-/// Starts `electra ARGS` with extra environment variables.
-fn start(args: &[String], env: &[(&str, String)]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_electra"))
-        .args(args)
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start electra")
+/// A started process: its output read on threads (a full pipe cannot block it), and killed
+/// if the test ends, or panics, before it exits.
+struct Proc {
+    child: Child,
+    out: Option<JoinHandle<Vec<u8>>>,
+    err: Option<JoinHandle<Vec<u8>>>,
 }
 
-/// Waits for `child` at most `limit`, killing it past that: (exited in time, success, stdout
-/// and stderr).
-fn wait(mut child: Child, limit: Duration) -> (bool, bool, String) {
-    let start = Instant::now();
-    let in_time = loop {
-        match child.try_wait().expect("wait") {
-            Some(_) => break true,
-            None if start.elapsed() > limit => {
-                let _ = child.kill();
-                break false;
+fn drain(pipe: Option<impl Read + Send + 'static>) -> Option<JoinHandle<Vec<u8>>> {
+    pipe.map(|mut pipe| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    })
+}
+
+impl Proc {
+    fn spawn(command: &mut Command) -> Self {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start a process");
+        let out = drain(child.stdout.take());
+        let err = drain(child.stderr.take());
+        Self { child, out, err }
+    }
+
+    /// Waits at most `limit`, killing it past that: (exited in time, success, stdout and
+    /// stderr).
+    fn wait(mut self, limit: Duration) -> (bool, bool, String) {
+        let start = Instant::now();
+        let (in_time, status) = loop {
+            match self.child.try_wait().expect("wait") {
+                Some(status) => break (true, status),
+                None if start.elapsed() > limit => {
+                    let _ = self.child.kill();
+                    break (false, self.child.wait().expect("wait"));
+                }
+                None => std::thread::sleep(Duration::from_millis(50)),
             }
-            None => std::thread::sleep(Duration::from_millis(50)),
+        };
+        let text = |h: Option<JoinHandle<Vec<u8>>>| {
+            h.and_then(|h| h.join().ok())
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default()
+        };
+        let text = format!("{}{}", text(self.out.take()), text(self.err.take()));
+        (in_time, status.success(), text)
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
-    };
-    let out = child.wait_with_output().expect("output");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (in_time, out.status.success(), text)
+    }
+}
+
+/// Starts `electra ARGS` with extra environment variables.
+fn start(args: &[String], env: &[(&str, String)]) -> Proc {
+    Proc::spawn(
+        Command::new(env!("CARGO_BIN_EXE_electra"))
+            .args(args)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str()))),
+    )
 }
 
 /// `pretrain --steps 4 --out RUN` with the small model, then `extra`.
@@ -117,8 +157,8 @@ fn two_nodes(args: &[String]) -> (String, String) {
             ("ELECTRA_COORDINATOR", coordinator.clone()),
         ],
     );
-    let (t0, ok0, out0) = wait(node0, Duration::from_secs(120));
-    let (t1, ok1, out1) = wait(node1, Duration::from_secs(30));
+    let (t0, ok0, out0) = node0.wait(Duration::from_secs(120));
+    let (t1, ok1, out1) = node1.wait(Duration::from_secs(30));
     assert!(t0 && ok0, "node 0 failed:\n{out0}");
     assert!(t1 && ok1, "node 1 failed:\n{out1}");
     (out0, out1)
@@ -143,14 +183,14 @@ fn a_node_rank_out_of_range_is_refused() {
         &tmp.path().join("run"),
         &["--nodes", "2", "--node-rank", "2"],
     );
-    let (in_time, ok, out) = wait(start(&args, &[]), Duration::from_secs(60));
+    let (in_time, ok, out) = start(&args, &[]).wait(Duration::from_secs(60));
     assert!(in_time && !ok, "{out}");
     assert!(
         out.contains("--node-rank 2 is out of range: with --nodes 2 the ranks are 0 to 1"),
         "{out}"
     );
     let bad_env = start(&args[..args.len() - 4], &[("ELECTRA_NNODES", "two".into())]);
-    let (_, ok, out) = wait(bad_env, Duration::from_secs(60));
+    let (_, ok, out) = bad_env.wait(Duration::from_secs(60));
     assert!(
         !ok && out.contains("ELECTRA_NNODES=\"two\" cannot be read"),
         "{out}"
@@ -177,7 +217,7 @@ fn an_unreachable_coordinator_is_refused_within_the_join_timeout() {
         ],
     );
     let started = Instant::now();
-    let (in_time, ok, out) = wait(start(&args, &[]), Duration::from_secs(60));
+    let (in_time, ok, out) = start(&args, &[]).wait(Duration::from_secs(60));
     assert!(in_time && !ok, "{out}");
     assert!(
         out.contains(&format!(
@@ -202,8 +242,8 @@ fn nodes_with_different_configs_are_refused_naming_the_node() {
     };
     let node0 = node("0", &[]);
     let node1 = node("1", &["--set", "objective.mask_prob=0.25"]);
-    let (t0, ok0, out0) = wait(node0, Duration::from_secs(120));
-    let (t1, ok1, out1) = wait(node1, Duration::from_secs(30));
+    let (t0, ok0, out0) = node0.wait(Duration::from_secs(120));
+    let (t1, ok1, out1) = node1.wait(Duration::from_secs(30));
     for (t, ok, out) in [(t0, ok0, &out0), (t1, ok1, &out1)] {
         assert!(t && !ok, "{out}");
         assert!(
@@ -292,12 +332,12 @@ fn sigterm_on_one_node_stops_every_node_at_the_same_step_with_a_checkpoint() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let status = Command::new("kill")
-        .args(["-TERM", &node1.id().to_string()])
+        .args(["-TERM", &node1.child.id().to_string()])
         .status()
         .expect("kill -TERM");
     assert!(status.success());
-    let (t1, ok1, out1) = wait(node1, Duration::from_secs(60));
-    let (t0, ok0, out0) = wait(node0, Duration::from_secs(60));
+    let (t1, ok1, out1) = node1.wait(Duration::from_secs(60));
+    let (t0, ok0, out0) = node0.wait(Duration::from_secs(60));
     assert!(t1 && ok1, "node 1:\n{out1}");
     assert!(t0 && ok0, "node 0:\n{out0}");
     assert!(out0.contains("pre-training stopped early"), "{out0}");
@@ -346,8 +386,8 @@ fn two_nodes_train_or_stop_at_the_start_pointing_to_the_burn_fix() {
     let started = Instant::now();
     let node0 = node("0");
     let node1 = node("1");
-    let (t0, ok0, out0) = wait(node0, Duration::from_secs(120));
-    let (t1, ok1, out1) = wait(node1, Duration::from_secs(30));
+    let (t0, ok0, out0) = node0.wait(Duration::from_secs(120));
+    let (t1, ok1, out1) = node1.wait(Duration::from_secs(30));
     assert!(t0 && t1, "a node hung:\n{out0}\n{out1}");
     assert_eq!(ok0, ok1, "the nodes disagree:\n{out0}\n{out1}");
     const POINTER: &str = "never resets its global barrier";

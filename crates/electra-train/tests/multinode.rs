@@ -3,7 +3,7 @@
 //!
 //! burn keeps one collective client per backend type and process, so two nodes cannot live in
 //! one process: the tests start this test binary twice more, as the two nodes
-//! (`node_process`, which does nothing unless `ELECTRA_TEST_NODE` is set).
+//! (`node_process`: an ignored helper that does nothing unless `ELECTRA_TEST_NODE` is set).
 //!
 //! The oracle: node `r` of 2, fed rows `[4r, 4r + 4)` of each 8-row micro-batch, must compute
 //! bit for bit what `--devices 2` computes in one process (peer `r` gets the same rows and
@@ -18,9 +18,11 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use common::{AB, BACKEND_RNG, Cycle, losses, options, tiny_config};
@@ -55,6 +57,7 @@ impl BatchSource for NodeSlice {
 /// One node of a two-node run, when started by a test below with `ELECTRA_TEST_NODE` =
 /// `rank,coordinator port,run dir,steps,collective timeout in s,devices per node`.
 #[test]
+#[ignore = "helper: one node process of the two-node tests, which start it"]
 fn node_process() {
     let Ok(role) = std::env::var(ROLE) else {
         return;
@@ -112,43 +115,87 @@ fn start_node(
     steps: u64,
     timeout_s: u64,
     devices: usize,
-) -> Child {
-    Command::new(std::env::current_exe().expect("test binary"))
-        .args(["--exact", "node_process", "--nocapture", "--test-threads=1"])
-        .env(
-            ROLE,
-            format!(
-                "{rank},{port},{},{steps},{timeout_s},{devices}",
-                dir.display()
+) -> Proc {
+    Proc::spawn(
+        Command::new(std::env::current_exe().expect("test binary"))
+            .args([
+                "--exact",
+                "node_process",
+                "--nocapture",
+                "--test-threads=1",
+                "--ignored",
+            ])
+            .env(
+                ROLE,
+                format!(
+                    "{rank},{port},{},{steps},{timeout_s},{devices}",
+                    dir.display()
+                ),
             ),
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start a node")
+    )
 }
 
-/// Waits for `child` at most `limit`; kills it past that. Returns (exited in time, success,
-/// stdout + stderr).
-fn wait(mut child: Child, limit: Duration) -> (bool, bool, String) {
-    let start = Instant::now();
-    let in_time = loop {
-        match child.try_wait().expect("wait") {
-            Some(_) => break true,
-            None if start.elapsed() > limit => {
-                let _ = child.kill();
-                break false;
+/// A started process: its output read on threads (a full pipe cannot block it), and killed
+/// if the test ends, or panics, before it exits.
+struct Proc {
+    child: Child,
+    out: Option<JoinHandle<Vec<u8>>>,
+    err: Option<JoinHandle<Vec<u8>>>,
+}
+
+fn drain(pipe: Option<impl Read + Send + 'static>) -> Option<JoinHandle<Vec<u8>>> {
+    pipe.map(|mut pipe| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    })
+}
+
+impl Proc {
+    fn spawn(command: &mut Command) -> Self {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start a process");
+        let out = drain(child.stdout.take());
+        let err = drain(child.stderr.take());
+        Self { child, out, err }
+    }
+
+    /// Waits at most `limit`, killing it past that: (exited in time, success, stdout and
+    /// stderr).
+    fn wait(mut self, limit: Duration) -> (bool, bool, String) {
+        let start = Instant::now();
+        let (in_time, status) = loop {
+            match self.child.try_wait().expect("wait") {
+                Some(status) => break (true, status),
+                None if start.elapsed() > limit => {
+                    let _ = self.child.kill();
+                    break (false, self.child.wait().expect("wait"));
+                }
+                None => std::thread::sleep(Duration::from_millis(50)),
             }
-            None => std::thread::sleep(Duration::from_millis(50)),
+        };
+        let text = |h: Option<JoinHandle<Vec<u8>>>| {
+            h.and_then(|h| h.join().ok())
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default()
+        };
+        let text = format!("{}{}", text(self.out.take()), text(self.err.take()));
+        (in_time, status.success(), text)
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
-    };
-    let out = child.wait_with_output().expect("output");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (in_time, out.status.success(), text)
+    }
 }
 
 fn parameters(checkpoint: &Path) -> BTreeMap<String, Vec<u8>> {
@@ -187,8 +234,8 @@ fn two_node_processes_compute_what_two_devices_compute_bit_for_bit() {
     let port = free_ports();
     let node0 = start_node(0, port, run.path(), 4, 60, 1);
     let node1 = start_node(1, port, run.path(), 4, 60, 1);
-    let (t0, ok0, out0) = wait(node0, Duration::from_secs(180));
-    let (t1, ok1, out1) = wait(node1, Duration::from_secs(30));
+    let (t0, ok0, out0) = node0.wait(Duration::from_secs(180));
+    let (t1, ok1, out1) = node1.wait(Duration::from_secs(30));
     assert!(t0 && ok0, "node 0 failed:\n{out0}");
     assert!(t1 && ok1, "node 1 failed:\n{out1}");
     assert!(out1.contains("NODE-OK final step 4"), "{out1}");
@@ -228,7 +275,7 @@ fn a_killed_node_stops_the_other_with_an_error_naming_it() {
     let port = free_ports();
     // Long enough never to finish; a 5 s collective timeout.
     let node0 = start_node(0, port, run.path(), 100_000, 5, 1);
-    let mut node1 = start_node(1, port, run.path(), 100_000, 5, 1);
+    let node1 = start_node(1, port, run.path(), 100_000, 5, 1);
     // Kill node 1 once node 0 has logged two steps.
     let metrics = run.path().join("metrics.jsonl");
     let start = Instant::now();
@@ -239,11 +286,10 @@ fn a_killed_node_stops_the_other_with_an_error_naming_it() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    node1.kill().expect("kill node 1");
+    drop(node1); // SIGKILL
     let killed = Instant::now();
-    let _ = node1.wait();
     // The collective timeout (5 s) plus the rest of a step.
-    let (in_time, ok, out) = wait(node0, Duration::from_secs(30));
+    let (in_time, ok, out) = node0.wait(Duration::from_secs(30));
     assert!(
         in_time,
         "node 0 did not stop within 30 s of node 1's death:\n{out}"
@@ -288,8 +334,8 @@ fn two_nodes_of_two_devices_compute_what_four_devices_compute() {
     let port = free_ports();
     let node0 = start_node(0, port, run.path(), 4, 60, 2);
     let node1 = start_node(1, port, run.path(), 4, 60, 2);
-    let (t0, ok0, out0) = wait(node0, Duration::from_secs(180));
-    let (t1, ok1, out1) = wait(node1, Duration::from_secs(30));
+    let (t0, ok0, out0) = node0.wait(Duration::from_secs(180));
+    let (t1, ok1, out1) = node1.wait(Duration::from_secs(30));
     assert!(t0 && ok0, "node 0 failed:\n{out0}");
     assert!(t1 && ok1, "node 1 failed:\n{out1}");
     // Four gradients are summed in different orders (burn's local tree takes the peers in

@@ -80,7 +80,10 @@ fn render_error(error: &anyhow::Error) -> String {
 fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+            // burn's collective logs every tensor transfer at `info`.
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                EnvFilter::new("info,burn_collective=warn,burn_communication=warn")
+            }),
         )
         .with_writer(std::io::stderr)
         .init();

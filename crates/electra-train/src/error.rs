@@ -46,6 +46,11 @@ pub enum TrainError {
     #[error("data-parallel training: {0}")]
     Collective(String),
 
+    /// A multi-node setup is invalid or cannot start (bad rank or address, unreachable
+    /// coordinator, nodes that disagree); the message names what and what was expected.
+    #[error("multi-node training: {0}")]
+    Distributed(String),
+
     /// A data error (corpus, tokenizer, shards).
     #[error(transparent)]
     Data(#[from] electra_data::DataError),

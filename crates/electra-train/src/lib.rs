@@ -10,12 +10,14 @@
 //! or the demo corpus), [`optim`] and [`schedule`] (the reference optimizer and learning
 //! rates, with layer-wise decay for fine-tuning), [`trainer`] (the loop, its phases as
 //! functions), [`observer`] (how the loop reports: progress, log lines, typed metrics), [`parallel`]
-//! (data-parallel peers over burn's collective all-reduce), [`checkpoint`], [`metrics`] and
+//! (data-parallel peers over burn's collective all-reduce), [`distributed`] (several
+//! nodes: addresses, the coordinator, bounded waits), [`checkpoint`], [`metrics`] and
 //! [`export`] (Hugging Face checkpoints of a run), [`pretrained`] (a run's newest discriminator,
 //! for fine-tuning).
 
 pub mod checkpoint;
 pub mod config;
+pub mod distributed;
 pub mod error;
 pub mod export;
 pub mod metrics;

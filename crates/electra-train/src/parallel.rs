@@ -21,19 +21,31 @@
 //! The backend's random stream is process-wide on the CPU backends, so the seeding and the
 //! forward pass of one micro-step ([`forward_lock`]) run one peer at a time; the backward
 //! passes, the all-reduce and the optimizer steps run in parallel.
+//!
+//! Several nodes ([`crate::distributed`]): each process is one node with its own peers; peer
+//! `p` of node `r` is global peer `r·D + p` of `N·D` (its randomness index uses those), and
+//! burn's collective adds a global level to the same all-reduce. The gradients are reduced
+//! parameter by parameter in module order ([`param_order`]), the same in every process.
 
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use burn::collective::{
-    CollectiveConfig, PeerId, ReduceOperation, finish_collective, register, reset_collective,
+    CollectiveConfig, PeerId, ReduceOperation, all_reduce, finish_collective, register,
+    reset_collective,
 };
-use burn::module::Module;
+use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::optim::{GradientsAccumulator, GradientsParams};
-use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{Tensor, TensorData, TensorPrimitive};
 use electra_objective::{ElectraPretrainingModel, HostBatch, StepMetrics};
 
+use crate::distributed::{
+    Resolved, bytes_to_words, check_port_free, decode_words, encode_words, start_coordinator,
+    wait_for_coordinator, with_timeout, words_to_bytes,
+};
 use crate::error::TrainError;
 use crate::metrics::Record;
 use crate::optim::ElectraAdam;
@@ -133,10 +145,13 @@ enum ToWorker {
         lr: f64,
         slices: Vec<HostBatch>,
     },
+    /// Take part in a Sum all-reduce of this many values with zeros (peer 0 carries the
+    /// node's data; see [`crate::distributed::encode_words`]).
+    Gather(usize),
     /// All peers are healthy: all-reduce and update.
     Proceed,
-    /// Leave the collective and end.
-    Stop,
+    /// End; with `finish`, leave the collective first.
+    Stop { finish: bool },
 }
 
 /// A peer's metric records of one step and the first non-finite loss it met.
@@ -151,52 +166,164 @@ struct Worker {
     handle: Option<JoinHandle<()>>,
 }
 
-/// The worker peers of a data-parallel run (none for a single device).
-pub struct Peers {
-    workers: Vec<Worker>,
+/// Each float parameter of a model, in module order (the same in every process), with its
+/// number of dimensions: the order of the gradient all-reduce. burn's
+/// `GradientsParams::all_reduce` orders by `ParamId`, which is random per process, so it only
+/// works among replicas forked in one process; across nodes the parameters would be paired
+/// wrongly.
+pub type ParamOrder = Vec<(ParamId, usize)>;
+
+/// The parameter order of `model` (see [`ParamOrder`]).
+pub fn param_order<B: Backend, M: Module<B>>(model: &M) -> ParamOrder {
+    struct Order(ParamOrder);
+    impl<B: Backend> ModuleVisitor<B> for Order {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            self.0.push((param.id, D));
+        }
+    }
+    let mut order = Order(Vec::new());
+    model.visit(&mut order);
+    order.0
 }
 
-/// The collective's setup: every peer on this machine, one process.
-fn collective_config(peers: usize) -> CollectiveConfig {
-    CollectiveConfig::default().with_num_devices(peers)
+fn reduce_one<B: Backend, const D: usize>(
+    id: PeerId,
+    grads: &mut GradientsParams,
+    param: ParamId,
+) -> Result<(), String> {
+    let Some(grad) = grads.remove::<B, D>(param) else {
+        return Ok(());
+    };
+    let out = all_reduce::<B>(id, grad.into_primitive().tensor(), ReduceOperation::Mean)
+        .map_err(|e| format!("{e:?}"))?;
+    grads.register::<B, D>(param, Tensor::from_primitive(TensorPrimitive::Float(out)));
+    Ok(())
+}
+
+/// Averages `grads` over every peer of the collective, parameter by parameter in `order`.
+fn reduce_grads<B: Backend>(
+    id: PeerId,
+    mut grads: GradientsParams,
+    order: &[(ParamId, usize)],
+) -> Result<GradientsParams, String> {
+    for &(param, dims) in order {
+        match dims {
+            1 => reduce_one::<B, 1>(id, &mut grads, param)?,
+            2 => reduce_one::<B, 2>(id, &mut grads, param)?,
+            3 => reduce_one::<B, 3>(id, &mut grads, param)?,
+            4 => reduce_one::<B, 4>(id, &mut grads, param)?,
+            d => return Err(format!("a parameter with {d} dimensions is not supported")),
+        }
+    }
+    Ok(grads)
+}
+
+/// The Sum all-reduce of `values` over every peer.
+fn sum_values<B: Backend>(
+    id: PeerId,
+    values: Vec<f32>,
+    device: &B::Device,
+) -> Result<Vec<f32>, String> {
+    let n = values.len();
+    let tensor = Tensor::<B, 1>::from_data(TensorData::new(values, [n]), device);
+    let out = all_reduce::<B>(id, tensor.into_primitive().tensor(), ReduceOperation::Sum)
+        .map_err(|e| format!("{e:?}"))?;
+    Tensor::<B, 1>::from_primitive(TensorPrimitive::Float(out))
+        .into_data()
+        .to_vec::<f32>()
+        .map_err(|e| format!("{e:?}"))
+}
+
+/// The worker peers of a data-parallel run (none for a single device), and, in a multi-node
+/// run, this node's place among the nodes.
+pub struct Peers<B: AutodiffBackend> {
+    workers: Vec<Worker>,
+    /// The multi-node setup; `None` for a single-node run.
+    world: Option<Resolved>,
+    /// Whether peer 0 has joined the collective (several devices, or several nodes).
+    joined: bool,
+    order: ParamOrder,
+    device0: B::Device,
 }
 
 fn collective_error(what: &str, e: impl std::fmt::Debug) -> TrainError {
     TrainError::Collective(format!("{what}: {e:?}"))
 }
 
-impl Peers {
-    /// Starts one worker per device in `devices` (peers 1..), each with a replica of `model`
-    /// and of `optimizer`'s state, and registers peer 0 (`device0`, the caller) with the
-    /// collective. With no extra devices nothing is started.
-    pub fn start<B: AutodiffBackend>(
+/// What a worker thread needs to know besides its channels.
+struct WorkerSetup {
+    /// This worker's peer index among all peers of all nodes.
+    peer: usize,
+    /// The number of peers of all nodes.
+    peers: usize,
+    config: CollectiveConfig,
+    order: ParamOrder,
+    record: fn(&StepMetrics) -> Record,
+}
+
+impl<B: AutodiffBackend> Peers<B> {
+    /// Starts one worker per device in `devices` (local peers 1..), each with a replica of
+    /// `model` and of `optimizer`'s state, and registers peer 0 (`device0`, the caller) with
+    /// the collective. With `world` (several nodes), node 0 first starts the coordinator, and
+    /// every node waits for it and for all nodes to join, within the join timeout. With no
+    /// extra devices and one node nothing is started.
+    pub fn start(
         model: &ElectraPretrainingModel<B>,
         optimizer: &ElectraAdam<B>,
         device0: &B::Device,
         devices: &[B::Device],
         record: fn(&StepMetrics) -> Record,
+        world: Option<Resolved>,
     ) -> Result<Self, TrainError> {
-        if devices.is_empty() {
+        let order = param_order(model);
+        if devices.is_empty() && world.is_none() {
             return Ok(Self {
                 workers: Vec::new(),
+                world,
+                joined: false,
+                order,
+                device0: device0.clone(),
             });
         }
-        let peers = devices.len() + 1;
+        let local = devices.len() + 1;
+        let (config, first, total) = match &world {
+            Some(w) => {
+                if w.rank == 0 {
+                    start_coordinator(w.coordinator.port)?;
+                }
+                check_port_free(
+                    w.node.port,
+                    "this node's tensor service, from --node-address",
+                )?;
+                wait_for_coordinator(&w.coordinator, w.join_timeout)?;
+                (w.collective_config(local)?, w.rank * local, w.nodes * local)
+            }
+            None => (
+                CollectiveConfig::default().with_num_devices(local),
+                0,
+                local,
+            ),
+        };
         reset_collective::<B::InnerBackend>();
         let mut workers = Vec::with_capacity(devices.len());
         for (i, device) in devices.iter().enumerate() {
-            let peer = i + 1;
+            let peer = first + i + 1;
             let replica = model.clone().fork(device);
             let mut opt = ElectraAdam::<B>::new(optimizer.config().clone())?;
             opt.load_state(optimizer.state(), device);
             let device = device.clone();
             let (to, inbox) = channel();
             let (outbox, from) = channel();
+            let setup = WorkerSetup {
+                peer,
+                peers: total,
+                config: config.clone(),
+                order: order.clone(),
+                record,
+            };
             let handle = std::thread::Builder::new()
                 .name(format!("electra-peer-{peer}"))
-                .spawn(move || {
-                    worker::<B>(peer, peers, replica, opt, device, inbox, outbox, record)
-                })
+                .spawn(move || worker::<B>(setup, replica, opt, device, inbox, outbox))
                 .map_err(|e| TrainError::Collective(format!("cannot start peer {peer}: {e}")))?;
             workers.push(Worker {
                 to,
@@ -204,21 +331,55 @@ impl Peers {
                 handle: Some(handle),
             });
         }
-        register::<B::InnerBackend>(
-            PeerId::from(0u32),
-            device0.clone(),
-            collective_config(peers),
-        )
-        .map_err(|e| collective_error("peer 0 cannot join the collective", e))?;
-        Ok(Self { workers })
+        let id = PeerId::from(first);
+        let device = device0.clone();
+        let registered = match &world {
+            Some(w) => {
+                let (nodes, coordinator) = (w.nodes, w.coordinator.clone());
+                with_timeout(
+                    w.join_timeout,
+                    || {
+                        format!(
+                            "joining the run (all {nodes} nodes registering with the \
+                             coordinator at {coordinator}; {} may not have started)",
+                            w.others()
+                        )
+                    },
+                    move || register::<B::InnerBackend>(id, device, config),
+                )
+                .map_err(|e| TrainError::Distributed(e.to_string()))?
+            }
+            None => register::<B::InnerBackend>(id, device, config),
+        };
+        registered.map_err(|e| collective_error("peer 0 cannot join the collective", e))?;
+        Ok(Self {
+            workers,
+            world,
+            joined: true,
+            order,
+            device0: device0.clone(),
+        })
     }
 
-    /// The number of peers, peer 0 included.
+    /// The number of peers on this node, peer 0 included.
     pub fn count(&self) -> usize {
         self.workers.len() + 1
     }
 
-    /// Hands each worker its slices (`slices[i]` to peer `i + 1`).
+    /// The multi-node setup, if this is one of several nodes.
+    pub fn world(&self) -> Option<&Resolved> {
+        self.world.as_ref()
+    }
+
+    /// This node's first peer index among all peers, and the number of peers of all nodes.
+    pub fn global(&self) -> (usize, usize) {
+        match &self.world {
+            Some(w) => (w.rank * self.count(), w.nodes * self.count()),
+            None => (0, self.count()),
+        }
+    }
+
+    /// Hands each worker its slices (`slices[i]` to local peer `i + 1`).
     pub fn send_step(
         &self,
         step: u64,
@@ -263,29 +424,128 @@ impl Peers {
         }
     }
 
-    /// Peer 0's part of the gradient all-reduce (identity for a single device).
-    pub fn all_reduce<B: AutodiffBackend>(
+    /// Runs a collective call of peer 0: bounded by the collective timeout in a multi-node
+    /// run (the error names the nodes waited for), direct otherwise.
+    fn call<T: Send + 'static>(
         &self,
-        grads: GradientsParams,
-    ) -> Result<GradientsParams, TrainError> {
-        if self.workers.is_empty() {
-            return Ok(grads);
-        }
-        grads
-            .all_reduce::<B::InnerBackend>(PeerId::from(0u32), ReduceOperation::Mean)
-            .map_err(|e| collective_error("gradient all-reduce failed on peer 0", e))
+        what: &str,
+        f: impl FnOnce() -> Result<T, String> + Send + 'static,
+    ) -> Result<T, TrainError> {
+        let timeout = self.world.as_ref().map(|w| w.collective_timeout);
+        self.call_within(what, timeout, f)
     }
 
-    /// Stops the workers and leaves the collective. With `finished = false` (an error on the
-    /// way) the workers are told to stop without waiting for them.
-    pub fn stop<B: AutodiffBackend>(mut self, finished: bool) -> Result<(), TrainError> {
-        if self.workers.is_empty() {
+    /// [`Self::call`] with its own timeout (`None`: unbounded, single node only).
+    fn call_within<T: Send + 'static>(
+        &self,
+        what: &str,
+        timeout: Option<Duration>,
+        f: impl FnOnce() -> Result<T, String> + Send + 'static,
+    ) -> Result<T, TrainError> {
+        let result = match (&self.world, timeout) {
+            (Some(w), Some(timeout)) => with_timeout(
+                timeout,
+                || {
+                    format!(
+                        "{what} on node {} (waiting for {}: stopped, killed or unreachable?)",
+                        w.rank,
+                        w.others()
+                    )
+                },
+                f,
+            )?,
+            _ => f(),
+        };
+        result.map_err(|e| match &self.world {
+            Some(w) => TrainError::Collective(format!(
+                "{what} failed on node {} ({} stopped or is unreachable?): {e}{}",
+                w.rank,
+                w.others(),
+                if e.contains("NodeId") {
+                    " (burn numbers the nodes in the order they joined, not by rank)"
+                } else {
+                    ""
+                }
+            )),
+            None => collective_error(&format!("{what} failed"), e),
+        })
+    }
+
+    /// Every node's `words` (the same count on every node), in node order: an exact
+    /// all-gather over the Sum all-reduce (see [`crate::distributed::encode_words`]). A
+    /// single-node run gets its own words back.
+    pub fn gather_words(&self, words: &[u64]) -> Result<Vec<Vec<u64>>, TrainError> {
+        let timeout = self.world.as_ref().map(|w| w.collective_timeout);
+        self.gather_words_within(words, timeout)
+    }
+
+    /// [`Self::gather_words`] bounded by `timeout` instead of the collective timeout.
+    pub fn gather_words_within(
+        &self,
+        words: &[u64],
+        timeout: Option<Duration>,
+    ) -> Result<Vec<Vec<u64>>, TrainError> {
+        let Some(w) = &self.world else {
+            return Ok(vec![words.to_vec()]);
+        };
+        let (nodes, len) = (w.nodes, words.len());
+        let values = encode_words(words, w.rank, nodes);
+        for worker in &self.workers {
+            worker
+                .to
+                .send(ToWorker::Gather(values.len()))
+                .map_err(|_| TrainError::Collective("a local peer has stopped".to_string()))?;
+        }
+        let (id, device) = (PeerId::from(self.global().0), self.device0.clone());
+        let summed = self.call_within("an all-gather between the nodes", timeout, move || {
+            sum_values::<B::InnerBackend>(id, values, &device)
+        })?;
+        decode_words(&summed, nodes, len)
+    }
+
+    /// Every node's `bytes` (any length), in node order; see [`Self::gather_words`].
+    pub fn gather_bytes(&self, bytes: &[u8]) -> Result<Vec<Vec<u8>>, TrainError> {
+        if self.world.is_none() {
+            return Ok(vec![bytes.to_vec()]);
+        }
+        let lens = self.gather_words(&[bytes.len() as u64])?;
+        let lens: Vec<usize> = lens.iter().map(|l| l[0] as usize).collect();
+        let width = lens.iter().copied().max().unwrap_or(0).div_ceil(8);
+        let mut words = bytes_to_words(bytes);
+        words.resize(width, 0);
+        let all = self.gather_words(&words)?;
+        Ok(all
+            .iter()
+            .zip(lens)
+            .map(|(w, len)| words_to_bytes(w, len))
+            .collect())
+    }
+
+    /// Peer 0's part of the gradient all-reduce (identity for a single device on one node).
+    pub fn all_reduce(&self, grads: GradientsParams) -> Result<GradientsParams, TrainError> {
+        if !self.joined {
+            return Ok(grads);
+        }
+        let id = PeerId::from(self.global().0);
+        let order = self.order.clone();
+        self.call("the gradient all-reduce", move || {
+            reduce_grads::<B::InnerBackend>(id, grads, &order)
+        })
+    }
+
+    /// Stops the workers and, on one node, leaves the collective. With `finished = false` (an
+    /// error on the way) the workers are told to stop without waiting for them. Several nodes
+    /// do not leave burn's collective: leaving talks to the coordinator in node 0's process,
+    /// which may already have ended; the process ends instead.
+    pub fn stop(mut self, finished: bool) -> Result<(), TrainError> {
+        if !self.joined {
             return Ok(());
         }
+        let finish = finished && self.world.is_none();
         for w in &self.workers {
-            let _ = w.to.send(ToWorker::Stop);
+            let _ = w.to.send(ToWorker::Stop { finish });
         }
-        if !finished {
+        if !finish {
             return Ok(());
         }
         finish_collective::<B::InnerBackend>(PeerId::from(0u32))
@@ -301,46 +561,70 @@ impl Peers {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn worker<B: AutodiffBackend>(
-    peer: usize,
-    peers: usize,
+    setup: WorkerSetup,
     mut model: ElectraPretrainingModel<B>,
     mut optimizer: ElectraAdam<B>,
     device: B::Device,
     inbox: Receiver<ToWorker>,
     outbox: Sender<Report>,
-    record: fn(&StepMetrics) -> Record,
 ) {
+    let WorkerSetup {
+        peer,
+        peers,
+        config,
+        order,
+        record,
+    } = setup;
     let id = PeerId::from(peer);
-    if let Err(e) = register::<B::InnerBackend>(id, device, collective_config(peers)) {
+    if let Err(e) = register::<B::InnerBackend>(id, device.clone(), config) {
         let _ = outbox.send(Err(format!("cannot join the collective: {e:?}")));
         return;
     }
-    while let Ok(ToWorker::Step { step, lr, slices }) = inbox.recv() {
-        let work = match peer_gradients(&model, &slices, step, peers, peer, &record) {
-            Ok(work) => work,
-            Err(e) => {
-                let _ = outbox.send(Err(e.to_string()));
+    let mut pending: Option<(f64, GradientsParams)> = None;
+    loop {
+        match inbox.recv() {
+            Ok(ToWorker::Step { step, lr, slices }) => {
+                let work = match peer_gradients(&model, &slices, step, peers, peer, &record) {
+                    Ok(work) => work,
+                    Err(e) => {
+                        let _ = outbox.send(Err(e.to_string()));
+                        return;
+                    }
+                };
+                pending = work.grads.map(|g| (lr, g));
+                if outbox.send(Ok((work.records, work.non_finite))).is_err() {
+                    return;
+                }
+            }
+            Ok(ToWorker::Gather(len)) => {
+                if let Err(e) = sum_values::<B::InnerBackend>(id, vec![0.0; len], &device) {
+                    tracing::error!(peer, "all-gather failed: {e}");
+                    return;
+                }
+            }
+            Ok(ToWorker::Proceed) => {
+                let Some((lr, grads)) = pending.take() else {
+                    return;
+                };
+                let grads = match reduce_grads::<B::InnerBackend>(id, grads, &order) {
+                    Ok(grads) => grads,
+                    Err(e) => {
+                        tracing::error!(peer, "gradient all-reduce failed: {e}");
+                        return;
+                    }
+                };
+                model = optimizer.step(lr, model, grads, &|_| 1.0).0;
+            }
+            Ok(ToWorker::Stop { finish }) => {
+                if finish && pending.is_none() {
+                    let _ = finish_collective::<B::InnerBackend>(id);
+                }
                 return;
             }
-        };
-        if outbox.send(Ok((work.records, work.non_finite))).is_err() {
-            return;
+            Err(_) => return,
         }
-        let (Ok(ToWorker::Proceed), Some(grads)) = (inbox.recv(), work.grads) else {
-            return;
-        };
-        let grads = match grads.all_reduce::<B::InnerBackend>(id, ReduceOperation::Mean) {
-            Ok(grads) => grads,
-            Err(e) => {
-                tracing::error!(peer, "gradient all-reduce failed: {e:?}");
-                return;
-            }
-        };
-        model = optimizer.step(lr, model, grads, &|_| 1.0).0;
     }
-    let _ = finish_collective::<B::InnerBackend>(id);
 }
 
 #[cfg(test)]

@@ -128,10 +128,28 @@ pub struct RunData {
 /// objective's special-token ids from the tokenizer (call [`align_to_tokenizer`] first so the
 /// saved config holds them).
 pub fn open(config: &RunConfig) -> Result<RunData, TrainError> {
+    open_node(config, 0, 1)
+}
+
+/// [`open`] for node `rank` of `nodes` in a multi-node run: the training source reads the
+/// loader's rank `rank` of `nodes` (rows at positions `p % nodes == rank` of every shard's
+/// shuffled stream) in micro-batches of `batch_size / grad_accum_steps / nodes` rows, what
+/// the trainer asks one node for. The held-out source is read whole (node 0 evaluates).
+pub fn open_node(config: &RunConfig, rank: usize, nodes: usize) -> Result<RunData, TrainError> {
     let data = &config.data;
     let micro_batch = config.train.batch_size / config.train.grad_accum_steps;
+    if nodes == 0 || rank >= nodes || !micro_batch.is_multiple_of(nodes) {
+        return Err(TrainError::InvalidConfig(format!(
+            "node {rank} of {nodes}: the micro-batch of {micro_batch} rows must split evenly \
+             across the nodes (train.batch_size a multiple of grad_accum_steps × nodes)"
+        )));
+    }
     let mut loader = LoaderConfig::new(micro_batch, config.derived_seed("data"));
     loader.shuffle_buffer = data.shuffle_buffer;
+    let mut node_loader = loader.clone();
+    node_loader.batch_size = micro_batch / nodes;
+    node_loader.rank = rank;
+    node_loader.world_size = nodes;
     match &data.shards {
         None => {
             let tokenizer = demo_tokenizer()?;
@@ -146,7 +164,7 @@ pub fn open(config: &RunConfig) -> Result<RunData, TrainError> {
                 train_docs.examples(&tokenizer, packing, config.derived_seed("packing"))?;
             let train = DataSource::start(
                 Origin::Examples { examples, pad },
-                loader.clone(),
+                node_loader,
                 data.max_seq_len,
                 Cursor::default(),
             )?;
@@ -191,7 +209,7 @@ pub fn open(config: &RunConfig) -> Result<RunData, TrainError> {
                     dir: dir.clone(),
                     expect: expect.clone(),
                 },
-                loader.clone(),
+                node_loader,
                 data.max_seq_len,
                 Cursor::default(),
             )?;

@@ -21,6 +21,7 @@ use serde_json::json;
 
 use crate::checkpoint::{self, list_checkpoints};
 use crate::config::RunConfig;
+use crate::distributed::{NodeSetup, Resolved, fnv1a64};
 use crate::error::TrainError;
 use crate::metrics::{MetricsLog, Record};
 use crate::observer::{LogLines, LoggedMetrics, TrainObserver, objective_record};
@@ -47,6 +48,8 @@ pub struct RunOptions {
     pub stop: Arc<AtomicBool>,
     /// Stop after this step even if `train.steps` is larger (tests, benchmarks).
     pub stop_after: Option<u64>,
+    /// This process's place in a multi-node run ([`NodeSetup::default`]: one node).
+    pub node: NodeSetup,
 }
 
 /// What a run did.
@@ -140,9 +143,48 @@ struct Loop<'a, B: AutodiffBackend> {
     config: &'a RunConfig,
     run_dir: &'a Path,
     devices: &'a [B::Device],
+    /// The multi-node setup (`None`: one node).
+    world: Option<Resolved>,
     model: ElectraPretrainingModel<B>,
     optimizer: ElectraAdam<B>,
     step: u64,
+}
+
+/// What one node tells the others after computing a step (multi-node runs): its peers'
+/// metric records (as `f64` bits, so the mean over all nodes is exact), its first non-finite
+/// loss, its real tokens and whether it was asked to stop.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StepShare {
+    records: Vec<Vec<(String, u64)>>,
+    non_finite: Option<u64>,
+    tokens: usize,
+    stop: bool,
+}
+
+impl StepShare {
+    fn new(records: &[Record], non_finite: Option<f64>, tokens: usize, stop: bool) -> Self {
+        Self {
+            records: records
+                .iter()
+                .map(|r| r.iter().map(|(k, v)| (k.clone(), v.to_bits())).collect())
+                .collect(),
+            non_finite: non_finite.map(f64::to_bits),
+            tokens,
+            stop,
+        }
+    }
+
+    fn records(&self) -> impl Iterator<Item = Record> + '_ {
+        self.records.iter().map(|r| {
+            r.iter()
+                .map(|(k, v)| (k.clone(), f64::from_bits(*v)))
+                .collect()
+        })
+    }
+}
+
+fn json_error(what: &str, e: serde_json::Error) -> TrainError {
+    TrainError::Collective(format!("{what}: {e}"))
 }
 
 /// [`run`] on several devices at once: data-parallel training with one model replica per
@@ -159,31 +201,45 @@ pub fn run_observed<B: AutodiffBackend>(
     options: &RunOptions,
     observer: &mut dyn TrainObserver,
 ) -> Result<Summary, TrainError> {
-    let device = validate(config, devices)?;
+    let world = options.node.validate()?;
+    let world = (world.nodes > 1).then_some(world);
+    let nodes = world.as_ref().map_or(1, |w| w.nodes);
+    // Node 0 alone writes into the run directory and evaluates.
+    let writer = world.as_ref().is_none_or(|w| w.rank == 0);
+    let device = validate(config, devices, nodes)?;
     let run_dir = &options.run_dir;
-    prepare_run_dir(config, run_dir)?;
-    let state = init_or_resume::<B>(config, run_dir, devices, device, train)?;
+    prepare_run_dir(config, run_dir, writer)?;
+    let state = init_or_resume::<B>(config, run_dir, devices, device, train, world.clone())?;
     let start_step = state.step;
     let mut logging = Logging {
-        log: MetricsLog::open(&run_dir.join("metrics.jsonl"), start_step)?,
+        log: if writer {
+            Some(MetricsLog::open(
+                &run_dir.join("metrics.jsonl"),
+                start_step,
+            )?)
+        } else {
+            None
+        },
         window: Vec::new(),
         last: Record::new(),
         last_eval: None,
     };
-    let held = eval.map(|source| Held {
+    let held = eval.filter(|_| writer).map(|source| Held {
         start: source.cursor(),
         source,
     });
     let t = &config.train;
     let end = options.stop_after.map_or(t.steps, |s| s.min(t.steps));
-    observer.started(start_step, end);
     let peers = Peers::start(
         &state.model,
         &state.optimizer,
         device,
         &devices[1..],
         metrics_record,
+        world,
     )?;
+    agree(&peers, config, start_step, end)?;
+    observer.started(start_step, end);
     let started = Instant::now();
     let stepped = step_loop(
         state,
@@ -198,15 +254,16 @@ pub fn run_observed<B: AutodiffBackend>(
     let (state, tokens, interrupted) = match stepped {
         Ok(done) => done,
         Err(e @ TrainError::NonFinite { .. }) => {
-            peers.stop::<B>(false)?;
+            peers.stop(false)?;
             return Err(e);
         }
         Err(e) => return Err(e),
     };
     observer.finished();
-    peers.stop::<B>(true)?;
     logging.flush(state.step)?;
-    let checkpoint = state.save(train)?;
+    // Before the peers stop: on several nodes, saving gathers every node's data cursor.
+    let checkpoint = state.save(train, &peers)?;
+    peers.stop(true)?;
     let seconds = started.elapsed().as_secs_f64();
     Ok(Summary {
         start_step,
@@ -228,7 +285,7 @@ fn step_loop<'a, B: AutodiffBackend>(
     mut state: Loop<'a, B>,
     train: &mut dyn BatchSource,
     mut held: Option<Held<'_>>,
-    peers: &Peers,
+    peers: &Peers<B>,
     logging: &mut Logging,
     observer: &mut dyn TrainObserver,
     options: &RunOptions,
@@ -236,11 +293,14 @@ fn step_loop<'a, B: AutodiffBackend>(
 ) -> Result<(Loop<'a, B>, usize, bool), TrainError> {
     let t = &state.config.train;
     let mut tokens = 0usize;
+    let multi = peers.world().is_some();
     while state.step < end {
-        if options.stop.load(Ordering::SeqCst) {
+        let stop_asked = options.stop.load(Ordering::SeqCst);
+        // Several nodes decide together, at the end of a step (see `train_step`).
+        if stop_asked && !multi {
             return Ok((state, tokens, true));
         }
-        let (next, record, step_tokens) = state.train_step(train, peers)?;
+        let (next, record, step_tokens, stop_all) = state.train_step(train, peers, stop_asked)?;
         state = next;
         tokens += step_tokens;
         let step = state.step;
@@ -254,8 +314,11 @@ fn step_loop<'a, B: AutodiffBackend>(
             let record = evaluate(&state.model.valid(), held, state.config, step)?;
             logging.evaluation(record, observer)?;
         }
+        if stop_all {
+            return Ok((state, tokens, true));
+        }
         if step.is_multiple_of(t.checkpoint_every) && step != end {
-            state.save(train)?;
+            state.save(train, peers)?;
         }
     }
     Ok((state, tokens, false))
@@ -270,7 +333,8 @@ struct Held<'s> {
 /// What the loop has logged: step records not yet averaged, the last logged record and the
 /// last evaluation.
 struct Logging {
-    log: MetricsLog,
+    /// `None` on the nodes other than node 0, which write nothing.
+    log: Option<MetricsLog>,
     window: Vec<Record>,
     last: Record,
     last_eval: Option<LoggedMetrics>,
@@ -300,7 +364,9 @@ impl Logging {
         record: Record,
         observer: &mut dyn TrainObserver,
     ) -> Result<(), TrainError> {
-        self.log.write(&record)?;
+        if let Some(log) = &mut self.log {
+            log.write(&record)?;
+        }
         let typed = LoggedMetrics::from_record(&record, "eval_");
         observer.evaluated(&typed);
         self.last_eval = Some(typed);
@@ -319,12 +385,19 @@ impl Logging {
         self.last = mean(&self.window);
         self.window.clear();
         self.last.insert("step".into(), step as f64);
-        self.log.write(&self.last)
+        match &mut self.log {
+            Some(log) => log.write(&self.last),
+            None => Ok(()),
+        }
     }
 }
 
 /// Checks the config and the devices; the first device (the one that evaluates and saves).
-fn validate<'a, D>(config: &RunConfig, devices: &'a [D]) -> Result<&'a D, TrainError> {
+fn validate<'a, D>(
+    config: &RunConfig,
+    devices: &'a [D],
+    nodes: usize,
+) -> Result<&'a D, TrainError> {
     config.validate()?;
     let Some(device) = devices.first() else {
         return Err(TrainError::InvalidConfig(
@@ -335,10 +408,15 @@ fn validate<'a, D>(config: &RunConfig, devices: &'a [D]) -> Result<&'a D, TrainE
     if !config
         .train
         .batch_size
-        .is_multiple_of(config.train.grad_accum_steps * n_peers)
+        .is_multiple_of(config.train.grad_accum_steps * n_peers * nodes)
     {
+        let nodes_part = if nodes > 1 {
+            format!(" × nodes ({nodes})")
+        } else {
+            String::new()
+        };
         return Err(TrainError::InvalidConfig(format!(
-            "train.batch_size ({}) must be a multiple of train.grad_accum_steps ({}) × devices ({n_peers})",
+            "train.batch_size ({}) must be a multiple of train.grad_accum_steps ({}) × devices ({n_peers}){nodes_part}",
             config.train.batch_size, config.train.grad_accum_steps
         )));
     }
@@ -346,13 +424,18 @@ fn validate<'a, D>(config: &RunConfig, devices: &'a [D]) -> Result<&'a D, TrainE
 }
 
 /// Creates the run directory and writes `config.toml` for a new run; for a run with
-/// checkpoints, checks that its saved config equals `config`.
-fn prepare_run_dir(config: &RunConfig, run_dir: &Path) -> Result<(), TrainError> {
-    std::fs::create_dir_all(run_dir).map_err(io(run_dir))?;
+/// checkpoints, checks that its saved config equals `config`. A node other than node 0
+/// (`writer = false`) writes nothing and only checks a run it finds.
+fn prepare_run_dir(config: &RunConfig, run_dir: &Path, writer: bool) -> Result<(), TrainError> {
+    if writer {
+        std::fs::create_dir_all(run_dir).map_err(io(run_dir))?;
+    }
     let config_path = run_dir.join("config.toml");
     let text = config.to_toml()?;
     if list_checkpoints(run_dir)?.is_empty() {
-        electra_fs::write_atomic(&config_path, text.as_bytes())?;
+        if writer {
+            electra_fs::write_atomic(&config_path, text.as_bytes())?;
+        }
         return Ok(());
     }
     let saved = std::fs::read_to_string(&config_path).map_err(io(&config_path))?;
@@ -375,6 +458,7 @@ fn init_or_resume<'a, B: AutodiffBackend>(
     devices: &'a [B::Device],
     device: &B::Device,
     train: &mut dyn BatchSource,
+    world: Option<Resolved>,
 ) -> Result<Loop<'a, B>, TrainError> {
     let mut objective = config.objective.clone();
     objective.seed = config.objective_seed();
@@ -393,7 +477,7 @@ fn init_or_resume<'a, B: AutodiffBackend>(
     if let Some((saved_step, dir, (loaded, candidate))) = resumed {
         model = candidate;
         optimizer.load_state(loaded.optimizer, device);
-        train.seek(&loaded.state["cursor"])?;
+        train.seek(node_cursor(&loaded.state, &dir, world.as_ref())?)?;
         step = saved_step;
         tracing::info!(step, checkpoint = %dir.display(), "resuming");
     }
@@ -401,6 +485,7 @@ fn init_or_resume<'a, B: AutodiffBackend>(
         config,
         run_dir,
         devices,
+        world,
         model,
         optimizer,
         step,
@@ -412,14 +497,24 @@ impl<B: AutodiffBackend> Loop<'_, B> {
     /// and backward on each, gradients all-reduced, one Adam step. Returns the step's record
     /// and its real tokens; a non-finite loss is [`TrainError::NonFinite`] (the caller stops
     /// the peers).
+    ///
+    /// On several nodes each node reads its own share of every micro-batch
+    /// (`batch_size / grad_accum_steps / nodes` rows from its own slice of the data); before
+    /// the gradient all-reduce the nodes exchange their metric records, non-finite losses,
+    /// tokens and stop requests, so that every node logs the same record and takes the same
+    /// decision. `stop_asked` is this node's stop request; the last value returned says
+    /// whether any node asked to stop.
     fn train_step(
         mut self,
         train: &mut dyn BatchSource,
-        peers: &Peers,
-    ) -> Result<(Self, Record, usize), TrainError> {
+        peers: &Peers<B>,
+        stop_asked: bool,
+    ) -> Result<(Self, Record, usize, bool), TrainError> {
         let t = &self.config.train;
         let n_peers = self.devices.len();
-        let micro_batch = t.batch_size / t.grad_accum_steps;
+        let nodes = self.world.as_ref().map_or(1, |w| w.nodes);
+        let (first_peer, all_peers) = peers.global();
+        let micro_batch = t.batch_size / t.grad_accum_steps / nodes;
         let step = self.step;
         let step_started = Instant::now();
         let mut step_tokens = 0;
@@ -438,12 +533,34 @@ impl<B: AutodiffBackend> Loop<'_, B> {
         let lr = self.config.schedule_resolved().lr(step);
         let own = slices.remove(0);
         peers.send_step(step, lr, slices)?;
-        let work = peer_gradients(&self.model, &own, step, n_peers, 0, &metrics_record)?;
+        let work = peer_gradients(
+            &self.model,
+            &own,
+            step,
+            all_peers,
+            first_peer,
+            &metrics_record,
+        )?;
         let mut micro_records = work.records;
         let mut non_finite = work.non_finite;
         for (records, bad) in peers.collect()? {
             micro_records.extend(records);
             non_finite = non_finite.or(bad);
+        }
+        let mut stop_all = stop_asked;
+        if self.world.is_some() {
+            let share = StepShare::new(&micro_records, non_finite, step_tokens, stop_asked);
+            let bytes = serde_json::to_vec(&share).map_err(|e| json_error("step record", e))?;
+            micro_records.clear();
+            (non_finite, step_tokens, stop_all) = (None, 0, false);
+            for bytes in peers.gather_bytes(&bytes)? {
+                let share: StepShare = serde_json::from_slice(&bytes)
+                    .map_err(|e| json_error("a node's step record", e))?;
+                micro_records.extend(share.records());
+                non_finite = non_finite.or(share.non_finite.map(f64::from_bits));
+                step_tokens += share.tokens;
+                stop_all |= share.stop;
+            }
         }
         let (Some(grads), None) = (work.grads, non_finite) else {
             let loss = non_finite.unwrap_or(f64::NAN);
@@ -456,7 +573,7 @@ impl<B: AutodiffBackend> Loop<'_, B> {
             });
         };
         peers.proceed();
-        let grads = peers.all_reduce::<B>(grads)?;
+        let grads = peers.all_reduce(grads)?;
         let (next, stats) = self.optimizer.step(lr, self.model, grads, &|_| 1.0);
         self.model = next;
         self.step += 1;
@@ -467,38 +584,154 @@ impl<B: AutodiffBackend> Loop<'_, B> {
         let secs = step_started.elapsed().as_secs_f64().max(1e-9);
         record.insert("tokens_per_sec".into(), step_tokens as f64 / secs);
         record.insert("step_seconds".into(), secs);
-        Ok((self, record, step_tokens))
+        Ok((self, record, step_tokens, stop_all))
     }
 
-    /// A checkpoint of the current step.
-    fn save(&self, train: &dyn BatchSource) -> Result<PathBuf, TrainError> {
+    /// A checkpoint of the current step. On several nodes every node takes part (each
+    /// node's data cursor is gathered) and node 0 alone writes; the others return the
+    /// directory node 0 writes.
+    fn save(&self, train: &dyn BatchSource, peers: &Peers<B>) -> Result<PathBuf, TrainError> {
+        let cursor = train.cursor();
+        let mut state = json!({
+            "step": self.step,
+            "cursor": cursor,
+            "config": self.config,
+        });
+        if let Some(world) = &self.world {
+            let bytes = serde_json::to_vec(&cursor).map_err(|e| json_error("data cursor", e))?;
+            let cursors = peers
+                .gather_bytes(&bytes)?
+                .iter()
+                .map(|b| serde_json::from_slice(b).map_err(|e| json_error("a node's cursor", e)))
+                .collect::<Result<Vec<serde_json::Value>, _>>()?;
+            state["cursors"] = serde_json::Value::Array(cursors);
+            if world.rank != 0 {
+                return Ok(self
+                    .run_dir
+                    .join("checkpoints")
+                    .join(checkpoint::checkpoint_name(self.step)));
+            }
+        }
         save(
             self.run_dir,
             self.step,
             &self.model,
             &self.optimizer,
-            train,
-            self.config,
+            &state,
             self.config.train.keep_checkpoints,
         )
     }
 }
+
+/// The data cursor this node resumes from: `cursor` on one node; on several, this node's
+/// entry of `cursors` (each node reads its own slice of the data). A run keeps its node
+/// count: a checkpoint of another count is refused.
+fn node_cursor<'s>(
+    state: &'s serde_json::Value,
+    dir: &Path,
+    world: Option<&Resolved>,
+) -> Result<&'s serde_json::Value, TrainError> {
+    let written_by = state["cursors"].as_array().map_or(1, Vec::len);
+    let nodes = world.map_or(1, |w| w.nodes);
+    if written_by != nodes {
+        return Err(TrainError::Distributed(format!(
+            "{} was written by a run of {written_by} node(s); resume it with --nodes \
+             {written_by} (each node continues its own slice of the data), not {nodes}",
+            dir.display()
+        )));
+    }
+    Ok(match world {
+        Some(w) => &state["cursors"][w.rank],
+        None => &state["cursor"],
+    })
+}
+
+/// Checks at the start that every node runs the same thing: the same `config.toml`, the same
+/// number of devices, the same start step (the same checkpoint) and the same last step. The
+/// nodes exchange these through the collective; each node compares every node with node 0,
+/// so all of them stop with the same error naming the node that differs.
+fn agree<B: AutodiffBackend>(
+    peers: &Peers<B>,
+    config: &RunConfig,
+    start_step: u64,
+    end: u64,
+) -> Result<(), TrainError> {
+    if peers.world().is_none() {
+        return Ok(());
+    }
+    let hash = fnv1a64(config.to_toml()?.as_bytes());
+    let own = [hash, peers.count() as u64, start_step, end];
+    let all = peers.gather_words(&own)?;
+    let zero = &all[0];
+    for (rank, theirs) in all.iter().enumerate().skip(1) {
+        let differs = |what: String| {
+            Err(TrainError::Distributed(format!(
+                "node {rank} does not match node 0: {what}"
+            )))
+        };
+        if theirs[0] != zero[0] {
+            return differs(format!(
+                "its run config differs (config hash {:016x}, node 0 has {:016x}); start every \
+                 node with the same preset, config file and --set flags",
+                theirs[0], zero[0]
+            ));
+        }
+        if theirs[1] != zero[1] {
+            return differs(format!(
+                "it has {} device(s), node 0 has {}; every node needs the same number",
+                theirs[1], zero[1]
+            ));
+        }
+        if theirs[2] != zero[2] {
+            return differs(format!(
+                "it starts at step {}, node 0 at step {}; every node must see the same \
+                 checkpoints (a shared run directory)",
+                theirs[2], zero[2]
+            ));
+        }
+        if theirs[3] != zero[3] {
+            return differs(format!(
+                "it stops after step {}, node 0 after step {}",
+                theirs[3], zero[3]
+            ));
+        }
+    }
+    // burn-collective 0.21.0 never resets its global barrier, so the second global
+    // all-reduce of a process never completes (docs/multi-node.md). Probe it now, briefly,
+    // so that such a build stops here with a pointer to the fix instead of hanging in the
+    // first step until the collective timeout.
+    let probe = peers
+        .world()
+        .map(|w| w.collective_timeout.min(SECOND_EXCHANGE_TIMEOUT));
+    peers
+        .gather_words_within(&[1], probe)
+        .map_err(|e| match e {
+            // A timeout (`distributed::with_timeout`), not a lost node or a refusal.
+            TrainError::Collective(m) if m.contains("did not finish within") => {
+                TrainError::Distributed(format!(
+                    "{m}. The nodes completed one exchange but not a second one: burn-collective \
+                     0.21.0 as published never resets its global barrier; multi-node training \
+                     needs the burn-collective patch in docs/multi-node.md (\"The burn 0.21 \
+                     blocker\")"
+                ))
+            }
+            e => e,
+        })
+        .map(drop)
+}
+
+/// How long the start-up probe of [`agree`] waits for the nodes' second exchange.
+const SECOND_EXCHANGE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 fn save<B: AutodiffBackend>(
     run_dir: &Path,
     step: u64,
     model: &ElectraPretrainingModel<B>,
     optimizer: &ElectraAdam<B>,
-    train: &dyn BatchSource,
-    config: &RunConfig,
+    state: &serde_json::Value,
     keep: usize,
 ) -> Result<PathBuf, TrainError> {
-    let state = json!({
-        "step": step,
-        "cursor": train.cursor(),
-        "config": config,
-    });
-    let dir = checkpoint::save(run_dir, step, model, &optimizer.state(), &state, keep)?;
+    let dir = checkpoint::save(run_dir, step, model, &optimizer.state(), state, keep)?;
     tracing::debug!(step, dir = %dir.display(), "checkpoint written");
     Ok(dir)
 }
@@ -522,4 +755,38 @@ fn evaluate<B: Backend>(
     let mut record = mean(&records);
     record.insert("step".into(), step as f64);
     Ok(record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_checkpoint_resumes_only_with_the_node_count_that_wrote_it() {
+        let two = json!({ "cursor": { "row": 0 }, "cursors": [{ "row": 0 }, { "row": 1 }] });
+        let one = json!({ "cursor": { "row": 5 } });
+        let dir = Path::new("run/checkpoints/step-00000002");
+        let world = NodeSetup {
+            nodes: 2,
+            node_rank: 1,
+            ..NodeSetup::default()
+        }
+        .validate()
+        .expect("valid");
+        let cursor = node_cursor(&two, dir, Some(&world)).expect("node 1 of 2");
+        assert_eq!(
+            cursor,
+            &json!({ "row": 1 }),
+            "each node resumes its own slice"
+        );
+        let cursor = node_cursor(&one, dir, None).expect("one node");
+        assert_eq!(cursor, &json!({ "row": 5 }));
+        let err = node_cursor(&two, dir, None).expect_err("a two-node checkpoint on one node");
+        assert!(
+            err.to_string()
+                .contains("written by a run of 2 node(s); resume it with --nodes 2"),
+            "{err}"
+        );
+        assert!(node_cursor(&one, dir, Some(&world)).is_err());
+    }
 }

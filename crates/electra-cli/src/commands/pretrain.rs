@@ -3,15 +3,23 @@
 //! With no arguments it runs the `demo` preset on the built-in demo corpus into `runs/demo`
 //! (or `runs/demo-2`, ... if that exists). `--resume RUN_DIR` continues a run from its newest
 //! checkpoint with the config saved in it.
+//!
+//! `--nodes N --node-rank R --coordinator HOST:PORT` makes this process one node of a
+//! multi-node run (or the `ELECTRA_*` variables, see [`node_setup`] and `docs/multi-node.md`);
+//! the logic is `electra_train::distributed`, this file only reads the flags.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use burn::backend::Autodiff;
 use burn::tensor::backend::Backend;
 use electra_train::config::RunConfig;
+use electra_train::distributed::{
+    ENV_COORDINATOR, ENV_NODE_ADDRESS, ENV_NODE_RANK, ENV_NODES, NodeSetup,
+};
 use electra_train::metrics;
 use electra_train::observer::{LoggedMetrics, TrainObserver};
 use electra_train::source;
@@ -57,6 +65,72 @@ pub struct PretrainArgs {
     /// run stays resumable.
     #[arg(long, hide = true)]
     pub stop_after: Option<u64>,
+    /// Multi-node training: the number of nodes (processes, usually one per machine), each
+    /// with its own --devices [env: ELECTRA_NNODES; default 1]. See docs/multi-node.md.
+    #[arg(long, help_heading = "Multi-node")]
+    pub nodes: Option<usize>,
+    /// This node's rank, 0 to nodes − 1; node 0 runs the coordinator and writes the run
+    /// directory [env: ELECTRA_NODE_RANK; default 0].
+    #[arg(long, help_heading = "Multi-node")]
+    pub node_rank: Option<usize>,
+    /// HOST:PORT of the coordinator, which node 0 starts on PORT [env: ELECTRA_COORDINATOR;
+    /// default 127.0.0.1:29500].
+    #[arg(long, value_name = "HOST:PORT", help_heading = "Multi-node")]
+    pub coordinator: Option<String>,
+    /// HOST:PORT at which the other nodes reach this node; its tensor service listens on PORT
+    /// [env: ELECTRA_NODE_ADDRESS; default: the coordinator's host, port + 1 + rank].
+    #[arg(long, value_name = "HOST:PORT", help_heading = "Multi-node")]
+    pub node_address: Option<String>,
+    /// Seconds to wait for the coordinator and for every node to join.
+    #[arg(
+        long,
+        default_value_t = 60,
+        value_name = "SECS",
+        help_heading = "Multi-node"
+    )]
+    pub join_timeout: u64,
+    /// Seconds one exchange between the nodes may take (longer than the slowest node's step
+    /// plus node 0's evaluation and checkpoint writing) before the run stops with an error
+    /// naming the nodes it waited for.
+    #[arg(
+        long,
+        default_value_t = 300,
+        value_name = "SECS",
+        help_heading = "Multi-node"
+    )]
+    pub collective_timeout: u64,
+}
+
+/// A flag's value, or else the environment variable's, parsed; `None` if neither is set.
+fn flag_or_env<T: std::str::FromStr>(flag: Option<T>, var: &str) -> anyhow::Result<Option<T>> {
+    if flag.is_some() {
+        return Ok(flag);
+    }
+    match std::env::var(var) {
+        Ok(text) => text.trim().parse().map(Some).map_err(|_| {
+            anyhow::anyhow!("{var}={text:?} cannot be read: expected a value like its flag's")
+        }),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(e) => bail!("{var}: {e}"),
+    }
+}
+
+/// The node setup from the multi-node flags, falling back to `ELECTRA_NNODES`,
+/// `ELECTRA_NODE_RANK`, `ELECTRA_COORDINATOR` and `ELECTRA_NODE_ADDRESS`, then to
+/// [`NodeSetup::default`] (one node). Checked by `electra_train` (ranks, addresses).
+pub fn node_setup(args: &PretrainArgs) -> anyhow::Result<NodeSetup> {
+    let defaults = NodeSetup::default();
+    let setup = NodeSetup {
+        nodes: flag_or_env(args.nodes, ENV_NODES)?.unwrap_or(defaults.nodes),
+        node_rank: flag_or_env(args.node_rank, ENV_NODE_RANK)?.unwrap_or(defaults.node_rank),
+        coordinator: flag_or_env(args.coordinator.clone(), ENV_COORDINATOR)?
+            .unwrap_or(defaults.coordinator),
+        node_address: flag_or_env(args.node_address.clone(), ENV_NODE_ADDRESS)?,
+        join_timeout: Duration::from_secs(args.join_timeout),
+        collective_timeout: Duration::from_secs(args.collective_timeout),
+    };
+    setup.validate()?;
+    Ok(setup)
 }
 
 /// The resolved job: config and run directory.
@@ -65,11 +139,13 @@ pub struct Pretrain {
     config: RunConfig,
     run_dir: PathBuf,
     stop_after: Option<u64>,
+    node: NodeSetup,
 }
 
 impl PretrainArgs {
     /// Resolves the config and run directory, before any backend is chosen.
     pub fn resolve(self) -> anyhow::Result<Pretrain> {
+        let node = node_setup(&self)?;
         if let Some(run_dir) = self.resume {
             let file = run_dir.join("config.toml");
             if !file.is_file() {
@@ -84,6 +160,7 @@ impl PretrainArgs {
                 config,
                 run_dir,
                 stop_after: self.stop_after,
+                node,
             });
         }
         let mut overrides = Vec::new();
@@ -112,8 +189,9 @@ impl PretrainArgs {
         source::align_to_tokenizer(&mut config)?;
         config.validate()?;
         let run_dir = match self.out {
+            // Node 0 writes config.toml; the other nodes may find it already there.
             Some(dir) => {
-                if dir.join("config.toml").exists() {
+                if node.node_rank == 0 && dir.join("config.toml").exists() {
                     bail!(
                         "{} already holds a run; continue it with `electra pretrain --resume {}` \
                          or choose another --out",
@@ -123,12 +201,17 @@ impl PretrainArgs {
                 }
                 dir
             }
+            None if node.is_multi() => bail!(
+                "a multi-node run needs --out DIR, the same directory on every node (node 0 \
+                 writes it; the others resume from it)"
+            ),
             None => free_run_dir(Path::new("runs"), &config.preset),
         };
         Ok(Pretrain {
             config,
             run_dir,
             stop_after: self.stop_after,
+            node,
         })
     }
 }
@@ -158,6 +241,7 @@ impl MultiDeviceTask for Pretrain {
             config,
             run_dir,
             stop_after,
+            node,
         } = self;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
@@ -172,7 +256,8 @@ impl MultiDeviceTask for Pretrain {
         })
         .context("cannot install the Ctrl-C handler")?;
 
-        let data = source::open(&config)?;
+        let data = source::open_node(&config, node.node_rank, node.nodes)?;
+        let writer = node.node_rank == 0;
         let mut train = data.train;
         let mut eval = data.eval;
         tracing::info!(
@@ -181,14 +266,18 @@ impl MultiDeviceTask for Pretrain {
             steps = config.train.steps,
             batch = config.train.batch_size,
             devices = devices.len(),
+            nodes = node.nodes,
+            node_rank = node.node_rank,
             seq = config.data.max_seq_len,
             data = %config.data.shards.as_ref().map_or("built-in demo corpus".to_string(), |p| p.display().to_string()),
             "pre-training"
         );
+        let (nodes, rank) = (node.nodes, node.node_rank);
         let options = RunOptions {
             run_dir: run_dir.clone(),
             stop,
             stop_after,
+            node,
         };
         let summary = trainer::run_observed::<Autodiff<B>>(
             &config,
@@ -198,6 +287,21 @@ impl MultiDeviceTask for Pretrain {
             &options,
             &mut Bar::default(),
         )?;
+        if !writer {
+            println!(
+                "node {rank} of {nodes}: pre-training {}: steps {}..{}; node 0 wrote the \
+                 checkpoint and metrics into {}",
+                if summary.interrupted {
+                    "stopped early"
+                } else {
+                    "finished"
+                },
+                summary.start_step,
+                summary.final_step,
+                run_dir.display()
+            );
+            return Ok(());
+        }
         data.tokenizer
             .save(&run_dir)
             .with_context(|| format!("cannot save the tokenizer into {}", run_dir.display()))?;

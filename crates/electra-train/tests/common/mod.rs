@@ -92,6 +92,7 @@ pub fn options(dir: &Path, stop_after: Option<u64>) -> RunOptions {
         run_dir: dir.to_path_buf(),
         stop: Arc::new(AtomicBool::new(false)),
         stop_after,
+        node: Default::default(),
     }
 }
 

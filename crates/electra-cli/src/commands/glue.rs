@@ -338,11 +338,14 @@ impl BackendTask for GlueRun {
         let report = glue::run(&pre, &run, &device, &mut bars)?;
         let md = report.to_markdown();
         let md_path = tune.out.join("results.md");
-        std::fs::write(&md_path, &md)
+        electra_fs::write_atomic(&md_path, md.as_bytes())
             .with_context(|| format!("cannot write {}", md_path.display()))?;
         let json_path = tune.out.join("results.json");
-        std::fs::write(&json_path, serde_json::to_string_pretty(&report)?)
-            .with_context(|| format!("cannot write {}", json_path.display()))?;
+        electra_fs::write_atomic(
+            &json_path,
+            serde_json::to_string_pretty(&report)?.as_bytes(),
+        )
+        .with_context(|| format!("cannot write {}", json_path.display()))?;
         println!("\n{md}");
         println!(
             "wrote {}, {} and {}",

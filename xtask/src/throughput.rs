@@ -214,15 +214,10 @@ pub fn seconds(report: &Value) -> Vec<f64> {
         .unwrap_or_default()
 }
 
-/// The median (mean of the middle two for an even count); 0 for none.
+/// The median (mean of the middle two for an even count); 0 for none. One median for all of
+/// xtask: the experiment's.
 pub fn median(values: &[f64]) -> f64 {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => v[n / 2],
-        n => 0.5 * (v[n / 2 - 1] + v[n / 2]),
-    }
+    crate::experiment::stats::median(values).unwrap_or(0.0)
 }
 
 /// The CPU model and load average, for the record (contention changes every number).

@@ -22,7 +22,7 @@ mod generated;
 mod plan;
 mod pretrain;
 mod report;
-mod stats;
+pub(crate) mod stats;
 mod svg;
 mod table;
 mod tools;

@@ -1,15 +1,15 @@
 //! `electra pretrain --nodes 2` over 127.0.0.1 (flex CPU backend): the refusals, and two node
 //! processes training, stopping and resuming from node 0's checkpoint.
 
-use std::io::Read;
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::thread::JoinHandle;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod common;
 use common::TINY_MODEL;
+#[path = "../../electra-train/tests/common/processes.rs"]
+mod processes;
+use processes::{Proc, free_ports};
 
 /// With [`TINY_MODEL`] before it: a shrunken demo run of 4-row batches (2 rows per node).
 const SMALL: &[&str] = &[
@@ -30,83 +30,6 @@ const SMALL: &[&str] = &[
     "--set",
     "data.shuffle_buffer=16",
 ];
-
-/// A coordinator port whose two following ports (the nodes' tensor services) are free too.
-fn free_ports() -> u16 {
-    for _ in 0..50 {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("port")
-            .port();
-        if port < 65000 && (0..3).all(|i| TcpListener::bind(("0.0.0.0", port + i)).is_ok()) {
-            return port;
-        }
-    }
-    panic!("no three free consecutive ports");
-}
-
-/// A started process: its output read on threads (a full pipe cannot block it), and killed
-/// if the test ends, or panics, before it exits.
-struct Proc {
-    child: Child,
-    out: Option<JoinHandle<Vec<u8>>>,
-    err: Option<JoinHandle<Vec<u8>>>,
-}
-
-fn drain(pipe: Option<impl Read + Send + 'static>) -> Option<JoinHandle<Vec<u8>>> {
-    pipe.map(|mut pipe| {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            let _ = pipe.read_to_end(&mut bytes);
-            bytes
-        })
-    })
-}
-
-impl Proc {
-    fn spawn(command: &mut Command) -> Self {
-        let mut child = command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start a process");
-        let out = drain(child.stdout.take());
-        let err = drain(child.stderr.take());
-        Self { child, out, err }
-    }
-
-    /// Waits at most `limit`, killing it past that: (exited in time, success, stdout and
-    /// stderr).
-    fn wait(mut self, limit: Duration) -> (bool, bool, String) {
-        let start = Instant::now();
-        let (in_time, status) = loop {
-            match self.child.try_wait().expect("wait") {
-                Some(status) => break (true, status),
-                None if start.elapsed() > limit => {
-                    let _ = self.child.kill();
-                    break (false, self.child.wait().expect("wait"));
-                }
-                None => std::thread::sleep(Duration::from_millis(50)),
-            }
-        };
-        let text = |h: Option<JoinHandle<Vec<u8>>>| {
-            h.and_then(|h| h.join().ok())
-                .map(|b| String::from_utf8_lossy(&b).into_owned())
-                .unwrap_or_default()
-        };
-        let text = format!("{}{}", text(self.out.take()), text(self.err.take()));
-        (in_time, status.success(), text)
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
 
 /// Starts `electra ARGS` with extra environment variables.
 fn start(args: &[String], env: &[(&str, String)]) -> Proc {
@@ -332,7 +255,7 @@ fn sigterm_on_one_node_stops_every_node_at_the_same_step_with_a_checkpoint() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let status = Command::new("kill")
-        .args(["-TERM", &node1.child.id().to_string()])
+        .args(["-TERM", &node1.id().to_string()])
         .status()
         .expect("kill -TERM");
     assert!(status.success());

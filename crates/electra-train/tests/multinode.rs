@@ -16,13 +16,12 @@
 //! `cargo test -p electra-train --test multinode -- --ignored`.
 
 mod common;
+#[path = "common/processes.rs"]
+mod processes;
 
 use std::collections::BTreeMap;
-use std::io::Read;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::thread::JoinHandle;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{AB, BACKEND_RNG, Cycle, losses, options, tiny_config};
@@ -31,6 +30,7 @@ use electra_train::TrainError;
 use electra_train::distributed::NodeSetup;
 use electra_train::parallel::split_rows;
 use electra_train::trainer::{self, BatchSource};
+use processes::{Proc, free_ports};
 
 const ROLE: &str = "ELECTRA_TEST_NODE";
 
@@ -94,20 +94,6 @@ fn node_process() {
     }
 }
 
-/// A coordinator port whose two following ports (the nodes' tensor services) are free too.
-fn free_ports() -> u16 {
-    for _ in 0..50 {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("port")
-            .port();
-        if port < 65000 && (0..3).all(|i| TcpListener::bind(("0.0.0.0", port + i)).is_ok()) {
-            return port;
-        }
-    }
-    panic!("no three free consecutive ports");
-}
-
 fn start_node(
     rank: usize,
     port: u16,
@@ -133,69 +119,6 @@ fn start_node(
                 ),
             ),
     )
-}
-
-/// A started process: its output read on threads (a full pipe cannot block it), and killed
-/// if the test ends, or panics, before it exits.
-struct Proc {
-    child: Child,
-    out: Option<JoinHandle<Vec<u8>>>,
-    err: Option<JoinHandle<Vec<u8>>>,
-}
-
-fn drain(pipe: Option<impl Read + Send + 'static>) -> Option<JoinHandle<Vec<u8>>> {
-    pipe.map(|mut pipe| {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            let _ = pipe.read_to_end(&mut bytes);
-            bytes
-        })
-    })
-}
-
-impl Proc {
-    fn spawn(command: &mut Command) -> Self {
-        let mut child = command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start a process");
-        let out = drain(child.stdout.take());
-        let err = drain(child.stderr.take());
-        Self { child, out, err }
-    }
-
-    /// Waits at most `limit`, killing it past that: (exited in time, success, stdout and
-    /// stderr).
-    fn wait(mut self, limit: Duration) -> (bool, bool, String) {
-        let start = Instant::now();
-        let (in_time, status) = loop {
-            match self.child.try_wait().expect("wait") {
-                Some(status) => break (true, status),
-                None if start.elapsed() > limit => {
-                    let _ = self.child.kill();
-                    break (false, self.child.wait().expect("wait"));
-                }
-                None => std::thread::sleep(Duration::from_millis(50)),
-            }
-        };
-        let text = |h: Option<JoinHandle<Vec<u8>>>| {
-            h.and_then(|h| h.join().ok())
-                .map(|b| String::from_utf8_lossy(&b).into_owned())
-                .unwrap_or_default()
-        };
-        let text = format!("{}{}", text(self.out.take()), text(self.err.take()));
-        (in_time, status.success(), text)
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
 }
 
 fn parameters(checkpoint: &Path) -> BTreeMap<String, Vec<u8>> {

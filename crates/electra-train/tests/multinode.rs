@@ -29,7 +29,7 @@ use electra_objective::HostBatch;
 use electra_train::TrainError;
 use electra_train::distributed::NodeSetup;
 use electra_train::parallel::split_rows;
-use electra_train::trainer::{self, BatchSource};
+use electra_train::trainer::{self, BatchSource, Summary};
 use processes::{Proc, free_ports};
 
 const ROLE: &str = "ELECTRA_TEST_NODE";
@@ -131,18 +131,18 @@ fn parameters(checkpoint: &Path) -> BTreeMap<String, Vec<u8>> {
         .collect()
 }
 
-#[test]
-#[ignore = "burn-collective 0.21.0 completes only one global all-reduce per process (see \
-            docs/multi-node.md); run with the patch described there"]
-fn two_node_processes_compute_what_two_devices_compute_bit_for_bit() {
-    if std::env::var(ROLE).is_ok() {
-        return;
-    }
+/// Four steps of the tiny config on `2 × devices_per_node` devices of one process (the
+/// reference), then on two node processes of `devices_per_node` devices each; both must
+/// succeed. Returns the reference's summary, the reference and node run directories, and
+/// node 1's output.
+fn one_process_and_two_nodes(
+    devices_per_node: usize,
+) -> (Summary, tempfile::TempDir, tempfile::TempDir, String) {
     let config = tiny_config(4);
     let reference = tempfile::tempdir().expect("tempdir");
     let expected = {
         let _guard = BACKEND_RNG.lock().unwrap_or_else(|e| e.into_inner());
-        let devices = vec![Default::default(); 2];
+        let devices = vec![Default::default(); 2 * devices_per_node];
         trainer::run_data_parallel::<AB>(
             &config,
             &mut Cycle::new(32),
@@ -150,17 +150,27 @@ fn two_node_processes_compute_what_two_devices_compute_bit_for_bit() {
             &devices,
             &options(reference.path(), None),
         )
-        .expect("two devices in one process")
+        .expect("the reference devices in one process")
     };
-
     let run = tempfile::tempdir().expect("tempdir");
     let port = free_ports();
-    let node0 = start_node(0, port, run.path(), 4, 60, 1);
-    let node1 = start_node(1, port, run.path(), 4, 60, 1);
+    let node0 = start_node(0, port, run.path(), 4, 60, devices_per_node);
+    let node1 = start_node(1, port, run.path(), 4, 60, devices_per_node);
     let (t0, ok0, out0) = node0.wait(Duration::from_secs(180));
     let (t1, ok1, out1) = node1.wait(Duration::from_secs(30));
     assert!(t0 && ok0, "node 0 failed:\n{out0}");
     assert!(t1 && ok1, "node 1 failed:\n{out1}");
+    (expected, reference, run, out1)
+}
+
+#[test]
+#[ignore = "burn-collective 0.21.0 completes only one global all-reduce per process (see \
+            docs/multi-node.md); run with the patch described there"]
+fn two_node_processes_compute_what_two_devices_compute_bit_for_bit() {
+    if std::env::var(ROLE).is_ok() {
+        return;
+    }
+    let (expected, reference, run, out1) = one_process_and_two_nodes(1);
     assert!(out1.contains("NODE-OK final step 4"), "{out1}");
 
     let (expected_losses, got) = (losses(reference.path()), losses(run.path()));
@@ -239,28 +249,7 @@ fn two_nodes_of_two_devices_compute_what_four_devices_compute() {
     if std::env::var(ROLE).is_ok() {
         return;
     }
-    let config = tiny_config(4);
-    let reference = tempfile::tempdir().expect("tempdir");
-    let expected = {
-        let _guard = BACKEND_RNG.lock().unwrap_or_else(|e| e.into_inner());
-        let devices = vec![Default::default(); 4];
-        trainer::run_data_parallel::<AB>(
-            &config,
-            &mut Cycle::new(32),
-            None,
-            &devices,
-            &options(reference.path(), None),
-        )
-        .expect("four devices in one process")
-    };
-    let run = tempfile::tempdir().expect("tempdir");
-    let port = free_ports();
-    let node0 = start_node(0, port, run.path(), 4, 60, 2);
-    let node1 = start_node(1, port, run.path(), 4, 60, 2);
-    let (t0, ok0, out0) = node0.wait(Duration::from_secs(180));
-    let (t1, ok1, out1) = node1.wait(Duration::from_secs(30));
-    assert!(t0 && ok0, "node 0 failed:\n{out0}");
-    assert!(t1 && ok1, "node 1 failed:\n{out1}");
+    let (expected, reference, run, _) = one_process_and_two_nodes(2);
     // Four gradients are summed in different orders (burn's local tree takes the peers in
     // hash-map order even in one process), so only the first step, logged before any
     // update, is exact; the rest agree to float rounding.

@@ -6,6 +6,7 @@
 use rayon::prelude::*;
 
 use super::math;
+use super::simd::{self, multiversion};
 
 /// Rows per rayon task: enough work per task to amortise scheduling, few enough rows that both
 /// cores get work on the smallest shapes the tests and the `tiny` preset use.
@@ -29,26 +30,28 @@ pub fn layer_norm(x: &[f32], gamma: &[f32], beta: &[f32], eps: f64) -> (Vec<f32>
     (y, stats)
 }
 
-#[inline(never)]
-fn layer_norm_rows(
-    x: &[f32],
-    gamma: &[f32],
-    beta: &[f32],
-    eps: f64,
-    y: &mut [f32],
-    stats: &mut [f32],
-) {
-    let d = gamma.len();
-    for ((y, st), x) in y.chunks_mut(d).zip(stats.chunks_mut(2)).zip(x.chunks(d)) {
-        let mean = x.iter().map(|&v| v as f64).sum::<f64>() / d as f64;
-        let var = x.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / d as f64;
-        let rstd = 1.0 / (var + eps).sqrt();
-        let (mean, rstd) = (mean as f32, rstd as f32);
-        for (((y, &x), &g), &b) in y.iter_mut().zip(x).zip(gamma).zip(beta) {
-            *y = (x - mean) * rstd * g + b;
+multiversion! {
+    fn layer_norm_rows(
+        x: &[f32],
+        gamma: &[f32],
+        beta: &[f32],
+        eps: f64,
+        y: &mut [f32],
+        stats: &mut [f32],
+    ) {
+        let d = gamma.len();
+        for ((y, st), x) in y.chunks_mut(d).zip(stats.chunks_mut(2)).zip(x.chunks(d)) {
+            // Mean and variance in f64 (two passes), as before the lanes.
+            let mean = simd::sum_f64(x, |v| v) / d as f64;
+            let var = simd::sum_f64(x, |v| (v - mean) * (v - mean)) / d as f64;
+            let rstd = 1.0 / (var + eps).sqrt();
+            let (mean, rstd) = (mean as f32, rstd as f32);
+            for (((y, &x), &g), &b) in y.iter_mut().zip(x).zip(gamma).zip(beta) {
+                *y = (x - mean) * rstd * g + b;
+            }
+            st[0] = mean;
+            st[1] = rstd;
         }
-        st[0] = mean;
-        st[1] = rstd;
     }
 }
 
@@ -78,40 +81,38 @@ pub fn layer_norm_backward(
     (dx, dgamma, dbeta)
 }
 
-/// One block of rows of [`layer_norm_backward`]; returns the block's `(dγ, dβ)` sums.
-#[inline(never)]
-fn layer_norm_backward_rows(
-    x: &[f32],
-    gamma: &[f32],
-    stats: &[f32],
-    dy: &[f32],
-    dx: &mut [f32],
-) -> (Vec<f32>, Vec<f32>) {
-    let d = gamma.len();
-    let (mut dgamma, mut dbeta) = (vec![0.0f32; d], vec![0.0f32; d]);
-    let mut xhat = vec![0.0f32; d];
-    for (((dx, x), dy), st) in dx
-        .chunks_mut(d)
-        .zip(x.chunks(d))
-        .zip(dy.chunks(d))
-        .zip(stats.chunks(2))
-    {
-        let (mean, rstd) = (st[0], st[1]);
-        let (mut sum_g, mut sum_gx) = (0.0f32, 0.0f32);
-        for j in 0..d {
-            xhat[j] = (x[j] - mean) * rstd;
-            let g = dy[j] * gamma[j];
-            sum_g += g;
-            sum_gx += g * xhat[j];
-            dgamma[j] += dy[j] * xhat[j];
-            dbeta[j] += dy[j];
+multiversion! {
+    /// One block of rows of [`layer_norm_backward`]; returns the block's `(dγ, dβ)` sums.
+    fn layer_norm_backward_rows(
+        x: &[f32],
+        gamma: &[f32],
+        stats: &[f32],
+        dy: &[f32],
+        dx: &mut [f32],
+    ) -> (Vec<f32>, Vec<f32>) {
+        let d = gamma.len();
+        let (mut dgamma, mut dbeta) = (vec![0.0f32; d], vec![0.0f32; d]);
+        let (mut xhat, mut g) = (vec![0.0f32; d], vec![0.0f32; d]);
+        for (((dx, x), dy), st) in dx
+            .chunks_mut(d)
+            .zip(x.chunks(d))
+            .zip(dy.chunks(d))
+            .zip(stats.chunks(2))
+        {
+            let (mean, rstd) = (st[0], st[1]);
+            for j in 0..d {
+                xhat[j] = (x[j] - mean) * rstd;
+                g[j] = dy[j] * gamma[j];
+                dgamma[j] += dy[j] * xhat[j];
+                dbeta[j] += dy[j];
+            }
+            let (mean_g, mean_gx) = (simd::sum(&g) / d as f32, simd::dot(&g, &xhat) / d as f32);
+            for j in 0..d {
+                dx[j] = rstd * (g[j] - mean_g - xhat[j] * mean_gx);
+            }
         }
-        let (mean_g, mean_gx) = (sum_g / d as f32, sum_gx / d as f32);
-        for j in 0..d {
-            dx[j] = rstd * (dy[j] * gamma[j] - mean_g - xhat[j] * mean_gx);
-        }
+        (dgamma, dbeta)
     }
-    (dgamma, dbeta)
 }
 
 /// Attention probabilities of `scores [b, h, s_q, s_k]` with the additive key mask
@@ -140,9 +141,7 @@ pub fn attention_probs(
             .for_each(|(task, ((p, out), (x, keep)))| {
                 let first = task * block;
                 softmax_rows(x, mask, first, rows_per_batch, s_k, scale, p);
-                for ((o, &p), &k) in out.iter_mut().zip(p.iter()).zip(keep) {
-                    *o = p * k;
-                }
+                product(p, keep, out);
             }),
         _ => p
             .par_chunks_mut(chunk)
@@ -156,31 +155,36 @@ pub fn attention_probs(
     (out, p)
 }
 
-/// `softmax(x·scale + mask[batch of row])` for the rows of `x`, the first being row `first`.
-#[inline(never)]
-fn softmax_rows(
-    x: &[f32],
-    mask: &[f32],
-    first: usize,
-    rows_per_batch: usize,
-    s_k: usize,
-    scale: f32,
-    p: &mut [f32],
-) {
-    for (r, (p, x)) in p.chunks_mut(s_k).zip(x.chunks(s_k)).enumerate() {
-        let m = &mask[((first + r) / rows_per_batch) * s_k..][..s_k];
-        let mut max = f32::NEG_INFINITY;
-        for ((p, &x), &m) in p.iter_mut().zip(x).zip(m) {
-            *p = x * scale + m;
-            max = max.max(*p);
+multiversion! {
+    /// `out = a·b` element by element.
+    fn product(a: &[f32], b: &[f32], out: &mut [f32]) {
+        for ((o, &a), &b) in out.iter_mut().zip(a).zip(b) {
+            *o = a * b;
         }
-        let mut sum = 0.0f32;
-        for p in p.iter_mut() {
-            *p = math::exp(*p - max);
-            sum += *p;
+    }
+}
+
+multiversion! {
+    /// `softmax(x·scale + mask[batch of row])` for the rows of `x`, the first being row `first`.
+    fn softmax_rows(
+        x: &[f32],
+        mask: &[f32],
+        first: usize,
+        rows_per_batch: usize,
+        s_k: usize,
+        scale: f32,
+        p: &mut [f32],
+    ) {
+        for (r, (p, x)) in p.chunks_mut(s_k).zip(x.chunks(s_k)).enumerate() {
+            let m = &mask[((first + r) / rows_per_batch) * s_k..][..s_k];
+            for ((p, &x), &m) in p.iter_mut().zip(x).zip(m) {
+                *p = x * scale + m;
+            }
+            let max = simd::max(p);
+            p.iter_mut().for_each(|p| *p = math::exp(*p - max));
+            let inv = 1.0 / simd::sum(p);
+            p.iter_mut().for_each(|p| *p *= inv);
         }
-        let inv = 1.0 / sum;
-        p.iter_mut().for_each(|p| *p *= inv);
     }
 }
 
@@ -206,27 +210,28 @@ pub fn attention_probs_backward(
     ds
 }
 
-#[inline(never)]
-fn softmax_backward_rows(
-    p: &[f32],
-    keep: Option<&[f32]>,
-    dout: &[f32],
-    s_k: usize,
-    scale: f32,
-    ds: &mut [f32],
-) {
-    match keep {
-        Some(keep) => {
-            for ((ds, &dout), &k) in ds.iter_mut().zip(dout).zip(keep) {
-                *ds = dout * k;
+multiversion! {
+    fn softmax_backward_rows(
+        p: &[f32],
+        keep: Option<&[f32]>,
+        dout: &[f32],
+        s_k: usize,
+        scale: f32,
+        ds: &mut [f32],
+    ) {
+        match keep {
+            Some(keep) => {
+                for ((ds, &dout), &k) in ds.iter_mut().zip(dout).zip(keep) {
+                    *ds = dout * k;
+                }
             }
+            None => ds.copy_from_slice(dout),
         }
-        None => ds.copy_from_slice(dout),
-    }
-    for (ds, p) in ds.chunks_mut(s_k).zip(p.chunks(s_k)) {
-        let dot: f32 = ds.iter().zip(p).map(|(d, p)| d * p).sum();
-        for (ds, &p) in ds.iter_mut().zip(p) {
-            *ds = scale * p * (*ds - dot);
+        for (ds, p) in ds.chunks_mut(s_k).zip(p.chunks(s_k)) {
+            let dot = simd::dot(ds, p);
+            for (ds, &p) in ds.iter_mut().zip(p) {
+                *ds = scale * p * (*ds - dot);
+            }
         }
     }
 }
@@ -264,11 +269,7 @@ pub fn scale_by(x: &[f32], keep: &[f32]) -> Vec<f32> {
     let mut out = vec![0.0f32; x.len()];
     out.par_chunks_mut(16_384)
         .zip(x.par_chunks(16_384).zip(keep.par_chunks(16_384)))
-        .for_each(|(o, (x, k))| {
-            for ((o, &x), &k) in o.iter_mut().zip(x).zip(k) {
-                *o = x * k;
-            }
-        });
+        .for_each(|(o, (x, k))| product(x, k, o));
     out
 }
 
@@ -282,10 +283,11 @@ pub fn gelu(x: &[f32]) -> Vec<f32> {
     out
 }
 
-#[inline(never)]
-fn gelu_chunk(x: &[f32], out: &mut [f32]) {
-    for (o, &x) in out.iter_mut().zip(x) {
-        *o = 0.5 * x * (1.0 + math::erf(x * std::f32::consts::FRAC_1_SQRT_2));
+multiversion! {
+    fn gelu_chunk(x: &[f32], out: &mut [f32]) {
+        for (o, &x) in out.iter_mut().zip(x) {
+            *o = 0.5 * x * (1.0 + math::erf(x * std::f32::consts::FRAC_1_SQRT_2));
+        }
     }
 }
 
@@ -298,13 +300,14 @@ pub fn gelu_backward(x: &[f32], dy: &[f32]) -> Vec<f32> {
     out
 }
 
-#[inline(never)]
-fn gelu_backward_chunk(x: &[f32], dy: &[f32], out: &mut [f32]) {
-    const INV_SQRT_2PI: f32 = 0.398_942_3;
-    for ((o, &x), &dy) in out.iter_mut().zip(x).zip(dy) {
-        let cdf = 0.5 * (1.0 + math::erf(x * std::f32::consts::FRAC_1_SQRT_2));
-        let pdf = INV_SQRT_2PI * math::exp(-0.5 * x * x);
-        *o = dy * (cdf + x * pdf);
+multiversion! {
+    fn gelu_backward_chunk(x: &[f32], dy: &[f32], out: &mut [f32]) {
+        const INV_SQRT_2PI: f32 = 0.398_942_3;
+        for ((o, &x), &dy) in out.iter_mut().zip(x).zip(dy) {
+            let cdf = 0.5 * (1.0 + math::erf(x * std::f32::consts::FRAC_1_SQRT_2));
+            let pdf = INV_SQRT_2PI * math::exp(-0.5 * x * x);
+            *o = dy * (cdf + x * pdf);
+        }
     }
 }
 
@@ -322,11 +325,11 @@ pub fn cross_entropy(logits: &[f32], targets: &[i64], v: usize) -> (Vec<f32>, Ve
     rows.into_iter().unzip()
 }
 
-#[inline(never)]
-fn log_sum_exp(row: &[f32]) -> f32 {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let sum: f32 = row.iter().map(|&x| math::exp(x - max)).sum();
-    max + sum.ln()
+multiversion! {
+    fn log_sum_exp(row: &[f32]) -> f32 {
+        let max = simd::max(row);
+        max + simd::sum_map(row, |x| math::exp(x - max)).ln()
+    }
 }
 
 /// The gradient of [`cross_entropy`]: `dlogits = dnll·(softmax(row) − onehot(target))`.
@@ -348,11 +351,12 @@ pub fn cross_entropy_backward(
     out
 }
 
-/// `out = g·exp(row − lse)`.
-#[inline(never)]
-fn softmax_scaled(row: &[f32], lse: f32, g: f32, out: &mut [f32]) {
-    for (o, &x) in out.iter_mut().zip(row) {
-        *o = g * math::exp(x - lse);
+multiversion! {
+    /// `out = g·exp(row − lse)`.
+    fn softmax_scaled(row: &[f32], lse: f32, g: f32, out: &mut [f32]) {
+        for (o, &x) in out.iter_mut().zip(row) {
+            *o = g * math::exp(x - lse);
+        }
     }
 }
 
@@ -375,12 +379,10 @@ pub fn sample_inverse_cdf(
             if let Some((ids, penalty)) = disallow {
                 e[ids[i] as usize] -= penalty;
             }
-            let max = e.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let mut total = 0.0f64;
-            for x in e.iter_mut() {
-                *x = math::exp(*x - max);
-                total += *x as f64;
-            }
+            let max = simd::max(&e);
+            exp_shifted(&mut e, max);
+            // Summed in order, in f64: the same total the search below accumulates to.
+            let total: f64 = e.iter().map(|&p| p as f64).sum();
             let target = uniforms[i] as f64 * total;
             let mut acc = 0.0f64;
             for (j, &p) in e.iter().enumerate() {
@@ -393,6 +395,13 @@ pub fn sample_inverse_cdf(
             (v - 1) as i64
         })
         .collect()
+}
+
+multiversion! {
+    /// `x ← exp(x − shift)` in place.
+    fn exp_shifted(x: &mut [f32], shift: f32) {
+        x.iter_mut().for_each(|x| *x = math::exp(*x - shift));
+    }
 }
 
 /// The scalars of one reference-Adam update (see [`adam`]).
@@ -436,14 +445,15 @@ pub fn adam(theta: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], k: AdamS
         });
 }
 
-#[inline(never)]
-fn adam_chunk(theta: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], k: [f32; 8]) {
-    let [clip, b1, c1, b2, c2, eps, wd, lr] = k;
-    for (((t, m), v), &g) in theta.iter_mut().zip(m).zip(v).zip(g) {
-        let g = g * clip;
-        *m = b1 * *m + c1 * g;
-        *v = b2 * *v + c2 * (g * g);
-        let update = *m / (v.sqrt() + eps) + wd * *t;
-        *t -= lr * update;
+multiversion! {
+    fn adam_chunk(theta: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], k: [f32; 8]) {
+        let [clip, b1, c1, b2, c2, eps, wd, lr] = k;
+        for (((t, m), v), &g) in theta.iter_mut().zip(m).zip(v).zip(g) {
+            let g = g * clip;
+            *m = b1 * *m + c1 * g;
+            *v = b2 * *v + c2 * (g * g);
+            let update = *m / (v.sqrt() + eps) + wd * *t;
+            *t -= lr * update;
+        }
     }
 }

@@ -157,11 +157,12 @@ pub fn keep_multipliers(n: usize, prob: f64, seed: u64) -> Vec<f32> {
     out
 }
 
-#[inline(never)]
-fn keep_multipliers_chunk(seed: u64, base: u64, threshold: u64, scale: f32, out: &mut [f32]) {
-    for (i, o) in out.iter_mut().enumerate() {
-        let bits = splitmix64(seed.wrapping_add((base + i as u64).wrapping_mul(GOLDEN)));
-        *o = if bits >> 40 >= threshold { scale } else { 0.0 };
+super::simd::multiversion! {
+    fn keep_multipliers_chunk(seed: u64, base: u64, threshold: u64, scale: f32, out: &mut [f32]) {
+        for (i, o) in out.iter_mut().enumerate() {
+            let bits = splitmix64(seed.wrapping_add((base + i as u64).wrapping_mul(GOLDEN)));
+            *o = if bits >> 40 >= threshold { scale } else { 0.0 };
+        }
     }
 }
 

@@ -43,6 +43,7 @@ pub mod composed;
 pub mod cpu;
 pub mod flex;
 pub mod math;
+pub mod simd;
 
 #[cfg(test)]
 mod tests;

@@ -91,6 +91,7 @@ pub mod inspect;
 pub mod loader;
 pub mod manifest;
 pub mod packing;
+mod parquet_guard;
 pub mod shards;
 pub mod tokenizer;
 

@@ -292,6 +292,9 @@ impl ShardReader {
                     format!("not a readable Parquet file (truncated or corrupt?): {e}"),
                 )
             })?;
+        let file_len = file.metadata().map_err(|e| DataError::io(path, e))?.len();
+        crate::parquet_guard::check_chunk_ranges(metadata.metadata(), file_len)
+            .map_err(|m| DataError::shard(path, m))?;
         let kv = metadata.metadata().file_metadata().key_value_metadata();
         let get = |key: &str| {
             kv.and_then(|kv| kv.iter().find(|k| k.key == key))
@@ -399,14 +402,15 @@ impl ShardReader {
             .try_clone()
             .map_err(|e| DataError::io(&self.path, e))?;
         let expected = self.metadata.metadata().row_group(i).num_rows().max(0) as usize;
-        let reader =
+        let mut reader =
             ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.metadata.clone())
                 .with_row_groups(vec![i])
                 .with_batch_size(expected.max(1))
                 .build()
                 .map_err(|e| DataError::shard(&self.path, format!("row group {i}: {e}")))?;
         let mut out = Vec::with_capacity(expected);
-        for batch in reader {
+        let in_group = |m: String| DataError::shard(&self.path, format!("row group {i}: {m}"));
+        while let Some(batch) = crate::parquet_guard::decode(|| reader.next()).map_err(in_group)? {
             let batch = batch.map_err(|e| {
                 DataError::shard(&self.path, format!("row group {i}: corrupt data: {e}"))
             })?;

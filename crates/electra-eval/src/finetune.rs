@@ -136,6 +136,10 @@ impl FinetuneConfig {
                 self.warmup_fraction
             ));
         }
+        let held = self.validation_fraction;
+        if !(held > 0.0 && held < 1.0) {
+            return bad(format!("validation_fraction must be in (0, 1), got {held}"));
+        }
         self.optimizer.validate()?;
         Ok(())
     }
@@ -465,5 +469,28 @@ mod tests {
             (r.learning_rate, r.layerwise_lr_decay, r.epochs),
             (2e-5, 1.0, 2)
         );
+    }
+
+    /// Each float setting out of range, `nan` or infinite is refused up front, by name.
+    #[test]
+    fn validate_refuses_each_bad_float_by_name() {
+        type Edit = fn(&mut FinetuneConfig, f64);
+        let edits: [(&str, Edit); 6] = [
+            ("learning_rate", |c, x| c.learning_rate = Some(x)),
+            ("layerwise_lr_decay", |c, x| c.layerwise_lr_decay = Some(x)),
+            ("warmup_fraction", |c, x| c.warmup_fraction = x),
+            ("validation_fraction", |c, x| c.validation_fraction = x),
+            ("epsilon", |c, x| c.optimizer.epsilon = x),
+            ("weight_decay", |c, x| c.optimizer.weight_decay = x),
+        ];
+        assert!(FinetuneConfig::default().validate().is_ok());
+        for (name, edit) in edits {
+            for bad in [f64::NAN, f64::INFINITY, -1.0] {
+                let mut config = FinetuneConfig::default();
+                edit(&mut config, bad);
+                let err = config.validate().expect_err(name).to_string();
+                assert!(err.contains(name), "{name} = {bad}: {err}");
+            }
+        }
     }
 }

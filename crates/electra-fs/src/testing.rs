@@ -4,19 +4,33 @@
 
 use proptest::prelude::*;
 use proptest::sample::Index;
-use proptest::test_runner::Config;
+use proptest::test_runner::{Config, RngSeed};
+
+/// The seed of every property test unless `PROPTEST_RNG_SEED` names another.
+pub const DEFAULT_SEED: u64 = 0x0045_4c45_4354_5241; // "ELECTRA" in ASCII
 
 /// A property-test config running `cases` cases (or `PROPTEST_CASES` when set, for a longer
 /// local search), without writing regression files into the source tree.
+///
+/// The inputs come from a fixed seed, so a test run (and CI) is reproducible: a red run
+/// means a change broke something, not that the search drew a new input. Searching further
+/// is deliberate: `PROPTEST_RNG_SEED=<n> PROPTEST_CASES=<many> cargo test fuzzed`. An input
+/// such a search finds becomes a named, deterministic test beside the property.
 pub fn cases(cases: u32) -> Config {
     let cases = std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(cases);
+    let defaults = Config::default();
+    let rng_seed = match std::env::var_os("PROPTEST_RNG_SEED") {
+        Some(_) => defaults.rng_seed,
+        None => RngSeed::Fixed(DEFAULT_SEED),
+    };
     Config {
         cases,
         failure_persistence: None,
-        ..Config::default()
+        rng_seed,
+        ..defaults
     }
 }
 

@@ -71,10 +71,16 @@ impl AdamConfig {
         };
         check("beta1", (0.0..1.0).contains(&self.beta1), self.beta1)?;
         check("beta2", (0.0..1.0).contains(&self.beta2), self.beta2)?;
-        check("epsilon", self.epsilon > 0.0, self.epsilon)?;
-        check("weight_decay", self.weight_decay >= 0.0, self.weight_decay)?;
+        let finite = |x: f64| x.is_finite();
+        check(
+            "epsilon",
+            self.epsilon > 0.0 && finite(self.epsilon),
+            self.epsilon,
+        )?;
+        let decay = self.weight_decay;
+        check("weight_decay", decay >= 0.0 && finite(decay), decay)?;
         if let Some(c) = self.clip_norm {
-            check("clip_norm", c > 0.0, c)?;
+            check("clip_norm", c > 0.0 && finite(c), c)?;
         }
         Ok(())
     }

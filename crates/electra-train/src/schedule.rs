@@ -63,9 +63,9 @@ impl LrSchedule {
                 "schedule.total_steps must be > 0".to_string(),
             ));
         }
-        if self.power <= 0.0 {
+        if !(self.power > 0.0 && self.power.is_finite()) {
             return Err(TrainError::InvalidConfig(format!(
-                "schedule.power must be > 0, got {}",
+                "schedule.power must be a positive number, got {}",
                 self.power
             )));
         }

@@ -239,7 +239,9 @@ impl FileReader {
                     }
                 }
                 Source::Parquet(reader) => {
-                    let Some(batch) = reader.next() else {
+                    let next = crate::parquet_guard::decode(|| reader.next())
+                        .map_err(|m| DataError::format(&self.path, m))?;
+                    let Some(batch) = next else {
                         self.finished = true;
                         self.pending.push_back(CorpusEvent::EndOfDocument);
                         break;
@@ -278,8 +280,11 @@ impl FileReader {
 
 fn open_parquet(path: &Path, column: &str) -> Result<ParquetRecordBatchReader> {
     let file = File::open(path).map_err(|e| DataError::io(path, e))?;
+    let file_len = file.metadata().map_err(|e| DataError::io(path, e))?.len();
     let builder = ParquetRecordBatchReaderBuilder::try_new(file)
         .map_err(|e| DataError::format(path, format!("not a readable Parquet file: {e}")))?;
+    crate::parquet_guard::check_chunk_ranges(builder.metadata(), file_len)
+        .map_err(|m| DataError::format(path, m))?;
     let schema = builder.schema().clone();
     let Some((index, field)) = schema.column_with_name(column) else {
         let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();

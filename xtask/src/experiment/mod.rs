@@ -7,8 +7,10 @@
 //! initialisation of the same shape) on GLUE tasks over several seeds, and writes
 //! `results.json`, `results.md` and SVG plots (`report.rs`, `table.rs`, `svg.rs`). Everything finished is recorded
 //! under `OUT/work/records/` (atomically) and skipped on a rerun; an interrupted pre-training
-//! run resumes from its newest checkpoint. Budgets: `budget.rs`; method and results:
-//! `docs/results.md`.
+//! run resumes from its newest checkpoint. The order puts the headline first: ELECTRA and BERT
+//! (`mlm`) are pre-trained and their final checkpoints fine-tuned (with the random
+//! initialisation) before the ablations start, so a long budget stopped part-way already
+//! answers the main question. Budgets: `budget.rs`; method and results: `docs/results.md`.
 //!
 //! ```text
 //! cargo xtask experiment equal-compute --budget smoke|mini|full [--out DIR] [--data DIR]
@@ -153,18 +155,62 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
             r.objective, r.steps, r.train_flops_per_step, r.train_flops_total, r.checkpoints
         );
     }
-    for run in &plan.runs {
-        if pretrain::run(&layout, budget, &tools, run, &shards, options.stop_after)?
-            == Progress::Stopped
-        {
-            report::write(&layout, &plan, started.elapsed().as_secs_f64())?;
-            eprintln!(
-                "stopped at step {} (--stop-after); run again to continue",
-                options.stop_after.unwrap_or_default()
-            );
-            return Ok(());
+    let glue_dir = glue_dir(root, &options, &layout)?;
+    let tokenizer = shards.join("tokenizer");
+    let units = Units {
+        layout: &layout,
+        plan: &plan,
+        tools: &tools,
+        glue_dir: &glue_dir,
+        tokenizer: &tokenizer,
+    };
+    // The headline pair first: both pre-trained, then their final checkpoints (and random
+    // init) fine-tuned, so an experiment stopped part-way has ELECTRA against BERT earliest;
+    // then the ablations, then every remaining checkpoint.
+    let (headline, rest): (Vec<_>, Vec<_>) = plan
+        .runs
+        .iter()
+        .partition(|r| HEADLINE.contains(&r.objective.as_str()));
+    let every: fn(&finetune::Model) -> bool = |_| true;
+    for (runs, wanted) in [(headline, is_headline as fn(&_) -> bool), (rest, every)] {
+        for run in runs {
+            if pretrain::run(&layout, budget, &tools, run, &shards, options.stop_after)?
+                == Progress::Stopped
+            {
+                report::write(&layout, &plan, started.elapsed().as_secs_f64())?;
+                eprintln!(
+                    "stopped at step {} (--stop-after); run again to continue",
+                    options.stop_after.unwrap_or_default()
+                );
+                return Ok(());
+            }
         }
+        finetune_all(&units, wanted)?;
+        report::write(&layout, &plan, started.elapsed().as_secs_f64())?;
     }
+    eprintln!(
+        "done in {:.0} s: {} and {}",
+        started.elapsed().as_secs_f64(),
+        layout.out.join("results.md").display(),
+        layout.out.join("results.json").display()
+    );
+    Ok(())
+}
+
+/// Objectives pre-trained and fine-tuned before the others: the paper's headline comparison
+/// (ELECTRA against BERT at equal compute, Table 1).
+const HEADLINE: [&str; 2] = ["electra", "mlm"];
+
+/// Whether a model belongs to the headline comparison: a final checkpoint of a [`HEADLINE`]
+/// objective, or the random initialisation.
+fn is_headline(model: &finetune::Model) -> bool {
+    model.is_final
+        && (model.label == finetune::RANDOM_INIT || HEADLINE.contains(&model.label.as_str()))
+}
+
+/// The GLUE directory, checked to hold every task's training file before any work starts.
+fn glue_dir(root: &Path, options: &Options, layout: &Layout) -> anyhow::Result<PathBuf> {
+    let budget = &options.budget;
     let glue_dir = match &options.glue_dir {
         Some(dir) => dir.clone(),
         None if matches!(budget.corpus, Corpus::Demo { .. }) => {
@@ -182,38 +228,38 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
             );
         }
     }
-    finetune_all(&layout, &plan, &tools, &glue_dir, &shards.join("tokenizer"))?;
-    report::write(&layout, &plan, started.elapsed().as_secs_f64())?;
-    eprintln!(
-        "done in {:.0} s: {} and {}",
-        started.elapsed().as_secs_f64(),
-        layout.out.join("results.md").display(),
-        layout.out.join("results.json").display()
-    );
-    Ok(())
+    Ok(glue_dir)
 }
 
-/// Every (model, task, seed) unit, skipping recorded ones.
+/// What the fine-tuning units of one experiment share.
+struct Units<'a> {
+    layout: &'a Layout,
+    plan: &'a plan::Plan,
+    tools: &'a Tools,
+    glue_dir: &'a Path,
+    tokenizer: &'a Path,
+}
+
+/// Every (model, task, seed) unit of the models `wanted` accepts, skipping recorded ones.
 fn finetune_all(
-    layout: &Layout,
-    plan: &plan::Plan,
-    tools: &Tools,
-    glue_dir: &Path,
-    tokenizer: &Path,
+    units: &Units<'_>,
+    wanted: impl Fn(&finetune::Model) -> bool,
 ) -> anyhow::Result<()> {
-    let budget = &plan.budget;
-    let finals: Vec<(String, u64)> = plan
+    let budget = &units.plan.budget;
+    let finals: Vec<(String, u64)> = units
+        .plan
         .runs
         .iter()
         .map(|r| (r.objective.clone(), r.steps))
         .collect();
-    let models = finetune::models(layout, budget, &finals)?;
+    let mut models = finetune::models(units.layout, budget, &finals)?;
+    models.retain(|m| wanted(m));
     let setting = finetune::Setting {
-        layout,
+        layout: units.layout,
         budget,
-        tools,
-        glue_dir,
-        tokenizer,
+        tools: units.tools,
+        glue_dir: units.glue_dir,
+        tokenizer: units.tokenizer,
     };
     let total = models.len() * budget.tasks.len() * budget.seeds as usize;
     let (mut done, mut ran) = (0, 0);
@@ -238,6 +284,25 @@ fn finetune_all(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_headline_is_the_final_electra_and_mlm_checkpoints_and_random_init() {
+        let model = |label: &str, is_final: bool| finetune::Model {
+            label: label.into(),
+            step: 100,
+            pretrain_flops: 1.0,
+            checkpoint: PathBuf::from("x"),
+            random_init: label == finetune::RANDOM_INIT,
+            is_final,
+        };
+        for label in ["electra", "mlm", finetune::RANDOM_INIT] {
+            assert!(is_headline(&model(label, true)), "{label}");
+            assert!(!is_headline(&model(label, false)), "{label} before its last step");
+        }
+        for label in ["electra-15", "replace-mlm", "all-tokens-mlm"] {
+            assert!(!is_headline(&model(label, true)), "{label}");
+        }
+    }
 
     fn args(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| s.to_string()).collect()

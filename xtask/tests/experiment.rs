@@ -123,8 +123,14 @@ fn smoke_budget_runs_resumes_and_skips_finished_work() {
     // 2. The rerun resumes ELECTRA from step 2 and finishes everything.
     let log = experiment(&bins, &out, &[]);
     assert!(log.contains("pretrain --resume"), "{log}");
+    // The headline (final ELECTRA, final BERT, random init: 3 models × 2 tasks × 2 seeds)
+    // before the intermediate checkpoints.
+    let (headline, rest) = (
+        log.find("fine-tuning (headline): 12 run, 0 already recorded"),
+        log.find("fine-tuning (the rest): 8 run, 0 already recorded"),
+    );
     assert!(
-        log.contains("fine-tuning: 20 run, 0 already recorded"),
+        headline.is_some() && rest.is_some() && headline < rest,
         "{log}"
     );
     let metrics =
@@ -180,7 +186,8 @@ fn smoke_budget_runs_resumes_and_skips_finished_work() {
     std::fs::remove_file(&victim).expect("delete one result");
     let log = experiment(&bins, &out, &[]);
     assert!(
-        log.contains("fine-tuning: 1 run, 19 already recorded"),
+        log.contains("fine-tuning (headline): 1 run, 11 already recorded")
+            && log.contains("fine-tuning (the rest): 0 run, 8 already recorded"),
         "{log}"
     );
     assert!(

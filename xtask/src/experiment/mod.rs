@@ -171,8 +171,12 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
         .runs
         .iter()
         .partition(|r| HEADLINE.contains(&r.objective.as_str()));
-    let every: fn(&finetune::Model) -> bool = |_| true;
-    for (runs, wanted) in [(headline, is_headline as fn(&_) -> bool), (rest, every)] {
+    let others: fn(&finetune::Model) -> bool = |m| !is_headline(m);
+    let phases = [
+        ("headline", headline, is_headline as fn(&_) -> bool),
+        ("the rest", rest, others),
+    ];
+    for (phase, runs, wanted) in phases {
         for run in runs {
             if pretrain::run(&layout, budget, &tools, run, &shards, options.stop_after)?
                 == Progress::Stopped
@@ -185,7 +189,7 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
                 return Ok(());
             }
         }
-        finetune_all(&units, wanted)?;
+        finetune_all(&units, phase, wanted)?;
         report::write(&layout, &plan, started.elapsed().as_secs_f64())?;
     }
     eprintln!(
@@ -240,9 +244,11 @@ struct Units<'a> {
     tokenizer: &'a Path,
 }
 
-/// Every (model, task, seed) unit of the models `wanted` accepts, skipping recorded ones.
+/// Every (model, task, seed) unit of the models `wanted` accepts, skipping recorded ones;
+/// `phase` names them in the log.
 fn finetune_all(
     units: &Units<'_>,
+    phase: &str,
     wanted: impl Fn(&finetune::Model) -> bool,
 ) -> anyhow::Result<()> {
     let budget = &units.plan.budget;
@@ -277,7 +283,10 @@ fn finetune_all(
             }
         }
     }
-    eprintln!("fine-tuning: {ran} run, {} already recorded", total - ran);
+    eprintln!(
+        "fine-tuning ({phase}): {ran} run, {} already recorded",
+        total - ran
+    );
     Ok(())
 }
 
@@ -297,7 +306,10 @@ mod tests {
         };
         for label in ["electra", "mlm", finetune::RANDOM_INIT] {
             assert!(is_headline(&model(label, true)), "{label}");
-            assert!(!is_headline(&model(label, false)), "{label} before its last step");
+            assert!(
+                !is_headline(&model(label, false)),
+                "{label} before its last step"
+            );
         }
         for label in ["electra-15", "replace-mlm", "all-tokens-mlm"] {
             assert!(!is_headline(&model(label, true)), "{label}");

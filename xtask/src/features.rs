@@ -3,8 +3,8 @@
 //! burn passes no default features to its backends, so a workspace that depends on burn with
 //! `default-features = false` silently builds burn-flex without SIMD and rayon (one core,
 //! per-element strided loops) and burn-cuda without kernel fusion and autotuning. The workspace
-//! turns them on (a direct `burn-flex` dependency; `burn/fusion` and `burn/autotune` with the
-//! `cuda` features); this check reads `cargo tree` for every binary package with every backend
+//! turns them on (direct `burn-flex` and `burn-ndarray` dependencies; `burn/fusion` and
+//! `burn/autotune` with the `cuda` features); this check reads `cargo tree` for every binary package with every backend
 //! feature and names what is missing. CI runs it.
 //!
 //! wgpu is deliberately left without them for now: on the software Vulkan driver that CI's wgpu
@@ -21,15 +21,16 @@ use anyhow::{Context, bail};
 /// Each backend crate and the features it must be built with.
 const REQUIRED: &[(&str, &[&str])] = &[
     ("burn-flex", &["simd", "rayon"]),
+    ("burn-ndarray", &["simd", "multi-threads"]),
     ("burn-cuda", &["fusion", "autotune"]),
 ];
 
 /// The packages that build a backend, with the features that bring each one in (wgpu too, so
 /// that its presence does not hide a missing flex or cuda feature).
 const PACKAGES: &[(&str, &str)] = &[
-    ("electra-cli", "wgpu,cuda"),
-    ("electra-benches", "wgpu,cuda"),
-    ("electra-conformance", "wgpu,cuda"),
+    ("electra-cli", "ndarray,wgpu,cuda"),
+    ("electra-benches", "ndarray,wgpu,cuda"),
+    ("electra-conformance", "ndarray,wgpu,cuda"),
 ];
 
 /// Runs the check for every package.
@@ -64,7 +65,10 @@ pub fn check(root: &Path) -> anyhow::Result<()> {
         );
     }
     if problems.is_empty() {
-        println!("backend features: burn-flex simd+rayon, burn-cuda fusion+autotune");
+        println!(
+            "backend features: burn-flex simd+rayon, burn-ndarray simd+multi-threads, \
+             burn-cuda fusion+autotune"
+        );
         Ok(())
     } else {
         bail!(
@@ -107,15 +111,17 @@ mod tests {
                     burn-flex v0.21.0 [std]\n\
                     burn-wgpu v0.21.0 [std]\n";
         let problems = missing(tree);
-        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert_eq!(problems.len(), 4, "{problems:?}");
         assert!(problems[0].contains("burn-flex without `simd`"));
         assert!(problems[1].contains("burn-flex without `rayon`"));
-        assert!(problems[2].contains("burn-cuda is not in the dependency tree"));
+        assert!(problems[2].contains("burn-ndarray is not in the dependency tree"));
+        assert!(problems[3].contains("burn-cuda is not in the dependency tree"));
     }
 
     #[test]
     fn accepts_a_complete_build() {
         let tree = "burn-flex v0.21.0 [rayon,simd,std]\n\
+                    burn-ndarray v0.21.0 [multi-threads,simd,std]\n\
                     burn-cuda v0.21.0 [autotune,fusion,std]\n";
         assert!(missing(tree).is_empty());
     }

@@ -4,8 +4,8 @@
 //! `default-features = false` silently builds burn-flex without SIMD and rayon (one core,
 //! per-element strided loops) and burn-cuda without kernel fusion and autotuning. The workspace
 //! turns them on (direct `burn-flex` and `burn-ndarray` dependencies; `burn/fusion` and
-//! `burn/autotune` with the `cuda` features); this check reads `cargo tree` for every binary package with every backend
-//! feature and names what is missing. CI runs it.
+//! `burn/autotune` with the `cuda` features); this check reads `cargo tree` for every binary
+//! package with every backend feature and names what is missing. CI runs it.
 //!
 //! wgpu is deliberately left without them for now: on the software Vulkan driver that CI's wgpu
 //! conformance runs on, autotuning compiles every candidate kernel through LLVM, and the

@@ -157,9 +157,9 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     }
     let glue_dir = glue_dir(root, &options, &layout)?;
     let tokenizer = shards.join("tokenizer");
-    let units = Units {
+    let setting = finetune::Setting {
         layout: &layout,
-        plan: &plan,
+        budget,
         tools: &tools,
         glue_dir: &glue_dir,
         tokenizer: &tokenizer,
@@ -189,7 +189,7 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
                 return Ok(());
             }
         }
-        finetune_all(&units, phase, wanted)?;
+        finetune_all(&setting, &plan, phase, wanted)?;
         report::write(&layout, &plan, started.elapsed().as_secs_f64())?;
     }
     eprintln!(
@@ -235,38 +235,22 @@ fn glue_dir(root: &Path, options: &Options, layout: &Layout) -> anyhow::Result<P
     Ok(glue_dir)
 }
 
-/// What the fine-tuning units of one experiment share.
-struct Units<'a> {
-    layout: &'a Layout,
-    plan: &'a plan::Plan,
-    tools: &'a Tools,
-    glue_dir: &'a Path,
-    tokenizer: &'a Path,
-}
-
 /// Every (model, task, seed) unit of the models `wanted` accepts, skipping recorded ones;
 /// `phase` names them in the log.
 fn finetune_all(
-    units: &Units<'_>,
+    setting: &finetune::Setting<'_>,
+    plan: &plan::Plan,
     phase: &str,
     wanted: impl Fn(&finetune::Model) -> bool,
 ) -> anyhow::Result<()> {
-    let budget = &units.plan.budget;
-    let finals: Vec<(String, u64)> = units
-        .plan
+    let budget = setting.budget;
+    let finals: Vec<(String, u64)> = plan
         .runs
         .iter()
         .map(|r| (r.objective.clone(), r.steps))
         .collect();
-    let mut models = finetune::models(units.layout, budget, &finals)?;
+    let mut models = finetune::models(setting.layout, budget, &finals)?;
     models.retain(|m| wanted(m));
-    let setting = finetune::Setting {
-        layout: units.layout,
-        budget,
-        tools: units.tools,
-        glue_dir: units.glue_dir,
-        tokenizer: units.tokenizer,
-    };
     let total = models.len() * budget.tasks.len() * budget.seeds as usize;
     let (mut done, mut ran) = (0, 0);
     for model in &models {
@@ -277,7 +261,7 @@ fn finetune_all(
                     "fine-tuning [{done}/{total}] {} step {} on {task}, seed {seed}",
                     model.label, model.step
                 );
-                if finetune::unit(&setting, model, task, seed)? {
+                if finetune::unit(setting, model, task, seed)? {
                     ran += 1;
                 }
             }

@@ -17,6 +17,8 @@
 //!   (`features.rs`).
 //! - `experiment equal-compute --budget smoke|mini|full [OPTIONS]`: ELECTRA against BERT at
 //!   equal pre-training FLOPs, fine-tuned on GLUE, resumable (`experiment/`).
+//! - `multinode test|build [--release]`: the multi-node tests, or an `electra-multinode`
+//!   binary, against burn-collective 0.21.0 with its global barrier fixed (`multinode.rs`).
 //! - `fixtures`: regenerates the Hugging Face parity fixtures with PyTorch (creates
 //!   `.venv-fixtures` from `scripts/requirements-fixtures.txt` on first use).
 
@@ -32,6 +34,7 @@ mod compare;
 mod conformance;
 mod experiment;
 mod features;
+mod multinode;
 mod profile;
 mod throughput;
 
@@ -70,6 +73,9 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Multi-node tests or build against burn-collective 0.21.0 with its barrier fixed
+    /// (`test`, `build [--release]`; xtask/patches/).
+    Multinode(multinode::MultinodeArgs),
     /// Regenerate the HF parity fixtures (needs Python 3.11 + pip).
     Fixtures,
 }
@@ -85,6 +91,7 @@ fn main() -> anyhow::Result<()> {
         Some(Task::Conformance(args)) => conformance::run(&root, &args),
         Some(Task::CheckFeatures) => features::check(&root),
         Some(Task::Experiment { args }) => experiment::run(&root, &args),
+        Some(Task::Multinode(args)) => multinode::run_task(&root, &args),
         Some(Task::Fixtures) => fixtures(&root),
         None => {
             Cli::command().print_help()?;
@@ -149,6 +156,18 @@ mod tests {
         assert!(matches!(parse(&["ci"]), Task::Ci));
         assert!(matches!(parse(&["check-features"]), Task::CheckFeatures));
         assert!(matches!(parse(&["fixtures"]), Task::Fixtures));
+        assert!(matches!(
+            parse(&["multinode", "test"]),
+            Task::Multinode(multinode::MultinodeArgs {
+                action: multinode::Action::Test
+            })
+        ));
+        assert!(matches!(
+            parse(&["multinode", "build", "--release"]),
+            Task::Multinode(multinode::MultinodeArgs {
+                action: multinode::Action::Build { release: true }
+            })
+        ));
         let Task::Bench(b) = parse(&["bench"]) else {
             panic!()
         };

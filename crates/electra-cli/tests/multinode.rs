@@ -178,8 +178,8 @@ fn nodes_with_different_configs_are_refused_naming_the_node() {
 }
 
 #[test]
-#[ignore = "burn-collective 0.21.0 completes only one global all-reduce per process (see \
-            docs/multi-node.md); run with the patch described there"]
+#[ignore = "needs burn-collective 0.21.0 with its barrier fixed: `cargo xtask multinode test` \
+            (CI runs it; docs/multi-node.md)"]
 fn two_nodes_train_stop_and_resume_from_node_0s_checkpoint() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let straight = tmp.path().join("straight");
@@ -217,8 +217,8 @@ fn two_nodes_train_stop_and_resume_from_node_0s_checkpoint() {
 }
 
 #[test]
-#[ignore = "burn-collective 0.21.0 completes only one global all-reduce per process (see \
-            docs/multi-node.md); run with the patch described there"]
+#[ignore = "needs burn-collective 0.21.0 with its barrier fixed: `cargo xtask multinode test` \
+            (CI runs it; docs/multi-node.md)"]
 fn sigterm_on_one_node_stops_every_node_at_the_same_step_with_a_checkpoint() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let run = tmp.path().join("run");
@@ -318,6 +318,7 @@ fn two_nodes_train_or_stop_at_the_start_pointing_to_the_burn_fix() {
         assert!(out0.contains("pre-training finished: steps 0..4"), "{out0}");
     } else {
         assert!(out0.contains(POINTER), "{out0}");
+        assert!(out0.contains("cargo xtask multinode build"), "{out0}");
         assert!(out1.contains(POINTER) || out1.contains("node 0"), "{out1}");
         assert!(started.elapsed() < Duration::from_secs(60));
         assert!(!run.join("checkpoints").exists(), "nothing was trained");

@@ -711,8 +711,8 @@ fn agree<B: AutodiffBackend>(
                 TrainError::Distributed(format!(
                     "{m}. The nodes completed one exchange but not a second one: burn-collective \
                      0.21.0 as published never resets its global barrier; multi-node training \
-                     needs the burn-collective patch in docs/multi-node.md (\"The burn 0.21 \
-                     blocker\")"
+                     needs the binary that `cargo xtask multinode build --release` builds \
+                     (target/release/electra-multinode; docs/multi-node.md)"
                 ))
             }
             e => e,

@@ -10,10 +10,10 @@
 //! the same randomness; the gradients are averaged as `(g0 + g1) / 2` in both, which is exact
 //! in either order). Node 0 logs the mean over both nodes' records.
 //!
-//! Both tests are `#[ignore]`d: with burn-collective 0.21.0 as published, the second global
-//! all-reduce of a process never completes (its barrier is never reset; see
-//! `docs/multi-node.md`). With the one-file patch described there they pass:
-//! `cargo test -p electra-train --test multinode -- --ignored`.
+//! The tests are `#[ignore]`d in a plain `cargo test`: with burn-collective 0.21.0 as published,
+//! the second global all-reduce of a process never completes (its barrier is never reset; see
+//! `docs/multi-node.md`). `cargo xtask multinode test` runs them against burn-collective with
+//! the one-hunk fix in `xtask/patches/`, and CI runs that.
 
 mod common;
 #[path = "common/processes.rs"]
@@ -164,8 +164,8 @@ fn one_process_and_two_nodes(
 }
 
 #[test]
-#[ignore = "burn-collective 0.21.0 completes only one global all-reduce per process (see \
-            docs/multi-node.md); run with the patch described there"]
+#[ignore = "needs burn-collective 0.21.0 with its barrier fixed: `cargo xtask multinode test` \
+            (CI runs it; docs/multi-node.md)"]
 fn two_node_processes_compute_what_two_devices_compute_bit_for_bit() {
     if std::env::var(ROLE).is_ok() {
         return;
@@ -198,8 +198,8 @@ fn two_node_processes_compute_what_two_devices_compute_bit_for_bit() {
 }
 
 #[test]
-#[ignore = "burn-collective 0.21.0 completes only one global all-reduce per process (see \
-            docs/multi-node.md); run with the patch described there"]
+#[ignore = "needs burn-collective 0.21.0 with its barrier fixed: `cargo xtask multinode test` \
+            (CI runs it; docs/multi-node.md)"]
 fn a_killed_node_stops_the_other_with_an_error_naming_it() {
     if std::env::var(ROLE).is_ok() {
         return;
@@ -243,8 +243,8 @@ fn a_killed_node_stops_the_other_with_an_error_naming_it() {
 }
 
 #[test]
-#[ignore = "burn-collective 0.21.0 completes only one global all-reduce per process (see \
-            docs/multi-node.md); run with the patch described there"]
+#[ignore = "needs burn-collective 0.21.0 with its barrier fixed: `cargo xtask multinode test` \
+            (CI runs it; docs/multi-node.md)"]
 fn two_nodes_of_two_devices_compute_what_four_devices_compute() {
     if std::env::var(ROLE).is_ok() {
         return;

@@ -13,6 +13,7 @@
 # The cost per step is the median step time of the two-node run minus the single process's
 # (steps 5 onwards), and the bytes are the loopback counter's growth between the 10-step and the
 # 30-step two-node runs, divided by 20 (start-up exchanges cancel out).
+# KEEP=1 keeps the runs and their logs (the script prints where).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 shards=${1:?usage: scripts/multinode_cost.sh SHARDS [PRESET ...]}
@@ -21,7 +22,8 @@ if [ $# -eq 0 ]; then presets=(tiny small); else presets=("$@"); fi
 bin=target/release/electra-multinode
 [ -x "$bin" ] || { echo "$bin missing: run cargo xtask multinode build --release" >&2; exit 1; }
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+[ -n "${KEEP:-}" ] && echo "runs and logs: $work" >&2
+[ -n "${KEEP:-}" ] || trap 'rm -rf "$work"' EXIT
 export RAYON_NUM_THREADS=1
 
 common() { # PRESET BATCH STEPS OUT
@@ -41,11 +43,16 @@ two_nodes() { # PRESET STEPS OUT PORT
     # shellcheck disable=SC2046
     "$bin" pretrain $(common "$1" 16 "$2" "$3") --nodes 2 --node-rank 0 \
         --coordinator 127.0.0.1:"$4" > "$3.node0.log" 2>&1 &
-    local node0=$!
+    local node0=$! failed=0
     # shellcheck disable=SC2046
     "$bin" pretrain $(common "$1" 16 "$2" "$3") --nodes 2 --node-rank 1 \
-        --coordinator 127.0.0.1:"$4" > "$3.node1.log" 2>&1
-    wait "$node0"
+        --coordinator 127.0.0.1:"$4" > "$3.node1.log" 2>&1 || failed=1
+    wait "$node0" || failed=1
+    if [ "$failed" = 1 ]; then
+        echo "a node failed; the end of its logs:" >&2
+        tail -n 3 "$3.node0.log" "$3.node1.log" >&2
+        return 1
+    fi
 }
 
 printf '| preset | 1 process, batch 8 (ms/step) | 2 nodes, batch 16 (ms/step) | cost (ms/step) | loopback bytes/step |\n|---|---:|---:|---:|---:|\n'
@@ -53,9 +60,9 @@ for preset in "${presets[@]}"; do
     # shellcheck disable=SC2046
     "$bin" pretrain $(common "$preset" 8 30 "$work/$preset-one") > "$work/$preset-one.log" 2>&1
     b0=$(lo_bytes)
-    two_nodes "$preset" 10 "$work/$preset-ten" 42600
+    two_nodes "$preset" 10 "$work/$preset-ten" 29610
     b1=$(lo_bytes)
-    two_nodes "$preset" 30 "$work/$preset-two" 42700
+    two_nodes "$preset" 30 "$work/$preset-two" 29710
     b2=$(lo_bytes)
     one=$(median_step "$work/$preset-one/metrics.jsonl")
     two=$(median_step "$work/$preset-two/metrics.jsonl")

@@ -203,17 +203,66 @@ fn two_nodes_train_stop_and_resume_from_node_0s_checkpoint() {
     // Stopped after 2 steps, then both nodes resume from node 0's checkpoint.
     let split = tmp.path().join("split");
     two_nodes(&new_run(&split, &["--stop-after", "2"]));
-    let resume: Vec<String> = ["pretrain", "--resume", &split.display().to_string()]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let (out0, _) = two_nodes(&resume);
+    let (out0, _) = two_nodes(&resume(&split));
     assert!(out0.contains("steps 2..4"), "{out0}");
     assert_eq!(
         losses(&split),
         losses(&straight),
         "the resumed run continues exactly"
     );
+}
+
+/// `pretrain --resume RUN`.
+fn resume(run: &Path) -> Vec<String> {
+    ["pretrain", "--resume", &run.display().to_string()]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+/// The number of data cursors in RUN's checkpoint of `step` (one per node that wrote it).
+fn cursors(run: &Path, step: u64) -> usize {
+    let path = run.join(format!("checkpoints/step-{step:08}/state.json"));
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("state")).expect("json");
+    state["cursors"].as_array().map_or(1, Vec::len)
+}
+
+#[test]
+#[ignore = "needs burn-collective 0.21.0 with its barrier fixed: `cargo xtask multinode test` \
+            (CI runs it; docs/multi-node.md)"]
+fn a_run_resumes_on_another_number_of_nodes_from_the_earliest_cursor() {
+    const REGROUPED: &str = "resuming on another number of nodes";
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // One process for 2 steps, then two nodes to the end.
+    let grown = tmp.path().join("grown");
+    let (ok, out) = {
+        let (in_time, ok, out) =
+            start(&new_run(&grown, &["--stop-after", "2"]), &[]).wait(Duration::from_secs(120));
+        (in_time && ok, out)
+    };
+    assert!(ok, "{out}");
+    assert_eq!(cursors(&grown, 2), 1);
+    let (out0, out1) = two_nodes(&resume(&grown));
+    assert!(
+        out0.contains("steps 2..4") && out0.contains(REGROUPED),
+        "{out0}"
+    );
+    assert!(out1.contains(REGROUPED), "{out1}");
+    assert_eq!(cursors(&grown, 4), 2);
+    assert_eq!(losses(&grown).len(), 4);
+    // Two nodes for 2 steps, then one process to the end.
+    let shrunk = tmp.path().join("shrunk");
+    two_nodes(&new_run(&shrunk, &["--stop-after", "2"]));
+    assert_eq!(cursors(&shrunk, 2), 2);
+    let (in_time, ok, out) = start(&resume(&shrunk), &[]).wait(Duration::from_secs(120));
+    assert!(in_time && ok, "{out}");
+    assert!(
+        out.contains("steps 2..4") && out.contains(REGROUPED),
+        "{out}"
+    );
+    assert_eq!(cursors(&shrunk, 4), 1);
+    assert_eq!(losses(&shrunk).len(), 4);
 }
 
 #[test]

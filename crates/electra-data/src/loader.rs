@@ -15,6 +15,15 @@
 //! stream already passed. Every [`Batch`] carries the cursor *after* it; a trainer stores it in
 //! its checkpoint and passes it back as `start` to continue with exactly the next batch.
 //!
+//! Changing the number of ranks. A cursor belongs to its rank's slice. To continue with another
+//! world size, every new rank starts from the earliest of the old ranks' cursors (the smallest
+//! [`Cursor`]) and takes its own positions from there. No row is skipped: before the earliest
+//! cursor every old rank had read its whole slice. Rows that faster ranks had already read
+//! past that cursor are read again. Ranks in lockstep (the same rows per step) differ by fewer
+//! than R positions inside a shard, plus about one row per shard end passed (a shard's rows
+//! rarely divide evenly by R), so this is a handful of rows. From one rank to several it is
+//! exact: nothing is read twice.
+//!
 //! Batches are padded to the longest row (or a fixed length) with `[PAD]`; batches run across
 //! epoch boundaries (no remainder is dropped), and the iterator is endless unless `epochs` is
 //! set. With `prefetch > 0` batches are assembled on a background thread.
@@ -37,7 +46,14 @@ use crate::packing::{Example, PackingConfig};
 use crate::shards::ShardReader;
 
 /// Where the loader is: the next batch starts here. Serialisable for checkpoints.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+///
+/// Cursors are ordered by position in the stream (epoch, then shard position, then row), so
+/// the smallest of several ranks' cursors is the earliest: every rank has read everything of
+/// its own slice before it. A run that resumes with another number of ranks starts every rank
+/// there (see the module doc, "Changing the number of ranks").
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct Cursor {
     /// Epoch (0-based).
     pub epoch: u64,

@@ -434,6 +434,86 @@ fn resume_from_cursor_is_exact() {
     assert!(full.iter().any(|b| b.cursor.epoch == 1));
 }
 
+/// Rows seen, counted: a multiset of rows.
+fn counts(rows: impl IntoIterator<Item = Vec<u32>>) -> std::collections::HashMap<Vec<u32>, usize> {
+    let mut counts = std::collections::HashMap::new();
+    for row in rows {
+        *counts.entry(row).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// `world` ranks in lockstep take `steps` batches each from `start`; returns their rows and
+/// cursors.
+fn ranks_take(
+    out: &Path,
+    cfg: &LoaderConfig,
+    world: usize,
+    steps: Option<usize>,
+    start: Cursor,
+) -> (Vec<Vec<u32>>, Vec<Cursor>) {
+    let (mut rows, mut cursors) = (Vec::new(), Vec::new());
+    for rank in 0..world {
+        let cfg = LoaderConfig {
+            rank,
+            world_size: world,
+            ..cfg.clone()
+        };
+        let loader = DataLoader::from_shards(out, cfg, &Expectations::default(), start).unwrap();
+        let batches: Vec<Batch> = loader
+            .take(steps.unwrap_or(usize::MAX))
+            .map(|b| b.unwrap())
+            .collect();
+        cursors.push(batches.last().map_or(start, |b| b.cursor));
+        rows.extend(rows_of(&batches));
+    }
+    (rows, cursors)
+}
+
+#[test]
+fn resuming_on_another_world_size_from_the_earliest_cursor_skips_no_row() {
+    let tmp = tempfile::tempdir().unwrap();
+    let files = write_corpus(tmp.path(), 4);
+    let out = tmp.path().join("s");
+    let m = build(&out, &files, &small_config(3));
+    let all = counts(all_rows(&out, &m).into_iter().map(|e| e.input_ids));
+    let total: usize = all.values().sum();
+    let cfg = one_epoch(LoaderConfig {
+        shuffle_buffer: 10,
+        ..LoaderConfig::new(3, 42)
+    });
+    for (before, after) in [(2, 3), (3, 2), (2, 1), (1, 2)] {
+        // The old ranks stop two thirds of the way through the epoch, past shard ends.
+        let steps = total * 2 / 3 / (before * 3);
+        let (seen, cursors) = ranks_take(&out, &cfg, before, Some(steps), Cursor::default());
+        let earliest = *cursors.iter().min().unwrap();
+        assert!(cursors.iter().all(|c| *c >= earliest));
+        assert!(
+            earliest.shard >= 1,
+            "{before} -> {after}: the test must pass a shard end"
+        );
+        let (rest, _) = ranks_take(&out, &cfg, after, None, earliest);
+        let seen = counts(seen.into_iter().chain(rest));
+        for (row, n) in &all {
+            let got = seen.get(row).copied().unwrap_or(0);
+            assert!(
+                got >= *n,
+                "{before} -> {after} ranks: a row was skipped ({got} of {n})"
+            );
+        }
+        let repeated = seen.values().sum::<usize>() - total;
+        if before == 1 {
+            assert_eq!(repeated, 0, "1 -> {after} ranks reads nothing twice");
+        } else {
+            // Fewer than `before` positions in the current shard, plus one per shard end.
+            assert!(
+                repeated < before + m.shards.len(),
+                "{before} -> {after}: {repeated} rows twice"
+            );
+        }
+    }
+}
+
 #[test]
 fn memory_loader_prefetch_padding_and_demo() {
     let examples = demo_examples(30);

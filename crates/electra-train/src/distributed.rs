@@ -49,8 +49,9 @@ pub const ENV_COORDINATOR: &str = "ELECTRA_COORDINATOR";
 pub const ENV_NODE_ADDRESS: &str = "ELECTRA_NODE_ADDRESS";
 
 /// Where this process sits in a multi-node run and how it reaches the others. Not part of the
-/// run's config (`config.toml`): a run may be resumed with other addresses, but not with
-/// another node count (its checkpoints hold one data cursor per node).
+/// run's config (`config.toml`): a run may be resumed with other addresses or another node
+/// count (its checkpoints hold one data cursor per node; on another count every node starts
+/// at the earliest of them).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeSetup {
     /// Number of nodes (processes) in the run. Default 1: a single-node run, no network.

@@ -97,6 +97,22 @@ impl BatchSource for DataSource {
         )?;
         Ok(())
     }
+
+    /// The earliest of the nodes' cursors: every node had read its whole slice before it, so
+    /// no row is skipped (electra-data's loader doc, "Changing the number of ranks").
+    fn regroup(&self, cursors: &[serde_json::Value]) -> Result<serde_json::Value, TrainError> {
+        let mut earliest: Option<Cursor> = None;
+        for (node, cursor) in cursors.iter().enumerate() {
+            let cursor: Cursor = serde_json::from_value(cursor.clone()).map_err(|e| {
+                TrainError::InvalidConfig(format!("node {node}'s data cursor {cursor}: {e}"))
+            })?;
+            earliest = Some(earliest.map_or(cursor, |e| e.min(cursor)));
+        }
+        let earliest = earliest
+            .ok_or_else(|| TrainError::InvalidConfig("the checkpoint has no data cursor".into()))?;
+        serde_json::to_value(earliest)
+            .map_err(|e| TrainError::InvalidConfig(format!("data cursor: {e}")))
+    }
 }
 
 /// The loader's batch as the objective's host batch. The loader pads a batch only to its

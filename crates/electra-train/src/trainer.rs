@@ -37,6 +37,16 @@ pub trait BatchSource {
     fn cursor(&self) -> serde_json::Value;
     /// Continues from a cursor returned by [`Self::cursor`].
     fn seek(&mut self, cursor: &serde_json::Value) -> Result<(), TrainError>;
+    /// Where every node continues when a run resumes on another number of nodes than wrote
+    /// its checkpoint; `cursors` holds the writing nodes' cursors in node order. The default
+    /// refuses: a source must say how its slices recombine.
+    fn regroup(&self, cursors: &[serde_json::Value]) -> Result<serde_json::Value, TrainError> {
+        Err(TrainError::Distributed(format!(
+            "this data source cannot resume on another number of nodes than the {} that \
+             wrote the checkpoint",
+            cursors.len()
+        )))
+    }
 }
 
 /// How to run the loop (not part of the run's configuration).
@@ -477,7 +487,8 @@ fn init_or_resume<'a, B: AutodiffBackend>(
     if let Some((saved_step, dir, (loaded, candidate))) = resumed {
         model = candidate;
         optimizer.load_state(loaded.optimizer, device);
-        train.seek(node_cursor(&loaded.state, &dir, world.as_ref())?)?;
+        let cursor = node_cursor(&loaded.state, &dir, world.as_ref(), &*train)?;
+        train.seek(&cursor)?;
         step = saved_step;
         tracing::info!(step, checkpoint = %dir.display(), "resuming");
     }
@@ -624,26 +635,39 @@ impl<B: AutodiffBackend> Loop<'_, B> {
 }
 
 /// The data cursor this node resumes from: `cursor` on one node; on several, this node's
-/// entry of `cursors` (each node reads its own slice of the data). A run keeps its node
-/// count: a checkpoint of another count is refused.
-fn node_cursor<'s>(
-    state: &'s serde_json::Value,
+/// entry of `cursors` (each node reads its own slice of the data). On another number of nodes
+/// than wrote the checkpoint, the source regroups the writers' cursors
+/// ([`BatchSource::regroup`]: the loader starts every node at the earliest of them).
+fn node_cursor(
+    state: &serde_json::Value,
     dir: &Path,
     world: Option<&Resolved>,
-) -> Result<&'s serde_json::Value, TrainError> {
-    let written_by = state["cursors"].as_array().map_or(1, Vec::len);
+    train: &dyn BatchSource,
+) -> Result<serde_json::Value, TrainError> {
+    let written = match state["cursors"].as_array() {
+        Some(cursors) => cursors.clone(),
+        None => vec![state["cursor"].clone()],
+    };
     let nodes = world.map_or(1, |w| w.nodes);
-    if written_by != nodes {
-        return Err(TrainError::Distributed(format!(
-            "{} was written by a run of {written_by} node(s); resume it with --nodes \
-             {written_by} (each node continues its own slice of the data), not {nodes}",
-            dir.display()
-        )));
+    if written.len() == nodes {
+        return Ok(written[world.map_or(0, |w| w.rank)].clone());
     }
-    Ok(match world {
-        Some(w) => &state["cursors"][w.rank],
-        None => &state["cursor"],
-    })
+    let cursor = train.regroup(&written).map_err(|e| {
+        TrainError::Distributed(format!(
+            "{} was written by {} node(s), resumed on {nodes}: {e}",
+            dir.display(),
+            written.len()
+        ))
+    })?;
+    tracing::warn!(
+        written_by = written.len(),
+        nodes,
+        %cursor,
+        "resuming on another number of nodes: every node starts at the earliest data cursor \
+         of the nodes that wrote the checkpoint (no row is skipped; a few rows may be read \
+         twice)"
+    );
+    Ok(cursor)
 }
 
 /// Checks at the start that every node runs the same thing: the same `config.toml`, the same
@@ -761,32 +785,83 @@ fn evaluate<B: Backend>(
 mod tests {
     use super::*;
 
+    /// A source whose cursors are numbers and which regroups to the smallest.
+    struct Numbers;
+
+    impl BatchSource for Numbers {
+        fn next_batch(&mut self, _: usize) -> Result<HostBatch, TrainError> {
+            Err(TrainError::InvalidConfig("not read".into()))
+        }
+        fn cursor(&self) -> serde_json::Value {
+            json!(0)
+        }
+        fn seek(&mut self, _: &serde_json::Value) -> Result<(), TrainError> {
+            Ok(())
+        }
+        fn regroup(&self, cursors: &[serde_json::Value]) -> Result<serde_json::Value, TrainError> {
+            Ok(json!(
+                cursors.iter().filter_map(|c| c["row"].as_u64()).min()
+            ))
+        }
+    }
+
+    /// The default [`BatchSource::regroup`].
+    struct Fixed;
+
+    impl BatchSource for Fixed {
+        fn next_batch(&mut self, _: usize) -> Result<HostBatch, TrainError> {
+            Err(TrainError::InvalidConfig("not read".into()))
+        }
+        fn cursor(&self) -> serde_json::Value {
+            json!(0)
+        }
+        fn seek(&mut self, _: &serde_json::Value) -> Result<(), TrainError> {
+            Ok(())
+        }
+    }
+
     #[test]
-    fn a_checkpoint_resumes_only_with_the_node_count_that_wrote_it() {
-        let two = json!({ "cursor": { "row": 0 }, "cursors": [{ "row": 0 }, { "row": 1 }] });
+    fn a_checkpoint_resumes_on_its_node_count_by_rank_and_on_another_through_the_source() {
+        let two = json!({ "cursor": { "row": 7 }, "cursors": [{ "row": 7 }, { "row": 4 }] });
         let one = json!({ "cursor": { "row": 5 } });
         let dir = Path::new("run/checkpoints/step-00000002");
-        let world = NodeSetup {
-            nodes: 2,
-            node_rank: 1,
-            ..NodeSetup::default()
-        }
-        .validate()
-        .expect("valid");
-        let cursor = node_cursor(&two, dir, Some(&world)).expect("node 1 of 2");
+        let node = |nodes, node_rank| {
+            NodeSetup {
+                nodes,
+                node_rank,
+                ..NodeSetup::default()
+            }
+            .validate()
+            .expect("valid")
+        };
+        let cursor = node_cursor(&two, dir, Some(&node(2, 1)), &Numbers).expect("node 1 of 2");
         assert_eq!(
             cursor,
-            &json!({ "row": 1 }),
+            json!({ "row": 4 }),
             "each node resumes its own slice"
         );
-        let cursor = node_cursor(&one, dir, None).expect("one node");
-        assert_eq!(cursor, &json!({ "row": 5 }));
-        let err = node_cursor(&two, dir, None).expect_err("a two-node checkpoint on one node");
+        let cursor = node_cursor(&one, dir, None, &Numbers).expect("one node");
+        assert_eq!(cursor, json!({ "row": 5 }));
+        // Another node count: the source regroups every writer's cursor.
+        assert_eq!(
+            node_cursor(&two, dir, None, &Numbers).expect("2 -> 1"),
+            json!(4)
+        );
+        assert_eq!(
+            node_cursor(&two, dir, Some(&node(3, 2)), &Numbers).expect("2 -> 3"),
+            json!(4)
+        );
+        assert_eq!(
+            node_cursor(&one, dir, Some(&node(2, 1)), &Numbers).expect("1 -> 2"),
+            json!(5)
+        );
+        // A source that cannot regroup is refused, naming the checkpoint and both counts.
+        let err = node_cursor(&two, dir, None, &Fixed).expect_err("no regrouping");
+        let err = err.to_string();
         assert!(
-            err.to_string()
-                .contains("written by a run of 2 node(s); resume it with --nodes 2"),
+            err.contains("step-00000002 was written by 2 node(s), resumed on 1")
+                && err.contains("cannot resume on another number of nodes"),
             "{err}"
         );
-        assert!(node_cursor(&one, dir, Some(&world)).is_err());
     }
 }

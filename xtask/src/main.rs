@@ -156,12 +156,13 @@ mod tests {
         assert!(matches!(parse(&["ci"]), Task::Ci));
         assert!(matches!(parse(&["check-features"]), Task::CheckFeatures));
         assert!(matches!(parse(&["fixtures"]), Task::Fixtures));
-        assert!(matches!(
-            parse(&["multinode", "test"]),
-            Task::Multinode(multinode::MultinodeArgs {
-                action: multinode::Action::Test
-            })
-        ));
+        let Task::Multinode(m) = parse(&["multinode", "test", "hung", "--nocapture"]) else {
+            panic!()
+        };
+        let multinode::Action::Test { args } = m.action else {
+            panic!()
+        };
+        assert_eq!(args, ["hung", "--nocapture"]);
         assert!(matches!(
             parse(&["multinode", "build", "--release"]),
             Task::Multinode(multinode::MultinodeArgs {

@@ -1,4 +1,4 @@
-//! `cargo xtask multinode test|build [--release]`: multi-node training against burn-collective
+//! `cargo xtask multinode test [TEST ARGS...]|build [--release]`: multi-node training against burn-collective
 //! 0.21.0 with its global barrier fixed.
 //!
 //! burn-collective 0.21.0 as published never resets the barrier that ends every global
@@ -43,7 +43,11 @@ pub struct MultinodeArgs {
 #[derive(Debug, Subcommand)]
 pub enum Action {
     /// The multi-node tests of electra-train and electra-cli, the ignored ones included.
-    Test,
+    Test {
+        /// Passed to the test binaries (a test name filter, `--nocapture`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Builds `electra` and copies it to target/<profile>/electra-multinode.
     Build {
         /// Optimised build (target/release).
@@ -60,8 +64,8 @@ pub fn run_task(root: &Path, args: &MultinodeArgs) -> anyhow::Result<()> {
         "patch.crates-io.{CRATE}.path={}",
         serde_json::to_string(&patched.display().to_string())?
     );
-    match args.action {
-        Action::Test => run(Command::new(cargo())
+    match &args.action {
+        Action::Test { args } => run(Command::new(cargo())
             .current_dir(root)
             .args(["test", "--config", &patch])
             .args([
@@ -72,18 +76,19 @@ pub fn run_task(root: &Path, args: &MultinodeArgs) -> anyhow::Result<()> {
                 "--test",
                 "multinode",
             ])
-            .args(["--", "--include-ignored"])),
+            .args(["--", "--include-ignored"])
+            .args(args)),
         Action::Build { release } => {
             let mut build = Command::new(cargo());
             build.current_dir(root).args(["build", "--config", &patch]);
             build.args(["-p", "electra-cli"]);
-            if release {
+            if *release {
                 build.arg("--release");
             }
             run(&mut build)?;
             let dir = root
                 .join("target")
-                .join(if release { "release" } else { "debug" });
+                .join(if *release { "release" } else { "debug" });
             let out = dir.join("electra-multinode");
             copy_atomically(&dir.join("electra"), &out)?;
             println!("multi-node binary: {}", out.display());

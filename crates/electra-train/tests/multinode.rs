@@ -245,6 +245,58 @@ fn a_killed_node_stops_the_other_with_an_error_naming_it() {
 #[test]
 #[ignore = "needs burn-collective 0.21.0 with its barrier fixed: `cargo xtask multinode test` \
             (CI runs it; docs/multi-node.md)"]
+fn a_hung_node_stops_the_other_within_the_collective_timeout_naming_it() {
+    if std::env::var(ROLE).is_ok() {
+        return;
+    }
+    let run = tempfile::tempdir().expect("tempdir");
+    let port = free_ports();
+    let node0 = start_node(0, port, run.path(), 100_000, 5, 1);
+    let node1 = start_node(1, port, run.path(), 100_000, 5, 1);
+    let metrics = run.path().join("metrics.jsonl");
+    let start = Instant::now();
+    while std::fs::read_to_string(&metrics).map_or(0, |t| t.lines().count()) < 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the two nodes did not train"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // SIGSTOP: node 1's sockets stay open, it just stops answering (a hung machine).
+    let stopped = Command::new("kill")
+        .args(["-STOP", &node1.id().to_string()])
+        .status()
+        .expect("kill -STOP");
+    assert!(stopped.success());
+    let hung = Instant::now();
+    let (in_time, ok, out) = node0.wait(Duration::from_secs(30));
+    drop(node1); // SIGKILL, which a stopped process takes too
+    assert!(
+        in_time,
+        "node 0 did not stop within 30 s of node 1 hanging:\n{out}"
+    );
+    assert!(!ok, "node 0 must fail:\n{out}");
+    let error = out
+        .lines()
+        .find(|l| l.contains("NODE-ERR"))
+        .unwrap_or_default();
+    assert!(
+        error.contains("node 1") && error.contains("did not finish within 5 s"),
+        "the error names the silent node and the timeout:\n{out}"
+    );
+    assert!(
+        hung.elapsed() >= Duration::from_secs(4),
+        "it waited the timeout"
+    );
+    eprintln!(
+        "node 0 stopped {:.1} s after node 1 hung: {error}",
+        hung.elapsed().as_secs_f64()
+    );
+}
+
+#[test]
+#[ignore = "needs burn-collective 0.21.0 with its barrier fixed: `cargo xtask multinode test` \
+            (CI runs it; docs/multi-node.md)"]
 fn two_nodes_of_two_devices_compute_what_four_devices_compute() {
     if std::env::var(ROLE).is_ok() {
         return;

@@ -5,8 +5,9 @@
 //! --help`); `--device` takes electra-backend's device strings, with the same meaning as for
 //! the `electra` binary. A new task is a variant of [`Task`] and an arm in [`main`].
 //!
-//! - `ci`: exactly what CI runs (`.ci/run`): format check, clippy, the test suite, compile
-//!   checks of the `wgpu` and `cuda` backends, and the flex and wgpu (lavapipe) conformance.
+//! - `ci`: exactly what CI runs (`.ci/run`): format check, clippy, the test suite, the
+//!   multi-node tests (`multinode test`), compile checks of the `wgpu` and `cuda` backends,
+//!   and the flex and wgpu (lavapipe) conformance.
 //! - `bench [SUITE] [ARGS...]`, `bench --against REV`: the criterion suites and the end-to-end throughput run
 //!   (`bench.rs`).
 //! - `compare-pytorch [OPTIONS]`: our step against PyTorch + HF transformers (`compare.rs`).

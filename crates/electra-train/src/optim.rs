@@ -71,16 +71,12 @@ impl AdamConfig {
         };
         check("beta1", (0.0..1.0).contains(&self.beta1), self.beta1)?;
         check("beta2", (0.0..1.0).contains(&self.beta2), self.beta2)?;
-        let finite = |x: f64| x.is_finite();
-        check(
-            "epsilon",
-            self.epsilon > 0.0 && finite(self.epsilon),
-            self.epsilon,
-        )?;
+        let eps = self.epsilon;
+        check("epsilon", eps > 0.0 && eps.is_finite(), eps)?;
         let decay = self.weight_decay;
-        check("weight_decay", decay >= 0.0 && finite(decay), decay)?;
+        check("weight_decay", decay >= 0.0 && decay.is_finite(), decay)?;
         if let Some(c) = self.clip_norm {
-            check("clip_norm", c > 0.0 && finite(c), c)?;
+            check("clip_norm", c > 0.0 && c.is_finite(), c)?;
         }
         Ok(())
     }

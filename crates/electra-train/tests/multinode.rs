@@ -197,20 +197,13 @@ fn two_node_processes_compute_what_two_devices_compute_bit_for_bit() {
     );
 }
 
-#[test]
-#[ignore = "needs burn-collective 0.21.0 with its barrier fixed: `cargo xtask multinode test` \
-            (CI runs it; docs/multi-node.md)"]
-fn a_killed_node_stops_the_other_with_an_error_naming_it() {
-    if std::env::var(ROLE).is_ok() {
-        return;
-    }
-    let run = tempfile::tempdir().expect("tempdir");
+/// Two nodes of a run long enough never to finish, with a 5 s collective timeout, returned
+/// once node 0 has logged two steps.
+fn two_nodes_training(run: &Path) -> (processes::Proc, processes::Proc) {
     let port = free_ports();
-    // Long enough never to finish; a 5 s collective timeout.
-    let node0 = start_node(0, port, run.path(), 100_000, 5, 1);
-    let node1 = start_node(1, port, run.path(), 100_000, 5, 1);
-    // Kill node 1 once node 0 has logged two steps.
-    let metrics = run.path().join("metrics.jsonl");
+    let node0 = start_node(0, port, run, 100_000, 5, 1);
+    let node1 = start_node(1, port, run, 100_000, 5, 1);
+    let metrics = run.join("metrics.jsonl");
     let start = Instant::now();
     while std::fs::read_to_string(&metrics).map_or(0, |t| t.lines().count()) < 2 {
         assert!(
@@ -219,6 +212,18 @@ fn a_killed_node_stops_the_other_with_an_error_naming_it() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    (node0, node1)
+}
+
+#[test]
+#[ignore = "needs burn-collective 0.21.0 with its barrier fixed: `cargo xtask multinode test` \
+            (CI runs it; docs/multi-node.md)"]
+fn a_killed_node_stops_the_other_with_an_error_naming_it() {
+    if std::env::var(ROLE).is_ok() {
+        return;
+    }
+    let run = tempfile::tempdir().expect("tempdir");
+    let (node0, node1) = two_nodes_training(run.path());
     drop(node1); // SIGKILL
     let killed = Instant::now();
     // The collective timeout (5 s) plus the rest of a step.
@@ -250,18 +255,7 @@ fn a_hung_node_stops_the_other_within_the_collective_timeout_naming_it() {
         return;
     }
     let run = tempfile::tempdir().expect("tempdir");
-    let port = free_ports();
-    let node0 = start_node(0, port, run.path(), 100_000, 5, 1);
-    let node1 = start_node(1, port, run.path(), 100_000, 5, 1);
-    let metrics = run.path().join("metrics.jsonl");
-    let start = Instant::now();
-    while std::fs::read_to_string(&metrics).map_or(0, |t| t.lines().count()) < 2 {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "the two nodes did not train"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let (node0, node1) = two_nodes_training(run.path());
     // SIGSTOP: node 1's sockets stay open, it just stops answering (a hung machine).
     let stopped = Command::new("kill")
         .args(["-STOP", &node1.id().to_string()])

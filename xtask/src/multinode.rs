@@ -252,12 +252,11 @@ fn parse_diff(diff: &str) -> anyhow::Result<Vec<Hunk>> {
     Ok(hunks)
 }
 
-/// Holds the bytes of `Cargo.lock` and writes them back when dropped. A copy waits in
-/// `target/` while cargo runs, so that a killed run's lock is restored by the next one.
+/// Saves `Cargo.lock` to a copy in `target/` and writes it back from there when dropped; a
+/// killed run leaves the copy behind, and the next run restores the lock from it.
 struct LockGuard {
     lock: PathBuf,
     copy: PathBuf,
-    saved: Vec<u8>,
 }
 
 impl LockGuard {
@@ -270,30 +269,20 @@ impl LockGuard {
                 copy.display()
             );
         }
-        let saved =
-            std::fs::read(lock).with_context(|| format!("cannot read {}", lock.display()))?;
         std::fs::create_dir_all(target)?;
         copy_atomically(lock, &copy)?;
         Ok(Self {
             lock: lock.to_path_buf(),
             copy,
-            saved,
         })
     }
 }
 
 impl Drop for LockGuard {
     fn drop(&mut self) {
-        let tmp = self.lock.with_extension("lock.multinode-tmp");
-        let restored =
-            std::fs::write(&tmp, &self.saved).and_then(|()| std::fs::rename(&tmp, &self.lock));
-        match restored {
+        match copy_atomically(&self.copy, &self.lock) {
             Ok(()) => drop(std::fs::remove_file(&self.copy)),
-            Err(e) => eprintln!(
-                "cannot restore {} ({e}); its saved copy is {}",
-                self.lock.display(),
-                self.copy.display()
-            ),
+            Err(e) => eprintln!("{e:#}; Cargo.lock's saved copy is {}", self.copy.display()),
         }
     }
 }

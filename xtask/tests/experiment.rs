@@ -1,6 +1,8 @@
 //! `cargo xtask experiment equal-compute --budget smoke` end to end, on the built-in demo corpus
 //! and generated GLUE files (no shared data): an interrupted pre-training resumes, a rerun skips
-//! every finished unit, and a deleted fine-tuning result is redone with the same numbers.
+//! every finished unit, a deleted fine-tuning result is redone with the same numbers, and a
+//! fresh clone (no `work/`) continues from the committed results.json, re-creating only the
+//! checkpoint it still needs.
 //!
 //! The pipeline runs the debug `electra` and `flops` binaries, built here with one `cargo test
 //! --no-run` (a no-op when `cargo test --workspace` has built them already); about a minute.
@@ -203,6 +205,60 @@ fn smoke_budget_runs_resumes_and_skips_finished_work() {
     assert_eq!(scores(&first), scores(&second));
     assert_eq!(first["summary"], second["summary"]);
     assert_eq!(first["paired"], second["paired"]);
+
+    // 4. A fresh clone: work/ is gone and the committed results.json lacks ELECTRA's step-3
+    // fine-tunings. The records come back from results.json, nothing recorded is redone, and
+    // the one checkpoint still needed is pre-trained again, proven identical by its hash, and
+    // fine-tuned to the same scores.
+    let mut committed = second.clone();
+    let is_electra_3 = |r: &Value| r["model"] == "electra" && r["step"] == 3;
+    committed["finetune"]
+        .as_array_mut()
+        .expect("finetune")
+        .retain(|r| !is_electra_3(r));
+    std::fs::write(
+        out.join("results.json"),
+        serde_json::to_string_pretty(&committed).expect("json"),
+    )
+    .expect("write results.json");
+    std::fs::remove_dir_all(&work).expect("delete work/");
+    let log = experiment(&bins, &out, &[]);
+    assert!(
+        log.contains("restored from results.json")
+            && log.contains("2 pre-training, 4 export and 16 fine-tuning records"),
+        "{log}"
+    );
+    assert!(
+        log.contains("fine-tuning (headline): 0 run, 12 already recorded")
+            && log.contains("fine-tuning (the rest): 4 run, 4 already recorded"),
+        "{log}"
+    );
+    assert!(
+        log.contains("electra step 3: re-created") && log.contains("same discriminator_sha256"),
+        "{log}"
+    );
+    assert_eq!(
+        log.matches("$ electra pretrain").count(),
+        1,
+        "only ELECTRA, only to step 3:\n{log}"
+    );
+    let third = json(&out.join("results.json"));
+    assert_eq!(scores(&first), scores(&third));
+    assert_eq!(first["paired"], third["paired"]);
+    let export = third["exports"]
+        .as_array()
+        .expect("exports")
+        .iter()
+        .find(|r| r["objective"] == "electra" && r["step"] == 3)
+        .expect("electra step 3");
+    assert_eq!(
+        export["recreated"]["check"], "same discriminator_sha256 as recorded",
+        "{export}"
+    );
+    assert_eq!(
+        export["pretrain_seconds"], first["exports"][0]["pretrain_seconds"],
+        "the original wall time is kept"
+    );
     std::fs::remove_dir_all(&tmp).expect("clean up");
 }
 

@@ -45,8 +45,8 @@ pub fn models(
         let step = record["step"].as_u64().unwrap_or_default();
         let is_final = final_steps.iter().any(|(o, s)| *o == label && *s == step);
         models.push(Model {
-            checkpoint: PathBuf::from(record["export"].as_str().unwrap_or_default())
-                .join("discriminator"),
+            // Here, not where the record says: results.json may come from another clone.
+            checkpoint: layout.export_dir(&label, step).join("discriminator"),
             pretrain_flops: record["pretrain_flops"].as_f64().unwrap_or_default(),
             random_init: false,
             label,
@@ -74,12 +74,16 @@ pub fn models(
     Ok(models)
 }
 
-/// Name of a unit's record.
-pub fn record_name(model: &Model, task: &str, seed: u64) -> String {
-    format!(
-        "{}__step-{:08}__{task}__seed-{seed}.json",
-        model.label, model.step
-    )
+/// Whether some (task, seed) unit of `model` has no record yet.
+pub fn pending(layout: &Layout, budget: &Budget, model: &Model) -> bool {
+    budget.tasks.iter().any(|task| {
+        (1..=budget.seeds).any(|seed| !record_path(layout, model, task, seed).is_file())
+    })
+}
+
+/// Where the record of one unit lives.
+fn record_path(layout: &Layout, model: &Model, task: &str, seed: u64) -> PathBuf {
+    layout.finetune_record(&model.label, model.step, task, seed)
 }
 
 /// What every fine-tuning unit shares.
@@ -105,9 +109,7 @@ pub fn unit(setting: &Setting<'_>, model: &Model, task: &str, seed: u64) -> anyh
         glue_dir,
         tokenizer,
     } = *setting;
-    let record_path = layout
-        .finetune_records()
-        .join(record_name(model, task, seed));
+    let record_path = record_path(layout, model, task, seed);
     if record_path.is_file() {
         return Ok(false);
     }
@@ -233,13 +235,16 @@ mod tests {
         );
         let random = &models[2];
         assert!(random.random_init && random.pretrain_flops == 0.0);
+        // The checkpoint is this layout's export, whatever path the record names.
         assert_eq!(
             random.checkpoint,
-            PathBuf::from("e/electra/6/discriminator")
+            layout.export_dir("electra", 6).join("discriminator")
         );
         assert_eq!(
-            record_name(random, "RTE", 2),
-            "random-init__step-00000000__RTE__seed-2.json"
+            record_path(&layout, random, "RTE", 2).file_name(),
+            Some(std::ffi::OsStr::new(
+                "random-init__step-00000000__RTE__seed-2.json"
+            ))
         );
         std::fs::remove_dir_all(&out).expect("clean");
     }

@@ -24,6 +24,7 @@ mod generated;
 mod plan;
 mod pretrain;
 mod report;
+mod restore;
 pub(crate) mod stats;
 mod svg;
 mod table;
@@ -157,40 +158,41 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     }
     let glue_dir = glue_dir(root, &options, &layout)?;
     let tokenizer = shards.join("tokenizer");
-    let setting = finetune::Setting {
-        layout: &layout,
-        budget,
-        tools: &tools,
-        glue_dir: &glue_dir,
-        tokenizer: &tokenizer,
+    let restored = restore::records(&layout)?;
+    if restored != restore::Restored::default() {
+        eprintln!(
+            "restored from results.json into {}: {} pre-training, {} export and {} fine-tuning \
+             records",
+            layout.work.join("records").display(),
+            restored.pretrain,
+            restored.exports,
+            restored.finetune
+        );
+    }
+    let sitting = Sitting {
+        setting: finetune::Setting {
+            layout: &layout,
+            budget,
+            tools: &tools,
+            glue_dir: &glue_dir,
+            tokenizer: &tokenizer,
+        },
+        pretraining: pretrain::Pretraining {
+            layout: &layout,
+            budget,
+            tools: &tools,
+            shards: &shards,
+        },
+        plan: &plan,
+        started,
+        stop_after: options.stop_after,
     };
-    // The headline pair first: both pre-trained, then their final checkpoints (and random
-    // init) fine-tuned, so an experiment stopped part-way has ELECTRA against BERT earliest;
-    // then the ablations, then every remaining checkpoint.
-    let (headline, rest): (Vec<_>, Vec<_>) = plan
-        .runs
-        .iter()
-        .partition(|r| HEADLINE.contains(&r.objective.as_str()));
-    let others: fn(&finetune::Model) -> bool = |m| !is_headline(m);
-    let phases = [
-        ("headline", headline, is_headline as fn(&_) -> bool),
-        ("the rest", rest, others),
-    ];
-    for (phase, runs, wanted) in phases {
-        for run in runs {
-            if pretrain::run(&layout, budget, &tools, run, &shards, options.stop_after)?
-                == Progress::Stopped
-            {
-                report::write(&layout, &plan, started.elapsed().as_secs_f64())?;
-                eprintln!(
-                    "stopped at step {} (--stop-after); run again to continue",
-                    options.stop_after.unwrap_or_default()
-                );
-                return Ok(());
-            }
-        }
-        finetune_all(&setting, &plan, phase, wanted)?;
-        report::write(&layout, &plan, started.elapsed().as_secs_f64())?;
+    if sitting.headline()? == Progress::Stopped || sitting.the_rest()? == Progress::Stopped {
+        eprintln!(
+            "stopped at step {} (--stop-after); run again to continue",
+            options.stop_after.unwrap_or_default()
+        );
+        return Ok(());
     }
     eprintln!(
         "done in {:.0} s: {} and {}",
@@ -201,9 +203,154 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One invocation of the experiment: what its phases share.
+struct Sitting<'a> {
+    setting: finetune::Setting<'a>,
+    pretraining: pretrain::Pretraining<'a>,
+    plan: &'a plan::Plan,
+    started: Instant,
+    stop_after: Option<u64>,
+}
+
+impl Sitting<'_> {
+    /// ELECTRA and BERT pre-trained, then their final checkpoints and random init fine-tuned,
+    /// so an experiment stopped part-way has ELECTRA against BERT earliest.
+    fn headline(&self) -> anyhow::Result<Progress> {
+        for run in self.plan.runs.iter().filter(|r| is_headline_run(r)) {
+            if pretrain::run(&self.pretraining, run, self.stop_after)? == Progress::Stopped {
+                self.report()?;
+                return Ok(Progress::Stopped);
+            }
+        }
+        let tally = self.finetune(is_headline)?;
+        tally.print("headline");
+        self.report()?;
+        Ok(Progress::Done)
+    }
+
+    /// Every other checkpoint, run by run (plan order) and in ascending steps: each pre-trained
+    /// (or re-created) and exported, then fine-tuned at once, so every sitting adds finished
+    /// points to results.json, whatever stops it.
+    fn the_rest(&self) -> anyhow::Result<Progress> {
+        let mut tally = Tally::default();
+        for run in &self.plan.runs {
+            for &step in &run.checkpoints {
+                if is_headline_run(run) && step == run.steps {
+                    continue;
+                }
+                let progress =
+                    pretrain::checkpoint(&self.pretraining, run, step, self.stop_after, false)?;
+                if progress == Progress::Stopped {
+                    self.report()?;
+                    return Ok(Progress::Stopped);
+                }
+                let at = |m: &finetune::Model| m.label == run.objective && m.step == step;
+                tally.add(self.finetune(at)?);
+            }
+            pretrain::finish(&self.pretraining, run)?;
+        }
+        tally.print("the rest");
+        self.report()?;
+        Ok(Progress::Done)
+    }
+
+    /// Every (model, task, seed) unit of the models `wanted` accepts, skipping recorded ones;
+    /// a model's checkpoint is re-created first when a unit needs it and it is gone. The
+    /// report is rewritten after every unit.
+    fn finetune(&self, wanted: impl Fn(&finetune::Model) -> bool) -> anyhow::Result<Tally> {
+        let (layout, budget) = (self.setting.layout, self.setting.budget);
+        let finals: Vec<(String, u64)> = self
+            .plan
+            .runs
+            .iter()
+            .map(|r| (r.objective.clone(), r.steps))
+            .collect();
+        let mut models = finetune::models(layout, budget, &finals)?;
+        models.retain(|m| wanted(m));
+        let mut tally = Tally {
+            total: models.len() * budget.tasks.len() * budget.seeds as usize,
+            ran: 0,
+        };
+        let mut done = 0;
+        for model in &models {
+            if finetune::pending(layout, budget, model) {
+                self.ensure_checkpoint(model)?;
+            }
+            for task in &budget.tasks {
+                for seed in 1..=budget.seeds {
+                    done += 1;
+                    eprintln!(
+                        "fine-tuning [{done}/{}] {} step {} on {task}, seed {seed}",
+                        tally.total, model.label, model.step
+                    );
+                    if finetune::unit(&self.setting, model, task, seed)? {
+                        tally.ran += 1;
+                        self.report()?;
+                    }
+                }
+            }
+        }
+        Ok(tally)
+    }
+
+    /// Makes `model`'s checkpoint present (random init: ELECTRA's final one, for its shape).
+    fn ensure_checkpoint(&self, model: &finetune::Model) -> anyhow::Result<()> {
+        let objective = if model.random_init {
+            "electra"
+        } else {
+            model.label.as_str()
+        };
+        let Some(run) = self.plan.runs.iter().find(|r| r.objective == objective) else {
+            bail!("no run of the plan pre-trains `{objective}`");
+        };
+        let step = if model.random_init {
+            run.steps
+        } else {
+            model.step
+        };
+        pretrain::checkpoint(&self.pretraining, run, step, None, true)?;
+        Ok(())
+    }
+
+    fn report(&self) -> anyhow::Result<()> {
+        report::write(
+            self.setting.layout,
+            self.plan,
+            self.started.elapsed().as_secs_f64(),
+        )
+    }
+}
+
+/// Fine-tuning units of a phase: all of them, and those run in this sitting.
+#[derive(Clone, Copy, Debug, Default)]
+struct Tally {
+    total: usize,
+    ran: usize,
+}
+
+impl Tally {
+    fn add(&mut self, other: Tally) {
+        self.total += other.total;
+        self.ran += other.ran;
+    }
+
+    fn print(&self, phase: &str) {
+        eprintln!(
+            "fine-tuning ({phase}): {} run, {} already recorded",
+            self.ran,
+            self.total - self.ran
+        );
+    }
+}
+
 /// Objectives pre-trained and fine-tuned before the others: the paper's headline comparison
 /// (ELECTRA against BERT at equal compute, Table 1).
 const HEADLINE: [&str; 2] = ["electra", "mlm"];
+
+/// Whether a run is one of the [`HEADLINE`] pair.
+fn is_headline_run(run: &plan::RunPlan) -> bool {
+    HEADLINE.contains(&run.objective.as_str())
+}
 
 /// Whether a model belongs to the headline comparison: a final checkpoint of a [`HEADLINE`]
 /// objective, or the random initialisation.
@@ -233,45 +380,6 @@ fn glue_dir(root: &Path, options: &Options, layout: &Layout) -> anyhow::Result<P
         }
     }
     Ok(glue_dir)
-}
-
-/// Every (model, task, seed) unit of the models `wanted` accepts, skipping recorded ones;
-/// `phase` names them in the log.
-fn finetune_all(
-    setting: &finetune::Setting<'_>,
-    plan: &plan::Plan,
-    phase: &str,
-    wanted: impl Fn(&finetune::Model) -> bool,
-) -> anyhow::Result<()> {
-    let budget = setting.budget;
-    let finals: Vec<(String, u64)> = plan
-        .runs
-        .iter()
-        .map(|r| (r.objective.clone(), r.steps))
-        .collect();
-    let mut models = finetune::models(setting.layout, budget, &finals)?;
-    models.retain(|m| wanted(m));
-    let total = models.len() * budget.tasks.len() * budget.seeds as usize;
-    let (mut done, mut ran) = (0, 0);
-    for model in &models {
-        for task in &budget.tasks {
-            for seed in 1..=budget.seeds {
-                done += 1;
-                eprintln!(
-                    "fine-tuning [{done}/{total}] {} step {} on {task}, seed {seed}",
-                    model.label, model.step
-                );
-                if finetune::unit(setting, model, task, seed)? {
-                    ran += 1;
-                }
-            }
-        }
-    }
-    eprintln!(
-        "fine-tuning ({phase}): {ran} run, {} already recorded",
-        total - ran
-    );
-    Ok(())
 }
 
 #[cfg(test)]

@@ -68,6 +68,20 @@ impl Layout {
     pub fn finetune_records(&self) -> PathBuf {
         self.work.join("records/finetune")
     }
+    /// The record of `objective`'s finished pre-training run.
+    pub fn pretrain_record(&self, objective: &str) -> PathBuf {
+        self.pretrain_records().join(format!("{objective}.json"))
+    }
+    /// The record of `objective`'s export at `step`.
+    pub fn export_record(&self, objective: &str, step: u64) -> PathBuf {
+        self.export_records()
+            .join(format!("{objective}-step-{step:08}.json"))
+    }
+    /// The record of one fine-tuning unit.
+    pub fn finetune_record(&self, label: &str, step: u64, task: &str, seed: u64) -> PathBuf {
+        self.finetune_records()
+            .join(format!("{label}__step-{step:08}__{task}__seed-{seed}.json"))
+    }
     /// SVG plots.
     pub fn plots(&self) -> PathBuf {
         self.out.join("plots")

@@ -1,12 +1,15 @@
 //! Pre-training phase: the shards, then one run per objective, stopped at each planned
 //! checkpoint (`electra pretrain --stop-after`), exported there (`electra export`) and resumed
 //! (`electra pretrain --resume`). Every finished export and run leaves a record; a rerun skips
-//! what is recorded and resumes a run from its newest checkpoint.
+//! what is recorded and resumes a run from its newest checkpoint. An export records its
+//! checkpoint's fingerprint, so that a recorded checkpoint whose files are gone (a fresh clone)
+//! can be pre-trained again and shown to be the same one before anything is fine-tuned on it.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
 use super::budget::{Budget, Corpus};
 use super::files;
@@ -82,74 +85,255 @@ pub fn newest_checkpoint(run_dir: &Path) -> Option<u64> {
         .max()
 }
 
-/// Pre-trains `run` up to each planned checkpoint and exports it; `stop_after` stops every run
+/// What pre-training needs besides the run's plan.
+pub struct Pretraining<'a> {
+    /// The experiment's directories.
+    pub layout: &'a Layout,
+    /// The budget (preset of a fresh run).
+    pub budget: &'a Budget,
+    /// The binaries.
+    pub tools: &'a Tools,
+    /// The shard directory.
+    pub shards: &'a Path,
+}
+
+/// Pre-trains `plan` up to each planned checkpoint and exports it; `stop_after` stops every run
 /// at that step (tests and sittings). Writes the run's record when its last checkpoint is out.
 pub fn run(
-    layout: &Layout,
-    budget: &Budget,
-    tools: &Tools,
+    ctx: &Pretraining<'_>,
     plan: &RunPlan,
-    shards: &Path,
     stop_after: Option<u64>,
 ) -> anyhow::Result<Progress> {
-    let objective = plan.objective.as_str();
-    let record_path = layout.pretrain_records().join(format!("{objective}.json"));
-    if record_path.is_file() {
-        eprintln!("pre-training {objective}: done (recorded), skipped");
-        return Ok(Progress::Done);
-    }
-    let run_dir = layout.run_dir(objective);
     for &step in &plan.checkpoints {
-        let export_record = layout
-            .export_records()
-            .join(format!("{objective}-step-{step:08}.json"));
-        if export_record.is_file() {
-            continue;
-        }
-        let target = stop_after.map_or(step, |s| s.min(step));
-        let seconds = advance(tools, budget, plan, shards, &run_dir, target)?;
-        if target < step {
+        if checkpoint(ctx, plan, step, stop_after, false)? == Progress::Stopped {
             return Ok(Progress::Stopped);
         }
-        let export_dir = layout.export_dir(objective, step);
-        let mut args = vec![
-            "export".to_string(),
-            arg(&run_dir),
-            "--out".into(),
-            arg(&export_dir),
-        ];
-        if export_dir.exists() {
-            args.push("--overwrite".into());
-        }
-        tools.electra(&args)?;
-        files::write_json(
-            &export_record,
-            &json!({
-                "objective": objective,
-                "step": step,
-                "pretrain_flops": step as f64 * plan.train_flops_per_step,
-                "export": arg(&export_dir),
-                "pretrain_seconds": seconds,
-            }),
-        )?;
     }
-    finish(layout, tools, plan, &run_dir, &record_path)?;
+    finish(ctx, plan)?;
     Ok(Progress::Done)
+}
+
+/// Makes `plan`'s checkpoint at `step` exported and recorded: pre-trains up to it (stopping at
+/// `stop_after` first, if that is earlier) and exports it. A recorded checkpoint is skipped,
+/// unless it is `needed` (a fine-tuning still has to read it) and its export is missing, as in a
+/// fresh clone whose records came back from results.json (`restore.rs`): then [`recreate`]
+/// pre-trains it again.
+pub fn checkpoint(
+    ctx: &Pretraining<'_>,
+    plan: &RunPlan,
+    step: u64,
+    stop_after: Option<u64>,
+    needed: bool,
+) -> anyhow::Result<Progress> {
+    let objective = plan.objective.as_str();
+    let record_path = ctx.layout.export_record(objective, step);
+    if let Some(record) = files::read_json(&record_path)? {
+        let exported = ctx.layout.export_dir(objective, step).join("discriminator");
+        if needed && !exported.is_dir() {
+            recreate(ctx, plan, step, record)?;
+        }
+        return Ok(Progress::Done);
+    }
+    let target = stop_after.map_or(step, |s| s.min(step));
+    let run_dir = ctx.layout.run_dir(objective);
+    let seconds = advance(ctx, plan, &run_dir, target)?;
+    if target < step {
+        return Ok(Progress::Stopped);
+    }
+    let export_dir = export(ctx, plan, step)?;
+    files::write_json(
+        &record_path,
+        &json!({
+            "objective": objective,
+            "step": step,
+            "pretrain_flops": step as f64 * plan.train_flops_per_step,
+            "export": arg(&export_dir),
+            "pretrain_seconds": seconds,
+            "fingerprint": fingerprint(&export_dir, &run_dir, step)?,
+        }),
+    )?;
+    Ok(Progress::Done)
+}
+
+/// Exports the run's newest checkpoint (which is at `step`) to its export directory.
+fn export(ctx: &Pretraining<'_>, plan: &RunPlan, step: u64) -> anyhow::Result<PathBuf> {
+    let run_dir = ctx.layout.run_dir(&plan.objective);
+    let export_dir = ctx.layout.export_dir(&plan.objective, step);
+    let mut args = vec![
+        "export".to_string(),
+        arg(&run_dir),
+        "--out".into(),
+        arg(&export_dir),
+    ];
+    if export_dir.exists() {
+        args.push("--overwrite".into());
+    }
+    ctx.tools.electra(&args)?;
+    Ok(export_dir)
+}
+
+/// Re-creates a recorded checkpoint whose export is gone: pre-trains the run again from its
+/// recorded configuration and seed (resuming from its newest checkpoint at or before `step`, so
+/// a run's checkpoints are cheapest re-created in ascending order), exports it, and checks it
+/// against the record's fingerprint ([`check`]); a different checkpoint is an error, never
+/// fine-tuned in place of the recorded one. The record keeps its original wall time and gains
+/// `recreated` (seconds and the check).
+fn recreate(
+    ctx: &Pretraining<'_>,
+    plan: &RunPlan,
+    step: u64,
+    mut record: Value,
+) -> anyhow::Result<()> {
+    let objective = plan.objective.as_str();
+    eprintln!(
+        "{objective} step {step}: recorded, but its export is not in {} (a fresh clone?); \
+         pre-training it again from the recorded configuration and seed",
+        ctx.layout.export_dir(objective, step).display()
+    );
+    let run_dir = ctx.layout.run_dir(objective);
+    let seconds = advance(ctx, plan, &run_dir, step)?;
+    let export_dir = export(ctx, plan, step)?;
+    let now = fingerprint(&export_dir, &run_dir, step)?;
+    let pretrain_record = files::read_json(&ctx.layout.pretrain_record(objective))?;
+    let final_metrics = pretrain_record
+        .filter(|_| step == plan.steps)
+        .map(|r| r["final_metrics"].clone());
+    let checked = check(&record["fingerprint"], final_metrics.as_ref(), &now).map_err(|e| {
+        anyhow::anyhow!(
+            "{objective} step {step} pre-trained again in {} is not the recorded checkpoint: \
+             {e}. Its recorded fine-tunings came from the old one; delete {} and those \
+             fine-tuning records to start this checkpoint afresh",
+            run_dir.display(),
+            ctx.layout.export_record(objective, step).display()
+        )
+    })?;
+    eprintln!("{objective} step {step}: re-created in {seconds:.0} s; {checked}");
+    record["recreated"] = json!({"seconds": seconds, "check": checked, "fingerprint": now});
+    files::write_json(&ctx.layout.export_record(objective, step), &record)
+}
+
+/// A checkpoint's identity: the SHA-256 of its exported discriminator (each file's name and
+/// content in name order; a `.safetensors` file by its tensors, see [`hash_safetensors`]) and
+/// the last training line the run logged at or before `step`.
+pub fn fingerprint(export_dir: &Path, run_dir: &Path, step: u64) -> anyhow::Result<Value> {
+    let dir = export_dir.join("discriminator");
+    let mut names: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .with_context(|| format!("cannot list {}", dir.display()))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .collect();
+    names.sort();
+    let mut hash = Sha256::new();
+    for path in &names {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        hash.update(path.file_name().unwrap_or_default().as_encoded_bytes());
+        if path.extension().is_some_and(|e| e == "safetensors") {
+            hash_safetensors(&bytes, &mut hash)
+                .with_context(|| format!("{}: not a safetensors file", path.display()))?;
+        } else {
+            hash_bytes(&bytes, &mut hash);
+        }
+    }
+    let digest: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    Ok(json!({
+        "discriminator_sha256": digest,
+        "train_metrics": train_metrics_at(&run_dir.join("metrics.jsonl"), step),
+    }))
+}
+
+/// Length-prefixed bytes.
+fn hash_bytes(bytes: &[u8], hash: &mut Sha256) {
+    hash.update((bytes.len() as u64).to_le_bytes());
+    hash.update(bytes);
+}
+
+/// A safetensors file by its tensors: name, dtype, shape and data of each, in name order. Its
+/// header is not hashed as written: burn-store writes the `__metadata__` keys in a different
+/// order each time, so two exports of the same weights differ in bytes.
+fn hash_safetensors(bytes: &[u8], hash: &mut Sha256) -> anyhow::Result<()> {
+    let header_len = bytes
+        .get(..8)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map(u64::from_le_bytes)
+        .context("shorter than its 8-byte header length")? as usize;
+    let data_start = 8usize.saturating_add(header_len);
+    let header: serde_json::Map<String, Value> =
+        serde_json::from_slice(bytes.get(8..data_start).context("header past the end")?)?;
+    let data = &bytes[data_start..];
+    let mut names: Vec<&String> = header.keys().filter(|k| *k != "__metadata__").collect();
+    names.sort();
+    for name in names {
+        let tensor = &header[name];
+        let offsets = |i: usize| tensor["data_offsets"][i].as_u64().map(|o| o as usize);
+        let (Some(begin), Some(end)) = (offsets(0), offsets(1)) else {
+            bail!("tensor {name} has no data_offsets");
+        };
+        let slice = data
+            .get(begin..end)
+            .with_context(|| format!("tensor {name}: data_offsets past the end"))?;
+        hash_bytes(name.as_bytes(), hash);
+        hash_bytes(tensor["dtype"].to_string().as_bytes(), hash);
+        hash_bytes(tensor["shape"].to_string().as_bytes(), hash);
+        hash_bytes(slice, hash);
+    }
+    Ok(())
+}
+
+/// Keys of a training line that depend on the machine's speed, not on the model.
+const TIMING_KEYS: [&str; 2] = ["step_seconds", "tokens_per_sec"];
+
+/// Checks a re-created checkpoint's fingerprint `now` against the `recorded` one: the SHA-256
+/// when recorded; else the training line logged at that step, from the record or (records
+/// older than fingerprints, at a run's last step) the run's `final_metrics`, timings aside.
+/// Returns what was checked, or what differs.
+pub fn check(
+    recorded: &Value,
+    final_metrics: Option<&Value>,
+    now: &Value,
+) -> Result<String, String> {
+    let key = "discriminator_sha256";
+    if let Some(sha) = recorded[key].as_str() {
+        return match now[key].as_str() {
+            Some(again) if again == sha => Ok(format!("same {key} as recorded")),
+            again => Err(format!(
+                "{key} {} instead of {sha}",
+                again.unwrap_or("missing")
+            )),
+        };
+    }
+    let expected = match &recorded["train_metrics"] {
+        Value::Null => final_metrics.filter(|m| !m.is_null()),
+        metrics => Some(metrics),
+    };
+    let Some(expected) = expected.and_then(Value::as_object) else {
+        eprintln!("warning: the record has no fingerprint to check the checkpoint against");
+        return Ok("unchecked (recorded before fingerprints)".into());
+    };
+    let again = &now["train_metrics"];
+    for (name, value) in expected {
+        if !TIMING_KEYS.contains(&name.as_str()) && again[name] != *value {
+            return Err(format!("logged {name} {} instead of {value}", again[name]));
+        }
+    }
+    Ok(format!(
+        "same training line at step {} as recorded",
+        expected.get("step").unwrap_or(&Value::Null)
+    ))
 }
 
 /// Runs (or resumes) pre-training until the newest checkpoint is `target`; returns seconds.
 fn advance(
-    tools: &Tools,
-    budget: &Budget,
+    ctx: &Pretraining<'_>,
     plan: &RunPlan,
-    shards: &Path,
     run_dir: &Path,
     target: u64,
 ) -> anyhow::Result<f64> {
     let newest = newest_checkpoint(run_dir);
     if newest.is_some_and(|n| n > target) {
         bail!(
-            "{} is at step {} already, past step {target} whose checkpoint was never exported; \
+            "{} is at step {} already, past step {target} whose checkpoint is not exported; \
              delete that run directory to pre-train it again",
             run_dir.display(),
             newest.unwrap_or_default()
@@ -162,14 +346,19 @@ fn advance(
     if run_dir.join("config.toml").is_file() {
         args.extend(["--resume".into(), arg(run_dir)]);
     } else {
-        args.extend(["--preset".into(), budget.preset.to_string()]);
-        args.extend(["--data".into(), arg(shards), "--out".into(), arg(run_dir)]);
+        args.extend(["--preset".into(), ctx.budget.preset.to_string()]);
+        args.extend([
+            "--data".into(),
+            arg(ctx.shards),
+            "--out".into(),
+            arg(run_dir),
+        ]);
         for o in &plan.overrides {
             args.extend(["--set".into(), o.clone()]);
         }
     }
     args.extend(["--stop-after".into(), target.to_string()]);
-    let seconds = tools.electra(&args)?;
+    let seconds = ctx.tools.electra(&args)?;
     let reached = newest_checkpoint(run_dir);
     if reached != Some(target) {
         bail!(
@@ -182,18 +371,20 @@ fn advance(
     Ok(seconds)
 }
 
-/// The run's record (config, FLOPs, wall time, last logged metrics) and its curves.
-fn finish(
-    layout: &Layout,
-    tools: &Tools,
-    plan: &RunPlan,
-    run_dir: &Path,
-    record_path: &Path,
-) -> anyhow::Result<()> {
+/// The run's record (config, FLOPs, wall time, last logged metrics) and its curves, unless
+/// recorded already.
+pub fn finish(ctx: &Pretraining<'_>, plan: &RunPlan) -> anyhow::Result<()> {
+    let Pretraining { layout, tools, .. } = *ctx;
     let objective = plan.objective.as_str();
+    let record_path = layout.pretrain_record(objective);
+    if record_path.is_file() {
+        eprintln!("pre-training {objective}: done (recorded)");
+        return Ok(());
+    }
+    let run_dir = layout.run_dir(objective);
     let plot = layout.plots().join(format!("pretrain-{objective}.svg"));
     std::fs::create_dir_all(layout.plots())?;
-    tools.electra(&["plot".into(), arg(run_dir), "--out".into(), arg(&plot)])?;
+    tools.electra(&["plot".into(), arg(&run_dir), "--out".into(), arg(&plot)])?;
     let seconds: f64 = files::read_records(&layout.export_records())?
         .iter()
         .filter(|r| r["objective"] == objective)
@@ -201,27 +392,29 @@ fn finish(
         .sum();
     let config = std::fs::read_to_string(run_dir.join("config.toml")).unwrap_or_default();
     files::write_json(
-        record_path,
+        &record_path,
         &json!({
             "objective": objective,
             "steps": plan.steps,
             "train_flops_per_step": plan.train_flops_per_step,
             "train_flops_total": plan.train_flops_total,
             "wall_seconds": seconds,
-            "run_dir": arg(run_dir),
+            "run_dir": arg(&run_dir),
             "config_toml": config,
-            "final_metrics": last_train_metrics(&run_dir.join("metrics.jsonl")),
+            "final_metrics": train_metrics_at(&run_dir.join("metrics.jsonl"), u64::MAX),
             "curves": format!("plots/pretrain-{objective}.svg"),
         }),
     )
 }
 
-/// The last training line of `metrics.jsonl` (not an `eval_*` line), or null.
-fn last_train_metrics(path: &Path) -> Value {
+/// The last training line of `metrics.jsonl` (not an `eval_*` line) logged at or before `step`,
+/// or null.
+fn train_metrics_at(path: &Path, step: u64) -> Value {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     text.lines()
         .rev()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["step"].as_f64().is_some_and(|s| s <= step as f64))
         .find(|v| v.get("loss").is_some())
         .unwrap_or(Value::Null)
 }
@@ -239,5 +432,85 @@ mod tests {
         }
         assert_eq!(newest_checkpoint(&run), Some(10));
         std::fs::remove_dir_all(&run).expect("clean");
+    }
+
+    #[test]
+    fn a_recreated_checkpoint_must_match_the_recorded_fingerprint() {
+        let line = |loss: f64, seconds: f64| {
+            json!({"step": 8.0, "loss": loss, "rtd_loss": 0.1, "step_seconds": seconds,
+                   "tokens_per_sec": 1000.0 / seconds})
+        };
+        let now = json!({"discriminator_sha256": "abc", "train_metrics": line(2.5, 0.3)});
+        // The hash decides when the record has one, whatever the metrics say.
+        let recorded = json!({"discriminator_sha256": "abc", "train_metrics": line(9.0, 0.1)});
+        assert_eq!(
+            check(&recorded, None, &now),
+            Ok("same discriminator_sha256 as recorded".into())
+        );
+        let err = check(&json!({"discriminator_sha256": "abd"}), None, &now).expect_err("hash");
+        assert!(err.contains("abc instead of abd"), "{err}");
+        // Without a hash: the logged line, timings aside.
+        let recorded = json!({"train_metrics": line(2.5, 0.9)});
+        assert!(check(&recorded, None, &now).is_ok());
+        let err = check(&json!({"train_metrics": line(2.4, 0.3)}), None, &now).expect_err("loss");
+        assert!(err.contains("logged loss 2.5 instead of 2.4"), "{err}");
+        // Records older than fingerprints: the run's final metrics, at its last step only.
+        let old = Value::Null;
+        assert!(check(&old, Some(&line(2.5, 0.2)), &now).is_ok());
+        assert!(check(&old, Some(&line(2.0, 0.3)), &now).is_err());
+        assert_eq!(
+            check(&old, None, &now),
+            Ok("unchecked (recorded before fingerprints)".into())
+        );
+    }
+
+    #[test]
+    fn the_fingerprint_hashes_the_discriminator_and_reads_the_line_at_the_step() {
+        let dir = std::env::temp_dir().join(format!("xtask-fingerprint-{}", std::process::id()));
+        let (export, run) = (dir.join("export"), dir.join("run"));
+        std::fs::create_dir_all(export.join("discriminator")).expect("mkdir");
+        std::fs::create_dir_all(&run).expect("mkdir");
+        std::fs::write(export.join("discriminator/vocab.txt"), b"weights").expect("w");
+        std::fs::write(
+            run.join("metrics.jsonl"),
+            "{\"step\":2,\"loss\":3.0}\n{\"step\":3,\"eval_loss\":1.0}\n{\"step\":4,\"loss\":2.0}\n",
+        )
+        .expect("metrics");
+        let a = fingerprint(&export, &run, 3).expect("fingerprint");
+        assert_eq!(a["train_metrics"], json!({"step": 2, "loss": 3.0}));
+        let sha = a["discriminator_sha256"].as_str().expect("sha").to_string();
+        assert_eq!(sha.len(), 64);
+        // A safetensors file is hashed by its tensors: metadata written in another order gives
+        // the same hash, one changed weight another.
+        let file = |meta: &str, weight: u8| {
+            let header = format!(
+                "{{\"__metadata__\":{meta},\"w\":{{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}}}"
+            );
+            let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+            bytes.extend(header.as_bytes());
+            bytes.extend([weight, 0, 0, 0]);
+            bytes
+        };
+        let st = export.join("discriminator/model.safetensors");
+        let sha_of = |bytes: Vec<u8>| {
+            std::fs::write(&st, bytes).expect("write");
+            fingerprint(&export, &run, 3).expect("fingerprint")["discriminator_sha256"].clone()
+        };
+        let one = sha_of(file(r#"{"a":"1","b":"2"}"#, 7));
+        assert_eq!(one, sha_of(file(r#"{"b":"2","a":"1"}"#, 7)));
+        assert_ne!(one, sha_of(file(r#"{"a":"1","b":"2"}"#, 8)));
+        std::fs::write(&st, b"weights").expect("w");
+        assert!(
+            fingerprint(&export, &run, 3).is_err(),
+            "a damaged file is an error"
+        );
+        std::fs::remove_file(&st).expect("rm");
+        std::fs::write(export.join("discriminator/vocab.txt"), b"weights").expect("w");
+        // One changed byte changes the hash.
+        std::fs::write(export.join("discriminator/vocab.txt"), b"weightz").expect("w");
+        let b = fingerprint(&export, &run, 4).expect("fingerprint");
+        assert_ne!(b["discriminator_sha256"].as_str(), Some(sha.as_str()));
+        assert_eq!(b["train_metrics"]["loss"], json!(2.0));
+        std::fs::remove_dir_all(&dir).expect("clean");
     }
 }

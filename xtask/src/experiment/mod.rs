@@ -9,8 +9,11 @@
 //! under `OUT/work/records/` (atomically) and skipped on a rerun; an interrupted pre-training
 //! run resumes from its newest checkpoint. The order puts the headline first: ELECTRA and BERT
 //! (`mlm`) are pre-trained and their final checkpoints fine-tuned (with the random
-//! initialisation) before the ablations start, so a long budget stopped part-way already
-//! answers the main question. Budgets: `budget.rs`; method and results: `docs/results.md`.
+//! initialisation) before anything else, so a long budget stopped part-way already answers the
+//! main question; then every other checkpoint is pre-trained and fine-tuned in turn. A fresh
+//! clone continues from the committed results.json (`restore.rs`), pre-training again only
+//! the checkpoints still to be fine-tuned, each checked against its recorded fingerprint
+//! (`pretrain.rs`). Budgets: `budget.rs`; method and results: `docs/results.md`.
 //!
 //! ```text
 //! cargo xtask experiment equal-compute --budget smoke|mini|full [--out DIR] [--data DIR]

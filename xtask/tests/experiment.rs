@@ -2,7 +2,8 @@
 //! and generated GLUE files (no shared data): an interrupted pre-training resumes, a rerun skips
 //! every finished unit, a deleted fine-tuning result is redone with the same numbers, and a
 //! fresh clone (no `work/`) continues from the committed results.json, re-creating only the
-//! checkpoint it still needs.
+//! checkpoint it still needs, and a recorded run that cannot be made again is replaced on
+//! request with nothing lost.
 //!
 //! The pipeline runs the debug `electra` and `flops` binaries, built here with one `cargo test
 //! --no-run` (a no-op when `cargo test --workspace` has built them already); about a minute.
@@ -47,7 +48,8 @@ fn debug_binaries() -> PathBuf {
         .join("debug")
 }
 
-fn experiment(bins: &Path, out: &Path, extra: &[&str]) -> String {
+/// Runs the smoke experiment; returns whether it succeeded and its log.
+fn run_experiment(bins: &Path, out: &Path, extra: &[&str]) -> (bool, String) {
     let output: Output = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .args(["experiment", "equal-compute", "--budget", "smoke", "--out"])
         .arg(out)
@@ -57,7 +59,18 @@ fn experiment(bins: &Path, out: &Path, extra: &[&str]) -> String {
         .output()
         .expect("run xtask");
     let log = String::from_utf8_lossy(&output.stderr).to_string();
-    assert!(output.status.success(), "experiment failed:\n{log}");
+    (output.status.success(), log)
+}
+
+fn experiment(bins: &Path, out: &Path, extra: &[&str]) -> String {
+    let (ok, log) = run_experiment(bins, out, extra);
+    assert!(ok, "experiment failed:\n{log}");
+    log
+}
+
+fn experiment_fails(bins: &Path, out: &Path, extra: &[&str]) -> String {
+    let (ok, log) = run_experiment(bins, out, extra);
+    assert!(!ok, "experiment should have failed:\n{log}");
     log
 }
 
@@ -225,7 +238,7 @@ fn smoke_budget_runs_resumes_and_skips_finished_work() {
     let log = experiment(&bins, &out, &[]);
     assert!(
         log.contains("restored from results.json")
-            && log.contains("2 pre-training, 4 export and 16 fine-tuning records"),
+            && log.contains("2 pre-training, 4 export, 16 fine-tuning and 0 replaced-run records"),
         "{log}"
     );
     assert!(
@@ -259,6 +272,73 @@ fn smoke_budget_runs_resumes_and_skips_finished_work() {
         export["pretrain_seconds"], first["exports"][0]["pretrain_seconds"],
         "the original wall time is kept"
     );
+
+    // 5. A recorded run made by another build: the committed fingerprint of BERT's final
+    // checkpoint is not what pre-training gives here, and one of its fine-tunings is missing.
+    // With its other fine-tunings recorded, the experiment stops and points to --replace-run;
+    // that refuses while the run directory is past BERT's step 4 (not exportable any more);
+    // without the directory, BERT's recorded run and all its fine-tunings move to `replaced`
+    // and are redone on a run pre-trained afresh (the same run here, so the same scores).
+    let mut committed = third.clone();
+    for export in committed["exports"].as_array_mut().expect("exports") {
+        if export["objective"] == "mlm" && export["step"] == 7 {
+            export["fingerprint"]["discriminator_sha256"] = Value::from("0".repeat(64));
+        }
+    }
+    let is_mlm_7_seed_1 = |r: &Value| r["model"] == "mlm" && r["step"] == 7 && r["seed"] == 1;
+    let first_unit = committed["finetune"]
+        .as_array()
+        .and_then(|f| f.iter().position(is_mlm_7_seed_1))
+        .expect("an mlm step-7 unit");
+    committed["finetune"]
+        .as_array_mut()
+        .expect("finetune")
+        .remove(first_unit);
+    std::fs::write(
+        out.join("results.json"),
+        serde_json::to_string_pretty(&committed).expect("json"),
+    )
+    .expect("write results.json");
+    std::fs::remove_dir_all(&work).expect("delete work/");
+    let log = experiment_fails(&bins, &out, &[]);
+    assert!(
+        log.contains("mlm step 7 pre-trained again")
+            && log.contains("is not the recorded checkpoint")
+            && log.contains("rerun with --replace-run mlm"),
+        "{log}"
+    );
+    let log = experiment_fails(&bins, &out, &["--replace-run", "mlm"]);
+    assert!(log.contains("is at step 7, past step 4"), "{log}");
+    std::fs::remove_dir_all(work.join("runs/mlm")).expect("delete the run directory");
+    let log = experiment(&bins, &out, &["--replace-run", "mlm"]);
+    assert!(log.contains("mlm: the recorded run is replaced"), "{log}");
+    let fourth = json(&out.join("results.json"));
+    assert_eq!(
+        scores(&first),
+        scores(&fourth),
+        "all units back, same scores"
+    );
+    let replaced = &fourth["replaced"][0];
+    assert_eq!(replaced["objective"], "mlm");
+    // BERT's 2 checkpoints × 2 tasks × 2 seeds, less the one removed above.
+    assert_eq!(replaced["finetune"].as_array().map(Vec::len), Some(7));
+    assert_eq!(replaced["exports"].as_array().map(Vec::len), Some(2));
+    for export in fourth["exports"].as_array().expect("exports") {
+        if export["objective"] == "mlm" {
+            assert!(
+                export["fingerprint"]["discriminator_sha256"].is_string(),
+                "{export}"
+            );
+            assert_ne!(
+                export["fingerprint"]["discriminator_sha256"],
+                Value::from("0".repeat(64))
+            );
+        }
+    }
+    // A rerun with the same flag finds the run replaced already and redoes nothing.
+    let log = experiment(&bins, &out, &["--replace-run", "mlm"]);
+    assert!(log.contains("replaced already"), "{log}");
+    assert!(!log.contains("$ electra pretrain"), "{log}");
     std::fs::remove_dir_all(&tmp).expect("clean up");
 }
 

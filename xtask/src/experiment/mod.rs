@@ -13,7 +13,8 @@
 //! main question; then every other checkpoint is pre-trained and fine-tuned in turn. A fresh
 //! clone continues from the committed results.json (`restore.rs`), pre-training again only
 //! the checkpoints still to be fine-tuned, each checked against its recorded fingerprint
-//! (`pretrain.rs`). Budgets: `budget.rs`; method and results: `docs/results.md`.
+//! (`pretrain.rs`); a re-created run that differs replaces the recorded one only when nothing
+//! was fine-tuned on the latter (`replace.rs`). Budgets: `budget.rs`; method and results: `docs/results.md`.
 //!
 //! ```text
 //! cargo xtask experiment equal-compute --budget smoke|mini|full [--out DIR] [--data DIR]
@@ -26,6 +27,7 @@ mod finetune;
 mod generated;
 mod plan;
 mod pretrain;
+mod replace;
 mod report;
 mod restore;
 pub(crate) mod stats;
@@ -56,6 +58,12 @@ pub const USAGE: &str =
   --glue-dir DIR   GLUE data, glue_data layout (default ../shared/data/glue; smoke: generated)
   --bin-dir DIR    use the `electra` and `flops` binaries in DIR instead of building release ones
   --stop-after N   stop every pre-training run at step N (resumable) and write the partial results
+  --replace-run OBJECTIVE
+                   the run in work/runs/OBJECTIVE (pre-trained afresh if there is none) replaces
+                   its recorded run, one whose checkpoints cannot be made again: the recorded
+                   run's records and the fine-tunings of its checkpoints move to
+                   work/records/replaced/ (results.json `replaced`) and are redone on the present
+                   run; repeatable
 Rerunning the same command continues where it stopped; finished work is skipped.";
 
 /// Parsed options.
@@ -68,6 +76,7 @@ struct Options {
     glue_dir: Option<PathBuf>,
     bin_dir: Option<PathBuf>,
     stop_after: Option<u64>,
+    replace_runs: Vec<String>,
 }
 
 impl Options {
@@ -80,6 +89,7 @@ impl Options {
         let mut budget = None;
         let (mut out, mut data, mut vocab, mut glue_dir, mut bin_dir, mut stop_after) =
             (None, None, None, None, None, None);
+        let mut replace_runs = Vec::new();
         let mut rest = args[1..].iter();
         while let Some(flag) = rest.next() {
             let mut value = || {
@@ -101,6 +111,7 @@ impl Options {
                             .with_context(|| format!("--stop-after {v}: not a step number"))?,
                     );
                 }
+                "--replace-run" => replace_runs.push(value()?),
                 other => bail!("unknown option `{other}`\n\n{USAGE}"),
             }
         }
@@ -114,6 +125,7 @@ impl Options {
             glue_dir,
             bin_dir,
             stop_after,
+            replace_runs,
             budget,
         })
     }
@@ -164,14 +176,16 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     let restored = restore::records(&layout)?;
     if restored != restore::Restored::default() {
         eprintln!(
-            "restored from results.json into {}: {} pre-training, {} export and {} fine-tuning \
-             records",
+            "restored from results.json into {}: {} pre-training, {} export, {} fine-tuning \
+             and {} replaced-run records",
             layout.work.join("records").display(),
             restored.pretrain,
             restored.exports,
-            restored.finetune
+            restored.finetune,
+            restored.replaced
         );
     }
+    replace_runs(&layout, &plan, &options.replace_runs)?;
     let sitting = Sitting {
         setting: finetune::Setting {
             layout: &layout,
@@ -203,6 +217,34 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
         layout.out.join("results.md").display(),
         layout.out.join("results.json").display()
     );
+    Ok(())
+}
+
+/// `--replace-run`: each named objective's recorded run is replaced, once, by the run in its
+/// run directory (pre-trained afresh when there is none; `replace.rs`); a rerun with the same
+/// flag finds it replaced and goes on.
+fn replace_runs(layout: &Layout, plan: &plan::Plan, objectives: &[String]) -> anyhow::Result<()> {
+    for objective in objectives {
+        let Some(run) = plan.runs.iter().find(|r| &r.objective == objective) else {
+            bail!("--replace-run {objective}: the plan has no such run");
+        };
+        if layout.replaced_record(objective).exists() {
+            eprintln!(
+                "--replace-run {objective}: replaced already ({})",
+                layout.replaced_record(objective).display()
+            );
+            continue;
+        }
+        let planned = replace::Why::Asked {
+            planned: &run.checkpoints,
+        };
+        replace::run(layout, objective, planned)?;
+        eprintln!(
+            "{objective}: the recorded run is replaced by the run in {} (old records in {})",
+            layout.run_dir(objective).display(),
+            layout.replaced_record(objective).display()
+        );
+    }
     Ok(())
 }
 
@@ -436,10 +478,15 @@ mod tests {
                 "x",
                 "--stop-after",
                 "3",
+                "--replace-run",
+                "mlm",
+                "--replace-run",
+                "electra-15",
             ]),
         )
         .expect("parse");
         assert_eq!((o.out, o.stop_after), (PathBuf::from("x"), Some(3)));
+        assert_eq!(o.replace_runs, ["mlm", "electra-15"]);
     }
 
     #[test]

@@ -68,6 +68,14 @@ impl Layout {
     pub fn finetune_records(&self) -> PathBuf {
         self.work.join("records/finetune")
     }
+    /// Records of recorded runs that a re-created run replaced (`replace.rs`).
+    pub fn replaced_records(&self) -> PathBuf {
+        self.work.join("records/replaced")
+    }
+    /// The records of `objective`'s replaced run, with the reason.
+    pub fn replaced_record(&self, objective: &str) -> PathBuf {
+        self.replaced_records().join(format!("{objective}.json"))
+    }
     /// The record of `objective`'s finished pre-training run.
     pub fn pretrain_record(&self, objective: &str) -> PathBuf {
         self.pretrain_records().join(format!("{objective}.json"))

@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use super::budget::{Budget, Corpus};
 use super::files;
 use super::plan::{Layout, RunPlan};
+use super::replace;
 use super::tools::{Tools, arg};
 
 /// Whether a phase finished or stopped early on `--stop-after`.
@@ -141,18 +142,31 @@ pub fn checkpoint(
         return Ok(Progress::Stopped);
     }
     let export_dir = export(ctx, plan, step)?;
+    let print = fingerprint(&export_dir, &run_dir, step)?;
+    record_export(ctx, plan, step, seconds, print)?;
+    Ok(Progress::Done)
+}
+
+/// Records `plan`'s checkpoint at `step`, exported and fingerprinted, pre-trained in `seconds`.
+fn record_export(
+    ctx: &Pretraining<'_>,
+    plan: &RunPlan,
+    step: u64,
+    seconds: f64,
+    fingerprint: Value,
+) -> anyhow::Result<()> {
+    let objective = plan.objective.as_str();
     files::write_json(
-        &record_path,
+        &ctx.layout.export_record(objective, step),
         &json!({
             "objective": objective,
             "step": step,
             "pretrain_flops": step as f64 * plan.train_flops_per_step,
-            "export": arg(&export_dir),
+            "export": arg(&ctx.layout.export_dir(objective, step)),
             "pretrain_seconds": seconds,
-            "fingerprint": fingerprint(&export_dir, &run_dir, step)?,
+            "fingerprint": fingerprint,
         }),
-    )?;
-    Ok(Progress::Done)
+    )
 }
 
 /// Exports the run's newest checkpoint (which is at `step`) to its export directory.
@@ -175,9 +189,12 @@ fn export(ctx: &Pretraining<'_>, plan: &RunPlan, step: u64) -> anyhow::Result<Pa
 /// Re-creates a recorded checkpoint whose export is gone: pre-trains the run again from its
 /// recorded configuration and seed (resuming from its newest checkpoint at or before `step`, so
 /// a run's checkpoints are cheapest re-created in ascending order), exports it, and checks it
-/// against the record's fingerprint ([`check`]); a different checkpoint is an error, never
-/// fine-tuned in place of the recorded one. The record keeps its original wall time and gains
-/// `recreated` (seconds and the check).
+/// against the record's fingerprint ([`check`]; for a record older than fingerprints, the one
+/// of its earlier re-creation, if any). The record keeps its original wall time and gains
+/// `recreated` (seconds, the check, the fingerprint, and how many of its fine-tunings were
+/// recorded before). A different checkpoint is never fine-tuned in place of the recorded one:
+/// the re-created run replaces the recorded run when nothing was fine-tuned on the latter, and
+/// is an error otherwise (`replace.rs`).
 fn recreate(
     ctx: &Pretraining<'_>,
     plan: &RunPlan,
@@ -198,17 +215,41 @@ fn recreate(
     let final_metrics = pretrain_record
         .filter(|_| step == plan.steps)
         .map(|r| r["final_metrics"].clone());
-    let checked = check(&record["fingerprint"], final_metrics.as_ref(), &now).map_err(|e| {
-        anyhow::anyhow!(
-            "{objective} step {step} pre-trained again in {} is not the recorded checkpoint: \
-             {e}. Its recorded fine-tunings came from the old one; delete {} and those \
-             fine-tuning records to start this checkpoint afresh",
-            run_dir.display(),
-            ctx.layout.export_record(objective, step).display()
-        )
-    })?;
+    let recorded = match &record["fingerprint"] {
+        Value::Null => &record["recreated"]["fingerprint"],
+        print => print,
+    };
+    let checked = match check(recorded, final_metrics.as_ref(), &now) {
+        Ok(checked) => checked,
+        Err(e) => {
+            let reason = format!(
+                "{objective} step {step} pre-trained again in {} is not the recorded \
+                 checkpoint: {e}",
+                run_dir.display()
+            );
+            replace::run(
+                ctx.layout,
+                objective,
+                replace::Why::Differs {
+                    step,
+                    reason: &reason,
+                },
+            )?;
+            eprintln!(
+                "{reason}; nothing was fine-tuned on the recorded run, so the re-created run \
+                 replaces it (the old records are kept in {})",
+                ctx.layout.replaced_record(objective).display()
+            );
+            return record_export(ctx, plan, step, seconds, now);
+        }
+    };
     eprintln!("{objective} step {step}: re-created in {seconds:.0} s; {checked}");
-    record["recreated"] = json!({"seconds": seconds, "check": checked, "fingerprint": now});
+    record["recreated"] = json!({
+        "seconds": seconds,
+        "check": checked,
+        "fingerprint": now,
+        "finetunings_before": replace::finetunings_of(ctx.layout, objective, step)?,
+    });
     files::write_json(&ctx.layout.export_record(objective, step), &record)
 }
 
@@ -323,7 +364,9 @@ pub fn check(
     ))
 }
 
-/// Runs (or resumes) pre-training until the newest checkpoint is `target`; returns seconds.
+/// Runs (or resumes) pre-training until the newest checkpoint is `target`; returns its wall
+/// seconds, or, when the checkpoint is there already (a sitting stopped between pre-training and
+/// exporting it), the step time the run logged from the plan's previous checkpoint to `target`.
 fn advance(
     ctx: &Pretraining<'_>,
     plan: &RunPlan,
@@ -340,7 +383,17 @@ fn advance(
         );
     }
     if newest == Some(target) {
-        return Ok(0.0);
+        let from = plan
+            .checkpoints
+            .iter()
+            .copied()
+            .filter(|&c| c < target)
+            .max();
+        return Ok(logged_seconds(
+            &run_dir.join("metrics.jsonl"),
+            from.unwrap_or(0),
+            target,
+        ));
     }
     let mut args = vec!["pretrain".to_string()];
     if run_dir.join("config.toml").is_file() {
@@ -407,6 +460,27 @@ pub fn finish(ctx: &Pretraining<'_>, plan: &RunPlan) -> anyhow::Result<()> {
     )
 }
 
+/// Seconds of the steps `from+1..=to` as the run logged them: each training line's mean
+/// `step_seconds` times the steps of its window (from the previous training line).
+fn logged_seconds(path: &Path, from: u64, to: u64) -> f64 {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let (mut previous, mut total) = (0.0f64, 0.0);
+    for line in text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+    {
+        let (Some(step), Some(seconds)) = (line["step"].as_f64(), line["step_seconds"].as_f64())
+        else {
+            continue;
+        };
+        if step > from as f64 && step <= to as f64 {
+            total += seconds * (step - previous.max(from as f64));
+        }
+        previous = step;
+    }
+    total
+}
+
 /// The last training line of `metrics.jsonl` (not an `eval_*` line) logged at or before `step`,
 /// or null.
 fn train_metrics_at(path: &Path, step: u64) -> Value {
@@ -432,6 +506,38 @@ mod tests {
         }
         assert_eq!(newest_checkpoint(&run), Some(10));
         std::fs::remove_dir_all(&run).expect("clean");
+    }
+
+    #[test]
+    fn logged_seconds_weigh_each_window_by_its_steps() {
+        let dir = std::env::temp_dir().join(format!("xtask-logged-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let path = dir.join("metrics.jsonl");
+        // Windows of 25 steps, a stop at 130 (a partial window), an eval line without timing.
+        let lines = [
+            (100.0, 0.1),
+            (125.0, 0.2),
+            (130.0, 1.0),
+            (150.0, 0.5),
+            (175.0, 0.4),
+        ];
+        let mut text: String = lines
+            .iter()
+            .map(|(s, t)| format!("{{\"step\":{s},\"loss\":1.0,\"step_seconds\":{t}}}\n"))
+            .collect();
+        text.push_str("{\"step\":175,\"eval_loss\":1.0}\n");
+        std::fs::write(&path, text).expect("write");
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
+        assert!(close(
+            logged_seconds(&path, 0, 175),
+            100.0 * 0.1 + 25.0 * 0.2 + 5.0 + 10.0 + 10.0
+        ));
+        assert!(close(
+            logged_seconds(&path, 125, 150),
+            5.0 * 1.0 + 20.0 * 0.5
+        ));
+        assert!(close(logged_seconds(&path, 175, 200), 0.0));
+        std::fs::remove_dir_all(&dir).expect("clean");
     }
 
     #[test]

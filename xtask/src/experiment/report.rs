@@ -161,6 +161,7 @@ pub fn write(layout: &Layout, plan: &Plan, wall_seconds: f64) -> anyhow::Result<
     let pretrain = files::read_records(&layout.pretrain_records())?;
     let exports = files::read_records(&layout.export_records())?;
     let finetune = files::read_records(&layout.finetune_records())?;
+    let replaced = files::read_records(&layout.replaced_records())?;
     let models = group(&finetune);
     let tasks = &budget.tasks;
     let finals = |label: &str| models.iter().find(|m| m.label == label && m.is_final);
@@ -207,6 +208,7 @@ pub fn write(layout: &Layout, plan: &Plan, wall_seconds: f64) -> anyhow::Result<
         "pretrain": pretrain,
         "exports": exports,
         "finetune": finetune,
+        "replaced": replaced,
         "summary": summaries,
         "paired": comparisons.iter().map(|(n, p)| paired_json(n, p)).collect::<Vec<_>>(),
     });

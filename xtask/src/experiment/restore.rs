@@ -3,8 +3,8 @@
 //! `work/` (shards, runs, exports, fine-tuning outputs, records) is never committed, so a fresh
 //! clone, another machine, or a sitting whose disk was wiped has none of it, while the
 //! `results.json` committed from an earlier sitting holds every record it had. When
-//! `work/records` does not exist, every pre-training, export and fine-tuning record in
-//! `results.json` is written back there (into a temporary directory renamed into place, so an
+//! `work/records` does not exist, every pre-training, export, fine-tuning and replaced-run record
+//! in `results.json` is written back there (into a temporary directory renamed into place, so an
 //! interrupted restore is redone whole). Without this a rerun would pre-train and fine-tune
 //! everything again, and its first report would replace the committed results with fewer.
 //! An existing `work/records` is left alone: deleting one record there is how a user redoes
@@ -28,6 +28,8 @@ pub struct Restored {
     pub exports: usize,
     /// Fine-tuning units.
     pub finetune: usize,
+    /// Recorded runs that a re-created run replaced (`replace.rs`).
+    pub replaced: usize,
 }
 
 /// Writes back the records of `OUT/results.json` when `work/records` does not exist.
@@ -54,6 +56,7 @@ pub fn records(layout: &Layout) -> anyhow::Result<Restored> {
         ("pretrain", &mut restored.pretrain),
         ("exports", &mut restored.exports),
         ("finetune", &mut restored.finetune),
+        ("replaced", &mut restored.replaced),
     ] {
         let list = results[key].as_array().map(Vec::as_slice).unwrap_or(&[]);
         for (i, record) in list.iter().enumerate() {
@@ -90,6 +93,7 @@ fn record_path(layout: &Layout, key: &str, record: &Value) -> anyhow::Result<Pat
     Ok(match key {
         "pretrain" => layout.pretrain_record(text("objective")?),
         "exports" => layout.export_record(text("objective")?, number("step")?),
+        "replaced" => layout.replaced_record(text("objective")?),
         _ => layout.finetune_record(
             text("model")?,
             number("step")?,
@@ -114,6 +118,7 @@ mod tests {
             "pretrain": [{"objective": "electra", "steps": 8}],
             "exports": [{"objective": "electra", "step": 4}, {"objective": "electra", "step": 8}],
             "finetune": [unit(1, 0.5), unit(2, 0.6)],
+            "replaced": [{"objective": "electra-15", "reason": "differs"}],
         });
         files::write_json(&out.join("results.json"), &results).expect("results");
         let restored = records(&layout).expect("restore");
@@ -122,7 +127,8 @@ mod tests {
             Restored {
                 pretrain: 1,
                 exports: 2,
-                finetune: 2
+                finetune: 2,
+                replaced: 1,
             }
         );
         let read = |p: PathBuf| files::read_json(&p).expect("read").expect("exists");
@@ -137,6 +143,10 @@ mod tests {
         assert_eq!(
             read(layout.finetune_record("electra", 8, "RTE", 2)),
             unit(2, 0.6)
+        );
+        assert_eq!(
+            read(layout.replaced_record("electra-15")),
+            results["replaced"][0]
         );
         assert!(!layout.work.join("records.restoring").exists());
         // A record deleted from work/records (to redo it) is not brought back.

@@ -166,6 +166,13 @@ fn smoke_budget_runs_resumes_and_skips_finished_work() {
     );
     let first = json(&out.join("results.json"));
     assert_eq!(first["pretrain"].as_array().map(Vec::len), Some(2));
+    // Every export and fine-tuning names the build of `electra` that made it.
+    for record in [&first["exports"][0], &first["finetune"][0]] {
+        let sha = record["build"]["electra_sha256"]
+            .as_str()
+            .unwrap_or_default();
+        assert_eq!(sha.len(), 64, "{record}");
+    }
     // 2 objectives × 2 checkpoints + random init, × 2 tasks × 2 seeds.
     assert_eq!(first["finetune"].as_array().map(Vec::len), Some(20));
     let electra_vs_bert = &first["paired"][0];

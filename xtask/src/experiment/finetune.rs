@@ -151,18 +151,19 @@ pub fn unit(setting: &Setting<'_>, model: &Model, task: &str, seed: u64) -> anyh
         .with_context(|| format!("{} was not written", results_path.display()))?;
     files::write_json(
         &record_path,
-        &record(model, task, seed, &results, seconds, &out)?,
+        &record(model, task, seed, &results, (seconds, &tools.build), &out)?,
     )?;
     Ok(true)
 }
 
-/// The record of one finished unit, from `electra finetune`'s results.json.
+/// The record of one finished unit, from `electra finetune`'s results.json, with its wall
+/// seconds and the build that ran it.
 fn record(
     model: &Model,
     task: &str,
     seed: u64,
     results: &Value,
-    seconds: f64,
+    (seconds, build): (f64, &Value),
     out: &Path,
 ) -> anyhow::Result<Value> {
     let result = &results["tasks"][0];
@@ -192,6 +193,7 @@ fn record(
         "final_train_loss": seed_result["final_train_loss"],
         "train_seconds": seed_result["train_seconds"],
         "wall_seconds": seconds,
+        "build": build,
         "recipe": result["recipe"],
         "output": arg(out),
     }))

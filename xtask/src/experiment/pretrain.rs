@@ -165,6 +165,7 @@ fn record_export(
             "export": arg(&ctx.layout.export_dir(objective, step)),
             "pretrain_seconds": seconds,
             "fingerprint": fingerprint,
+            "build": ctx.tools.build,
         }),
     )
 }
@@ -224,8 +225,10 @@ fn recreate(
         Err(e) => {
             let reason = format!(
                 "{objective} step {step} pre-trained again in {} is not the recorded \
-                 checkpoint: {e}",
-                run_dir.display()
+                 checkpoint: {e} (recorded by build {}, re-created by build {})",
+                run_dir.display(),
+                record.get("build").unwrap_or(&Value::Null),
+                ctx.tools.build
             );
             replace::run(
                 ctx.layout,
@@ -248,6 +251,7 @@ fn recreate(
         "seconds": seconds,
         "check": checked,
         "fingerprint": now,
+        "build": ctx.tools.build,
         "finetunings_before": replace::finetunings_of(ctx.layout, objective, step)?,
     });
     files::write_json(&ctx.layout.export_record(objective, step), &record)

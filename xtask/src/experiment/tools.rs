@@ -1,14 +1,16 @@
 //! The programs the experiment drives: the `electra` binary (data build, pretrain, export,
 //! plot, finetune) and the `flops` binary of electra-benches (the FLOP count behind the
 //! benchmarks' MFU). Both are built in release mode by default; `--bin-dir` points at binaries
-//! built elsewhere (the integration test uses debug builds).
+//! built elsewhere (the integration test uses debug builds). Every record names the build that
+//! made it ([`Tools::build`]), since pre-training is reproducible only with the same build.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use serde_json::Value;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
 /// Paths of the two binaries.
 #[derive(Clone, Debug)]
@@ -17,6 +19,9 @@ pub struct Tools {
     pub electra: PathBuf,
     /// electra-benches' `flops`.
     pub flops: PathBuf,
+    /// The build of `electra`: `{"electra_sha256", "source"}` (the SHA-256 of the binary, and
+    /// `git describe --always --dirty` of the working tree it was started from, or null).
+    pub build: Value,
 }
 
 impl Tools {
@@ -38,11 +43,9 @@ impl Tools {
 
     /// The binaries in `dir` (an error names a missing one).
     pub fn in_dir(dir: &Path) -> anyhow::Result<Self> {
-        let tools = Self {
-            electra: dir.join(format!("electra{}", std::env::consts::EXE_SUFFIX)),
-            flops: dir.join(format!("flops{}", std::env::consts::EXE_SUFFIX)),
-        };
-        for bin in [&tools.electra, &tools.flops] {
+        let electra = dir.join(format!("electra{}", std::env::consts::EXE_SUFFIX));
+        let flops = dir.join(format!("flops{}", std::env::consts::EXE_SUFFIX));
+        for bin in [&electra, &flops] {
             if !bin.is_file() {
                 bail!(
                     "{} not found (build it with `cargo build -p electra-cli --bin electra -p \
@@ -51,7 +54,23 @@ impl Tools {
                 );
             }
         }
-        Ok(tools)
+        let bytes = std::fs::read(&electra)
+            .with_context(|| format!("cannot read {}", electra.display()))?;
+        let sha: String = Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let source = Command::new("git")
+            .args(["describe", "--always", "--dirty", "--abbrev=12"])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+        Ok(Self {
+            electra,
+            flops,
+            build: json!({"electra_sha256": sha, "source": source}),
+        })
     }
 
     /// Runs `electra ARGS`, its output shown; fails with the command line. Returns seconds.

@@ -236,12 +236,7 @@ fn smoke_budget_runs_resumes_and_skips_finished_work() {
         .as_array_mut()
         .expect("finetune")
         .retain(|r| !is_electra_3(r));
-    std::fs::write(
-        out.join("results.json"),
-        serde_json::to_string_pretty(&committed).expect("json"),
-    )
-    .expect("write results.json");
-    std::fs::remove_dir_all(&work).expect("delete work/");
+    fresh_clone(&out, &committed);
     let log = experiment(&bins, &out, &[]);
     assert!(
         log.contains("restored from results.json")
@@ -301,12 +296,7 @@ fn smoke_budget_runs_resumes_and_skips_finished_work() {
         .as_array_mut()
         .expect("finetune")
         .remove(first_unit);
-    std::fs::write(
-        out.join("results.json"),
-        serde_json::to_string_pretty(&committed).expect("json"),
-    )
-    .expect("write results.json");
-    std::fs::remove_dir_all(&work).expect("delete work/");
+    fresh_clone(&out, &committed);
     let log = experiment_fails(&bins, &out, &[]);
     assert!(
         log.contains("mlm step 7 pre-trained again")
@@ -330,6 +320,11 @@ fn smoke_budget_runs_resumes_and_skips_finished_work() {
     // BERT's 2 checkpoints × 2 tasks × 2 seeds, less the one removed above.
     assert_eq!(replaced["finetune"].as_array().map(Vec::len), Some(7));
     assert_eq!(replaced["exports"].as_array().map(Vec::len), Some(2));
+    let md = std::fs::read_to_string(out.join("results.md")).expect("results.md");
+    assert!(
+        md.contains("## Replaced runs") && md.contains("- mlm: replaced on request"),
+        "{md}"
+    );
     for export in fourth["exports"].as_array().expect("exports") {
         if export["objective"] == "mlm" {
             assert!(
@@ -347,6 +342,16 @@ fn smoke_budget_runs_resumes_and_skips_finished_work() {
     assert!(log.contains("replaced already"), "{log}");
     assert!(!log.contains("$ electra pretrain"), "{log}");
     std::fs::remove_dir_all(&tmp).expect("clean up");
+}
+
+/// What a fresh clone of a commit holding `committed` as results.json has: that file, no work/.
+fn fresh_clone(out: &Path, committed: &Value) {
+    std::fs::write(
+        out.join("results.json"),
+        serde_json::to_string_pretty(committed).expect("json"),
+    )
+    .expect("write results.json");
+    std::fs::remove_dir_all(out.join("work")).expect("delete work/");
 }
 
 /// A fresh directory under the system temp dir.

@@ -155,15 +155,9 @@ fn paired_json(name: &str, p: &Paired) -> Value {
     })
 }
 
-/// Writes results.json, results.md and plots/glue-vs-flops.svg from the records.
-pub fn write(layout: &Layout, plan: &Plan, wall_seconds: f64) -> anyhow::Result<()> {
-    let budget = &plan.budget;
-    let pretrain = files::read_records(&layout.pretrain_records())?;
-    let exports = files::read_records(&layout.export_records())?;
-    let finetune = files::read_records(&layout.finetune_records())?;
-    let replaced = files::read_records(&layout.replaced_records())?;
-    let models = group(&finetune);
-    let tasks = &budget.tasks;
+/// ELECTRA − BERT, ELECTRA − random init and BERT − random init between the final checkpoints
+/// among `models` (those present).
+fn headline_comparisons(models: &[ModelScores], budget: &Budget) -> Vec<(String, Paired)> {
     let finals = |label: &str| models.iter().find(|m| m.label == label && m.is_final);
     let mut comparisons = Vec::new();
     for (a, b) in [
@@ -175,13 +169,38 @@ pub fn write(layout: &Layout, plan: &Plan, wall_seconds: f64) -> anyhow::Result<
             let p = paired(
                 ma,
                 mb,
-                tasks,
+                &budget.tasks,
                 budget.bootstrap_resamples,
                 budget.bootstrap_seed,
             );
             comparisons.push((format!("{a} - {b}"), p));
         }
     }
+    comparisons
+}
+
+/// Writes results.json, results.md and plots/glue-vs-flops.svg from the records.
+pub fn write(layout: &Layout, plan: &Plan, wall_seconds: f64) -> anyhow::Result<()> {
+    let budget = &plan.budget;
+    let pretrain = files::read_records(&layout.pretrain_records())?;
+    let exports = files::read_records(&layout.export_records())?;
+    let finetune = files::read_records(&layout.finetune_records())?;
+    let replaced = files::read_records(&layout.replaced_records())?;
+    let models = group(&finetune);
+    let tasks = &budget.tasks;
+    let comparisons = headline_comparisons(&models, budget);
+    let replaced_units: Vec<Value> = replaced
+        .iter()
+        .filter_map(|r| r["finetune"].as_array())
+        .flatten()
+        .cloned()
+        .collect();
+    let replaced_models = group(&replaced_units);
+    let replaced_view = table::Replaced {
+        comparisons: headline_comparisons(&replaced_models, budget),
+        models: replaced_models,
+        records: replaced.clone(),
+    };
     let summaries: Vec<Value> = models
         .iter()
         .map(|m| {
@@ -213,7 +232,7 @@ pub fn write(layout: &Layout, plan: &Plan, wall_seconds: f64) -> anyhow::Result<
         "paired": comparisons.iter().map(|(n, p)| paired_json(n, p)).collect::<Vec<_>>(),
     });
     files::write_json(&layout.out.join("results.json"), &results)?;
-    let mut md = table::markdown(plan, &pretrain, &models, &comparisons);
+    let mut md = table::markdown(plan, &pretrain, &models, &comparisons, &replaced_view);
     let _ = writeln!(
         md,
         "\nWall time recorded: {:.0} s of pre-training and fine-tuning ({} fine-tunings). \

@@ -20,11 +20,25 @@ fn pct(v: Option<f64>) -> String {
     v.map_or("–".into(), |v| format!("{:.1}", 100.0 * v))
 }
 
+/// Runs replaced by a re-creation that differed (`replace.rs`): their records, the scores of
+/// their kept fine-tunings, and ELECTRA − BERT between them.
+#[derive(Debug, Default)]
+pub struct Replaced {
+    /// results.json's `replaced` records (objective, reason, ...).
+    pub records: Vec<Value>,
+    /// Their fine-tunings, grouped.
+    pub models: Vec<ModelScores>,
+    /// Paired comparisons between their final checkpoints.
+    pub comparisons: Vec<(String, Paired)>,
+}
+
+/// `results.md` from the plan and the records.
 pub fn markdown(
     plan: &Plan,
     pretrain: &[Value],
     models: &[ModelScores],
     comparisons: &[(String, Paired)],
+    replaced: &Replaced,
 ) -> String {
     let b = &plan.budget;
     let mut md = String::new();
@@ -58,22 +72,52 @@ pub fn markdown(
         md,
         "\n## GLUE validation scores\n\nMedian ± sample std over fine-tuning seeds (n seeds), ×100; metric: MCC for CoLA, Spearman for STS-B, accuracy otherwise. Average: mean of the task medians.\n"
     );
+    glue_header(&mut md, &b.tasks);
+    glue_rows(&mut md, models, &b.tasks);
+    let _ = writeln!(
+        md,
+        "\n## Paired comparisons (final checkpoints, same fine-tuning seeds)\n\nMean difference ×100 with a 95 % percentile bootstrap interval over seeds ({} resamples, seed {}); the average row bootstraps the per-seed mean over all tasks.\n",
+        b.bootstrap_resamples, b.bootstrap_seed
+    );
+    paired_tables(&mut md, comparisons);
+    replaced_section(&mut md, &b.tasks, replaced);
+    md.push_str(PAPER);
+    let _ = writeln!(
+        md,
+        "## Plots\n\n![GLUE against pre-training FLOPs](plots/glue-vs-flops.svg)\n"
+    );
+    for r in &plan.runs {
+        let _ = writeln!(
+            md,
+            "![pre-training curves of {0}](plots/pretrain-{0}.svg)",
+            r.objective
+        );
+    }
+    md
+}
+
+/// The GLUE table's header: model, step, FLOPs, one column per task, the average.
+fn glue_header(md: &mut String, tasks: &[&str]) {
     let _ = write!(md, "| model | step | pre-training FLOPs |");
-    for t in &b.tasks {
+    for t in tasks {
         let _ = write!(md, " {t} |");
     }
     let _ = writeln!(
         md,
         " average |\n|---|---:|---:|{}---:|",
-        "---:|".repeat(b.tasks.len())
+        "---:|".repeat(tasks.len())
     );
+}
+
+/// One GLUE table row per model: median ± std (seeds) per task, and the average.
+fn glue_rows(md: &mut String, models: &[ModelScores], tasks: &[&str]) {
     for m in models {
         let _ = write!(
             md,
             "| {} | {} | {:.3e} |",
             m.label, m.step, m.pretrain_flops
         );
-        for t in &b.tasks {
+        for t in tasks {
             let v: Vec<f64> = m
                 .tasks
                 .get(*t)
@@ -91,13 +135,12 @@ pub fn markdown(
                 );
             }
         }
-        let _ = writeln!(md, " {} |", pct(glue_average(m, &b.tasks)));
+        let _ = writeln!(md, " {} |", pct(glue_average(m, tasks)));
     }
-    let _ = writeln!(
-        md,
-        "\n## Paired comparisons (final checkpoints, same fine-tuning seeds)\n\nMean difference ×100 with a 95 % percentile bootstrap interval over seeds ({} resamples, seed {}); the average row bootstraps the per-seed mean over all tasks.\n",
-        b.bootstrap_resamples, b.bootstrap_seed
-    );
+}
+
+/// A table per paired comparison.
+fn paired_tables(md: &mut String, comparisons: &[(String, Paired)]) {
     for (name, p) in comparisons {
         let _ = writeln!(
             md,
@@ -114,22 +157,75 @@ pub fn markdown(
             let _ = writeln!(md, "| {task} | {n} | {mean} | {range} |");
         };
         for (t, n, i) in &p.tasks {
-            row(&mut md, t, *n, i);
+            row(md, t, *n, i);
         }
-        row(&mut md, "**average**", p.per_seed.len(), &p.average);
+        row(md, "**average**", p.per_seed.len(), &p.average);
         md.push('\n');
     }
-    md.push_str(PAPER);
+}
+
+/// The replaced runs, why, and what their fine-tunings gave (nothing when none was replaced).
+fn replaced_section(md: &mut String, tasks: &[&str], replaced: &Replaced) {
+    if replaced.records.is_empty() {
+        return;
+    }
     let _ = writeln!(
         md,
-        "## Plots\n\n![GLUE against pre-training FLOPs](plots/glue-vs-flops.svg)\n"
+        "## Replaced runs\n\nRecorded runs that could not be made again (another build of `electra` made them) and were replaced by a re-creation; their records are kept in results.json `replaced`. Why:\n"
     );
-    for r in &plan.runs {
+    for r in &replaced.records {
         let _ = writeln!(
             md,
-            "![pre-training curves of {0}](plots/pretrain-{0}.svg)",
-            r.objective
+            "- {}: {}",
+            r["objective"].as_str().unwrap_or("?"),
+            r["reason"].as_str().unwrap_or("?")
         );
     }
-    md
+    if replaced.models.is_empty() {
+        md.push('\n');
+        return;
+    }
+    md.push_str("\nTheir fine-tunings (same recipe, tasks and seeds as above):\n\n");
+    glue_header(md, tasks);
+    glue_rows(md, &replaced.models, tasks);
+    md.push('\n');
+    paired_tables(md, &replaced.comparisons);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn replaced_runs_get_a_section_with_the_reason_and_their_scores_only_when_there_are_some() {
+        let mut md = String::new();
+        replaced_section(&mut md, &["RTE"], &Replaced::default());
+        assert!(md.is_empty(), "{md}");
+        let scores: BTreeMap<u64, f64> = [(1, 0.5), (2, 0.7), (3, 0.6)].into();
+        let replaced = Replaced {
+            records: vec![
+                json!({"objective": "mlm", "reason": "logged loss 6.03 instead of 6.04"}),
+            ],
+            models: vec![ModelScores {
+                label: "mlm".into(),
+                step: 8,
+                pretrain_flops: 1e13,
+                is_final: true,
+                tasks: [("RTE".to_string(), scores)].into(),
+            }],
+            comparisons: Vec::new(),
+        };
+        replaced_section(&mut md, &["RTE"], &replaced);
+        assert!(md.contains("## Replaced runs"), "{md}");
+        assert!(
+            md.contains("- mlm: logged loss 6.03 instead of 6.04"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| mlm | 8 | 1.000e13 | 60.0 ± 10.0 (3) | 60.0 |"),
+            "{md}"
+        );
+    }
 }

@@ -304,6 +304,14 @@ fn smoke_budget_runs_resumes_and_skips_finished_work() {
             && log.contains("rerun with --replace-run mlm"),
         "{log}"
     );
+    // The re-created checkpoint waits beside the place the record points to, not in it.
+    let exports = work.join("exports/mlm");
+    assert!(!exports.join("step-00000007").exists(), "{log}");
+    assert!(
+        exports
+            .join("step-00000007.recreated/discriminator")
+            .is_dir()
+    );
     let log = experiment_fails(&bins, &out, &["--replace-run", "mlm"]);
     assert!(log.contains("is at step 7, past step 4"), "{log}");
     std::fs::remove_dir_all(work.join("runs/mlm")).expect("delete the run directory");

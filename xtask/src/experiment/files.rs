@@ -30,6 +30,15 @@ fn tmp_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
+/// Moves the directory `from` to `to`, replacing whatever `to` held.
+pub fn replace_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
+    if to.exists() {
+        std::fs::remove_dir_all(to).with_context(|| format!("cannot remove {}", to.display()))?;
+    }
+    std::fs::rename(from, to)
+        .with_context(|| format!("cannot rename {} to {}", from.display(), to.display()))
+}
+
 /// The JSON in `path`, `None` if there is no such file; a damaged file is an error naming it.
 pub fn read_json(path: &Path) -> anyhow::Result<Option<Value>> {
     match std::fs::read_to_string(path) {

@@ -172,19 +172,25 @@ fn record_export(
 
 /// Exports the run's newest checkpoint (which is at `step`) to its export directory.
 fn export(ctx: &Pretraining<'_>, plan: &RunPlan, step: u64) -> anyhow::Result<PathBuf> {
-    let run_dir = ctx.layout.run_dir(&plan.objective);
     let export_dir = ctx.layout.export_dir(&plan.objective, step);
+    export_to(ctx, plan, &export_dir)?;
+    Ok(export_dir)
+}
+
+/// Exports the run's newest checkpoint to `export_dir`.
+fn export_to(ctx: &Pretraining<'_>, plan: &RunPlan, export_dir: &Path) -> anyhow::Result<()> {
+    let run_dir = ctx.layout.run_dir(&plan.objective);
     let mut args = vec![
         "export".to_string(),
         arg(&run_dir),
         "--out".into(),
-        arg(&export_dir),
+        arg(export_dir),
     ];
     if export_dir.exists() {
         args.push("--overwrite".into());
     }
     ctx.tools.electra(&args)?;
-    Ok(export_dir)
+    Ok(())
 }
 
 /// Re-creates a recorded checkpoint whose export is gone: pre-trains the run again from its
@@ -210,8 +216,12 @@ fn recreate(
     );
     let run_dir = ctx.layout.run_dir(objective);
     let seconds = advance(ctx, plan, &run_dir, step)?;
-    let export_dir = export(ctx, plan, step)?;
-    let now = fingerprint(&export_dir, &run_dir, step)?;
+    // Exported beside its place and moved there only once it is accepted: a checkpoint that is
+    // not the recorded one must never sit where the record points.
+    let export_dir = ctx.layout.export_dir(objective, step);
+    let staging = export_dir.with_extension("recreated");
+    export_to(ctx, plan, &staging)?;
+    let now = fingerprint(&staging, &run_dir, step)?;
     let pretrain_record = files::read_json(&ctx.layout.pretrain_record(objective))?;
     let final_metrics = pretrain_record
         .filter(|_| step == plan.steps)
@@ -224,9 +234,10 @@ fn recreate(
         Ok(checked) => checked,
         Err(e) => {
             let reason = format!(
-                "{objective} step {step} pre-trained again in {} is not the recorded \
-                 checkpoint: {e} (recorded by build {}, re-created by build {})",
+                "{objective} step {step} pre-trained again in {} (exported to {}) is not the \
+                 recorded checkpoint: {e} (recorded by build {}, re-created by build {})",
                 run_dir.display(),
+                staging.display(),
                 record.get("build").unwrap_or(&Value::Null),
                 ctx.tools.build
             );
@@ -238,6 +249,7 @@ fn recreate(
                     reason: &reason,
                 },
             )?;
+            files::replace_dir(&staging, &export_dir)?;
             eprintln!(
                 "{reason}; nothing was fine-tuned on the recorded run, so the re-created run \
                  replaces it (the old records are kept in {})",
@@ -246,6 +258,7 @@ fn recreate(
             return record_export(ctx, plan, step, seconds, now);
         }
     };
+    files::replace_dir(&staging, &export_dir)?;
     eprintln!("{objective} step {step}: re-created in {seconds:.0} s; {checked}");
     record["recreated"] = json!({
         "seconds": seconds,

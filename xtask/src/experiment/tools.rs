@@ -20,7 +20,7 @@ pub struct Tools {
     /// electra-benches' `flops`.
     pub flops: PathBuf,
     /// The build of `electra`: `{"electra_sha256", "source"}` (the SHA-256 of the binary, and
-    /// `git describe --always --dirty` of the working tree it was started from, or null).
+    /// the commit of the working tree it was started from, see [`source`]).
     pub build: Value,
 }
 
@@ -60,16 +60,10 @@ impl Tools {
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
-        let source = Command::new("git")
-            .args(["describe", "--always", "--dirty", "--abbrev=12"])
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
         Ok(Self {
             electra,
             flops,
-            build: json!({"electra_sha256": sha, "source": source}),
+            build: json!({"electra_sha256": sha, "source": source()}),
         })
     }
 
@@ -99,6 +93,36 @@ impl Tools {
         serde_json::from_slice(&output.stdout)
             .with_context(|| format!("flops {} printed no JSON", args.join(" ")))
     }
+}
+
+/// The commit the binaries were built from, as `git` in the working directory sees it, with
+/// `+uncommitted` when the sources they are built from (crates/, benches/, Cargo.toml,
+/// Cargo.lock) have changes (the experiment's own results.json does not count); null outside a
+/// repository.
+fn source() -> Option<String> {
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let commit = git(&["rev-parse", "--short=12", "HEAD"])?;
+    let changes = git(&[
+        "status",
+        "--porcelain",
+        "--",
+        "crates",
+        "benches",
+        "Cargo.toml",
+        "Cargo.lock",
+    ])?;
+    Some(if changes.is_empty() {
+        commit
+    } else {
+        format!("{commit}+uncommitted")
+    })
 }
 
 /// `path` as a command-line argument.

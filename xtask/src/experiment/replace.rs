@@ -78,11 +78,15 @@ pub fn run(layout: &Layout, objective: &str, why: Why<'_>) -> anyhow::Result<()>
     if let Why::Asked { planned } = why {
         not_past_a_checkpoint_to_export(layout, objective, planned, &exports, of_present_run)?;
     }
-    let mut old_units = Vec::new();
-    for record in exports.iter().filter(|r| !of_present_run(r)) {
-        let at = record["step"].as_u64().unwrap_or_default();
-        old_units.extend(finetunings_at(layout, objective, at)?);
-    }
+    let old_steps: Vec<Option<u64>> = exports
+        .iter()
+        .filter(|r| !of_present_run(r))
+        .map(|r| r["step"].as_u64())
+        .collect();
+    let old_units: Vec<Value> = files::read_records(&layout.finetune_records())?
+        .into_iter()
+        .filter(|u| u["model"] == objective && old_steps.contains(&u["step"].as_u64()))
+        .collect();
     if !old_units.is_empty() && differing.is_some() {
         let mut steps: Vec<String> = old_units.iter().map(|u| u["step"].to_string()).collect();
         steps.dedup();
@@ -117,7 +121,7 @@ pub fn run(layout: &Layout, objective: &str, why: Why<'_>) -> anyhow::Result<()>
         let at = record["step"].as_u64().unwrap_or_default();
         let path = layout.export_record(objective, at);
         if of_present_run(record) {
-            files::write_json(&path, &as_new_export(record, &record["recreated"]))?;
+            files::write_json(&path, &as_new_export(record))?;
         } else {
             remove(&path)?;
         }
@@ -170,17 +174,24 @@ pub fn finetunings_of(layout: &Layout, objective: &str, step: u64) -> anyhow::Re
 }
 
 /// The export record of a re-created checkpoint as a record of the run that replaces the
-/// recorded one: its own wall time and fingerprint.
-fn as_new_export(record: &Value, recreated: &Value) -> Value {
-    json!({
-        "objective": record["objective"],
-        "step": record["step"],
-        "pretrain_flops": record["pretrain_flops"],
-        "export": record["export"],
-        "pretrain_seconds": recreated["seconds"],
-        "fingerprint": recreated["fingerprint"],
-        "replaces": "the recorded run (results.json `replaced`)",
-    })
+/// recorded one: the same record with the re-creation's wall time, fingerprint and build (a
+/// re-creation older than build records has none: the recorded run's build is dropped too).
+fn as_new_export(record: &Value) -> Value {
+    let mut new = record.clone();
+    let recreated = new
+        .as_object_mut()
+        .and_then(|fields| fields.remove("recreated"))
+        .unwrap_or_default();
+    new["pretrain_seconds"] = recreated["seconds"].clone();
+    new["fingerprint"] = recreated["fingerprint"].clone();
+    if let Some(fields) = new.as_object_mut() {
+        match recreated.get("build") {
+            Some(build) => fields.insert("build".into(), build.clone()),
+            None => fields.remove("build"),
+        };
+    }
+    new["replaces"] = json!("the recorded run (results.json `replaced`)");
+    new
 }
 
 fn remove(path: &std::path::Path) -> anyhow::Result<()> {
@@ -199,7 +210,8 @@ mod tests {
 
     fn export(step: u64, recreated: Option<Value>) -> Value {
         let mut r = json!({"objective": "electra-15", "step": step, "pretrain_flops": step as f64,
-                           "export": format!("e/{step}"), "pretrain_seconds": 100.0});
+                           "export": format!("e/{step}"), "pretrain_seconds": 100.0,
+                           "build": {"source": "recorded run's"}});
         if let Some(x) = recreated {
             r["recreated"] = x;
         }
@@ -215,7 +227,8 @@ mod tests {
         let _ = std::fs::remove_dir_all(&out);
         let layout = Layout::new(&out);
         let recreated = |seconds: f64, before: Option<u64>| {
-            let mut r = json!({"seconds": seconds, "check": "unchecked", "fingerprint": {"discriminator_sha256": format!("sha{seconds}")}});
+            let mut r = json!({"seconds": seconds, "check": "unchecked", "fingerprint": {"discriminator_sha256": format!("sha{seconds}")},
+                           "build": {"source": "present run's"}});
             if let Some(n) = before {
                 r["finetunings_before"] = json!(n);
             }
@@ -326,6 +339,8 @@ mod tests {
         let two = read(layout.export_record("electra-15", 2)).expect("kept");
         assert_eq!(two["pretrain_seconds"], 20.0);
         assert_eq!(two["fingerprint"]["discriminator_sha256"], "sha20");
+        assert_eq!(two["build"]["source"], "present run's");
+        assert_eq!(two["pretrain_flops"], 2.0, "the rest of the record kept");
         assert_eq!(two.get("recreated"), None);
         for gone in [4, 6, 8] {
             assert!(!layout.export_record("electra-15", gone).exists(), "{gone}");

@@ -1,6 +1,6 @@
 //! Results: `results.json` (every record, the plan, the machine, summaries), `results.md`
-//! (median and spread over seeds per task and model, GLUE averages, the paired ELECTRA − BERT
-//! comparison with its bootstrap interval) and the Figure-4-style plot, all rebuilt from the
+//! (median and spread over seeds per task and model, GLUE averages, the paired comparisons, ELECTRA −
+//! BERT first, with their bootstrap intervals) and the Figure-4-style plot, all rebuilt from the
 //! records on every invocation.
 
 use std::collections::BTreeMap;
@@ -155,16 +155,24 @@ fn paired_json(name: &str, p: &Paired) -> Value {
     })
 }
 
-/// ELECTRA − BERT, ELECTRA − random init and BERT − random init between the final checkpoints
-/// among `models` (those present).
+/// The comparisons between final checkpoints, those whose models are present: the headline
+/// (ELECTRA − BERT, each against random init), then Table 5's (ELECTRA against All-Tokens
+/// MLM, its closest ablation; each ablation against BERT).
+const COMPARISONS: [(&str, &str); 7] = [
+    ("electra", "mlm"),
+    ("electra", RANDOM_INIT),
+    ("mlm", RANDOM_INIT),
+    ("electra", "all-tokens-mlm"),
+    ("all-tokens-mlm", "mlm"),
+    ("replace-mlm", "mlm"),
+    ("electra-15", "mlm"),
+];
+
+/// The [`COMPARISONS`] between the final checkpoints among `models` (those present).
 fn headline_comparisons(models: &[ModelScores], budget: &Budget) -> Vec<(String, Paired)> {
     let finals = |label: &str| models.iter().find(|m| m.label == label && m.is_final);
     let mut comparisons = Vec::new();
-    for (a, b) in [
-        ("electra", "mlm"),
-        ("electra", RANDOM_INIT),
-        ("mlm", RANDOM_INIT),
-    ] {
+    for (a, b) in COMPARISONS {
         if let (Some(ma), Some(mb)) = (finals(a), finals(b)) {
             let p = paired(
                 ma,
@@ -336,6 +344,32 @@ mod tests {
         let avg = glue_average(&m, &["CoLA", "RTE"]).expect("avg");
         assert!((avg - 0.425).abs() < 1e-12, "{avg}");
         assert_eq!(glue_average(&m, &["CoLA", "SST-2"]), None);
+    }
+
+    #[test]
+    fn comparisons_are_made_between_the_final_checkpoints_present() {
+        let scores: &[(&str, &[f64])] = &[("CoLA", &[0.1, 0.2]), ("RTE", &[0.5, 0.6])];
+        let mut models: Vec<ModelScores> = ["electra", "mlm", "all-tokens-mlm", RANDOM_INIT]
+            .iter()
+            .map(|label| model(label, scores))
+            .collect();
+        let mut earlier = model("electra-15", scores);
+        earlier.is_final = false;
+        models.push(earlier);
+        let names: Vec<String> = headline_comparisons(&models, &Budget::smoke())
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "electra - mlm",
+                "electra - random-init",
+                "mlm - random-init",
+                "electra - all-tokens-mlm",
+                "all-tokens-mlm - mlm",
+            ]
+        );
     }
 
     #[test]

@@ -266,6 +266,44 @@ fn rtd_loss_sends_no_gradient_into_generator_only_parameters() {
 }
 
 #[test]
+fn target_loss_trains_the_discriminator_sized_network_in_the_mlm_ablations() {
+    // Replace MLM and All-Tokens MLM learn only through `target_loss`: it must reach every
+    // parameter of the discriminator-sized encoder and its MLM head (not just the output bias),
+    // none of the generator's (its samples are discrete), and fall when trained on alone.
+    let _serial = serial();
+    for kind in [ObjectiveKind::ReplaceMlm, ObjectiveKind::AllTokensMlm] {
+        let mut model = build::<AB>(&objective_config(kind));
+        let out = model.step(&batch(), 0).unwrap();
+        let mut grads = out.target_loss.clone().unwrap().backward();
+        let head = model.mlm_predictions.as_ref().unwrap();
+        assert_eq!(
+            grads_in(&mut grads, &model.discriminator),
+            ids(&model.discriminator).len(),
+            "{kind:?}"
+        );
+        assert_eq!(grads_in(&mut grads, head), ids(head).len(), "{kind:?}");
+        assert!(grads_in(&mut grads, &model.embeddings) > 0, "{kind:?}");
+        assert_eq!(grads_in(&mut grads, model.generator.as_ref().unwrap()), 0);
+        let target = |out: &electra_objective::ObjectiveOutput<AB>| -> f32 {
+            out.target_loss.clone().unwrap().into_scalar()
+        };
+        let first = target(&out);
+        let mut optim = AdamConfig::new().init();
+        let mut last = first;
+        for _ in 0..8 {
+            let out = model.step(&batch(), 0).unwrap();
+            last = target(&out);
+            let grads = GradientsParams::from_grads(out.target_loss.unwrap().backward(), &model);
+            model = optim.step(3e-3, model, grads);
+        }
+        assert!(
+            last < 0.9 * first,
+            "{kind:?}: target loss {first} -> {last}"
+        );
+    }
+}
+
+#[test]
 fn mlm_loss_sends_no_gradient_into_discriminator_only_parameters() {
     let _serial = serial();
     let model = build::<AB>(&objective_config(ObjectiveKind::Electra));

@@ -83,10 +83,7 @@ pub fn run(layout: &Layout, objective: &str, why: Why<'_>) -> anyhow::Result<()>
         .filter(|r| !of_present_run(r))
         .map(|r| r["step"].as_u64())
         .collect();
-    let old_units: Vec<Value> = files::read_records(&layout.finetune_records())?
-        .into_iter()
-        .filter(|u| u["model"] == objective && old_steps.contains(&u["step"].as_u64()))
-        .collect();
+    let old_units = finetunings_at(layout, objective, &old_steps)?;
     if !old_units.is_empty() && differing.is_some() {
         let mut steps: Vec<String> = old_units.iter().map(|u| u["step"].to_string()).collect();
         steps.dedup();
@@ -160,17 +157,21 @@ fn not_past_a_checkpoint_to_export(
     Ok(())
 }
 
-/// The recorded fine-tuning units that read `objective`'s checkpoint at `step`.
-fn finetunings_at(layout: &Layout, objective: &str, step: u64) -> anyhow::Result<Vec<Value>> {
+/// The recorded fine-tuning units that read one of `objective`'s checkpoints at `steps`.
+fn finetunings_at(
+    layout: &Layout,
+    objective: &str,
+    steps: &[Option<u64>],
+) -> anyhow::Result<Vec<Value>> {
     Ok(files::read_records(&layout.finetune_records())?
         .into_iter()
-        .filter(|r| r["model"] == objective && r["step"].as_u64() == Some(step))
+        .filter(|r| r["model"] == objective && steps.contains(&r["step"].as_u64()))
         .collect())
 }
 
 /// How many recorded fine-tuning units read `objective`'s checkpoint at `step`.
 pub fn finetunings_of(layout: &Layout, objective: &str, step: u64) -> anyhow::Result<usize> {
-    Ok(finetunings_at(layout, objective, step)?.len())
+    Ok(finetunings_at(layout, objective, &[Some(step)])?.len())
 }
 
 /// The export record of a re-created checkpoint as a record of the run that replaces the
@@ -178,19 +179,20 @@ pub fn finetunings_of(layout: &Layout, objective: &str, step: u64) -> anyhow::Re
 /// re-creation older than build records has none: the recorded run's build is dropped too).
 fn as_new_export(record: &Value) -> Value {
     let mut new = record.clone();
-    let recreated = new
-        .as_object_mut()
-        .and_then(|fields| fields.remove("recreated"))
-        .unwrap_or_default();
-    new["pretrain_seconds"] = recreated["seconds"].clone();
-    new["fingerprint"] = recreated["fingerprint"].clone();
-    if let Some(fields) = new.as_object_mut() {
-        match recreated.get("build") {
-            Some(build) => fields.insert("build".into(), build.clone()),
-            None => fields.remove("build"),
-        };
-    }
-    new["replaces"] = json!("the recorded run (results.json `replaced`)");
+    let Some(fields) = new.as_object_mut() else {
+        return new;
+    };
+    let recreated = fields.remove("recreated").unwrap_or_default();
+    fields.insert("pretrain_seconds".into(), recreated["seconds"].clone());
+    fields.insert("fingerprint".into(), recreated["fingerprint"].clone());
+    match recreated.get("build") {
+        Some(build) => fields.insert("build".into(), build.clone()),
+        None => fields.remove("build"),
+    };
+    fields.insert(
+        "replaces".into(),
+        json!("the recorded run (results.json `replaced`)"),
+    );
     new
 }
 

@@ -1,7 +1,7 @@
 //! Results: `results.json` (every record, the plan, the machine, summaries), `results.md`
-//! (median and spread over seeds per task and model, GLUE averages, the paired comparisons, ELECTRA −
-//! BERT first, with their bootstrap intervals) and the Figure-4-style plot, all rebuilt from the
-//! records on every invocation.
+//! (median and spread over seeds per task and model, GLUE averages, the paired comparisons,
+//! ELECTRA − BERT first, with their bootstrap intervals) and the Figure-4-style plot, all
+//! rebuilt from the records on every invocation.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -169,7 +169,7 @@ const COMPARISONS: [(&str, &str); 7] = [
 ];
 
 /// The [`COMPARISONS`] between the final checkpoints among `models` (those present).
-fn headline_comparisons(models: &[ModelScores], budget: &Budget) -> Vec<(String, Paired)> {
+fn comparisons_between_finals(models: &[ModelScores], budget: &Budget) -> Vec<(String, Paired)> {
     let finals = |label: &str| models.iter().find(|m| m.label == label && m.is_final);
     let mut comparisons = Vec::new();
     for (a, b) in COMPARISONS {
@@ -196,7 +196,7 @@ pub fn write(layout: &Layout, plan: &Plan, wall_seconds: f64) -> anyhow::Result<
     let replaced = files::read_records(&layout.replaced_records())?;
     let models = group(&finetune);
     let tasks = &budget.tasks;
-    let comparisons = headline_comparisons(&models, budget);
+    let comparisons = comparisons_between_finals(&models, budget);
     let replaced_units: Vec<Value> = replaced
         .iter()
         .filter_map(|r| r["finetune"].as_array())
@@ -205,7 +205,7 @@ pub fn write(layout: &Layout, plan: &Plan, wall_seconds: f64) -> anyhow::Result<
         .collect();
     let replaced_models = group(&replaced_units);
     let replaced_view = table::Replaced {
-        comparisons: headline_comparisons(&replaced_models, budget),
+        comparisons: comparisons_between_finals(&replaced_models, budget),
         models: replaced_models,
         records: replaced.clone(),
     };
@@ -356,7 +356,7 @@ mod tests {
         let mut earlier = model("electra-15", scores);
         earlier.is_final = false;
         models.push(earlier);
-        let names: Vec<String> = headline_comparisons(&models, &Budget::smoke())
+        let names: Vec<String> = comparisons_between_finals(&models, &Budget::smoke())
             .into_iter()
             .map(|(name, _)| name)
             .collect();

@@ -281,6 +281,8 @@ def main(argv: list[str] | None = None) -> None:
         "last_loss": last_loss,
         "parameters": parameters,
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
+        # The vector instruction set torch's CPU kernels dispatch to here (AVX2, AVX512, ...).
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
     }
     json.dump(report, sys.stdout)
     sys.stdout.write("\n")

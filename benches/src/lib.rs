@@ -10,6 +10,7 @@
 
 use burn::prelude::*;
 
+pub mod cpu;
 pub mod flops;
 pub mod measure;
 

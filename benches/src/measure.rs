@@ -165,6 +165,8 @@ pub struct Report {
     pub device: String,
     /// Worker threads (rayon's pool).
     pub threads: usize,
+    /// The CPU, the vector instructions in use and the load at the start.
+    pub cpu: crate::cpu::CpuInfo,
     /// Untimed steps before the timed ones.
     pub warmup: usize,
     /// Seconds of each timed step.
@@ -229,6 +231,7 @@ pub fn measure<B: AutodiffBackend>(
     settings: &Settings,
     device: &B::Device,
 ) -> Result<Report, String> {
+    let cpu = crate::cpu::CpuInfo::detect();
     let config = run_config(&settings.preset, settings.seq)?;
     config.validate().map_err(|e| e.to_string())?;
     let description = describe(&config, settings.seq)?;
@@ -350,6 +353,7 @@ pub fn measure<B: AutodiffBackend>(
         },
         device: settings.device.clone(),
         threads: settings.threads,
+        cpu,
         warmup: settings.warmup,
         step_seconds: seconds,
         median_seconds,

@@ -7,6 +7,11 @@
 //! `burn/autotune` with the `cuda` features); this check reads `cargo tree` for every binary
 //! package with every backend feature and names what is missing. CI runs it.
 //!
+//! The same holds for the CPU's vector width: burn builds `gemm` without `x86-v4`, so on an
+//! AVX-512 CPU its matrix products ran AVX2 micro-kernels at about half the speed (issue 26).
+//! The workspace turns on `gemm`'s and `pulp`'s `x86-v4` (AVX-512 code compiled in, chosen at
+//! run time), and this check fails if either is lost.
+//!
 //! wgpu is deliberately left without them for now: on the software Vulkan driver that CI's wgpu
 //! conformance runs on, autotuning compiles every candidate kernel through LLVM, and the
 //! 3-step conformance had not finished after 9 minutes (85 tuning runs; 30 s without
@@ -23,6 +28,10 @@ const REQUIRED: &[(&str, &[&str])] = &[
     ("burn-flex", &["simd", "rayon"]),
     ("burn-ndarray", &["simd", "multi-threads"]),
     ("burn-cuda", &["fusion", "autotune"]),
+    // AVX-512 micro-kernels of the f32 matrix products (burn-flex's and electra-gemm's), and the
+    // AVX-512 level of pulp's dispatch for our kernels; both chosen at run time.
+    ("gemm-f32", &["x86-v4"]),
+    ("pulp", &["x86-v4"]),
 ];
 
 /// The packages that build a backend, with the features that bring each one in (wgpu too, so
@@ -67,7 +76,7 @@ pub fn check(root: &Path) -> anyhow::Result<()> {
     if problems.is_empty() {
         println!(
             "backend features: burn-flex simd+rayon, burn-ndarray simd+multi-threads, \
-             burn-cuda fusion+autotune"
+             burn-cuda fusion+autotune, gemm-f32 x86-v4, pulp x86-v4"
         );
         Ok(())
     } else {
@@ -109,20 +118,26 @@ mod tests {
     fn names_every_missing_feature() {
         let tree = "electra-cli v0.1.0 [default,flex]\n\
                     burn-flex v0.21.0 [std]\n\
-                    burn-wgpu v0.21.0 [std]\n";
+                    burn-wgpu v0.21.0 [std]\n\
+                    gemm-f32 v0.19.0 [rayon,std]\n\
+                    pulp v0.22.3 [std,x86-v3]\n";
         let problems = missing(tree);
-        assert_eq!(problems.len(), 4, "{problems:?}");
+        assert_eq!(problems.len(), 6, "{problems:?}");
         assert!(problems[0].contains("burn-flex without `simd`"));
         assert!(problems[1].contains("burn-flex without `rayon`"));
         assert!(problems[2].contains("burn-ndarray is not in the dependency tree"));
         assert!(problems[3].contains("burn-cuda is not in the dependency tree"));
+        assert!(problems[4].contains("gemm-f32 without `x86-v4`"));
+        assert!(problems[5].contains("pulp without `x86-v4`"));
     }
 
     #[test]
     fn accepts_a_complete_build() {
         let tree = "burn-flex v0.21.0 [rayon,simd,std]\n\
                     burn-ndarray v0.21.0 [multi-threads,simd,std]\n\
-                    burn-cuda v0.21.0 [autotune,fusion,std]\n";
+                    burn-cuda v0.21.0 [autotune,fusion,std]\n\
+                    gemm-f32 v0.19.0 [rayon,std,x86-v4]\n\
+                    pulp v0.22.3 [std,x86-v3,x86-v4]\n";
         assert!(missing(tree).is_empty());
     }
 }

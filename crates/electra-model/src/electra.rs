@@ -17,7 +17,7 @@ use burn::tensor::Distribution;
 use burn::tensor::activation::{gelu_approximate, relu};
 
 use crate::config::{Activation, ElectraConfig};
-use crate::kernels::{self, attention_probs, dropout, merge_heads, split_heads};
+use crate::kernels::{self, dropout};
 
 /// The additive value for masked (padding) keys, as the reference code uses (spec 2.1).
 pub const MASK_VALUE: f32 = -10000.0;
@@ -98,9 +98,55 @@ fn embedding_truncated<B: Backend>(
 /// (on 3-D input burn's weight gradient is a product per batch row plus a sum).
 pub fn linear_2d<B: Backend>(linear: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
     let [b, s, d] = x.dims();
-    let y = linear.forward(x.reshape([b * s, d]));
+    let y = dense_of(linear, x.reshape([b * s, d]));
     let d_out = y.dims()[1];
     y.reshape([b, s, d_out])
+}
+
+/// The bias of `linear` (zeros for a `Linear` built without one).
+fn bias_of<B: Backend>(linear: &Linear<B>) -> Tensor<B, 1> {
+    match &linear.bias {
+        Some(bias) => bias.val(),
+        None => Tensor::zeros([linear.weight.dims()[1]], &linear.weight.device()),
+    }
+}
+
+/// `linear` on `x [n, d_in]` as [`kernels::dense`] (one matrix product, the bias added in one
+/// pass on the CPU backend) → `[n, d_out]`.
+pub fn dense_of<B: Backend>(linear: &Linear<B>, x: Tensor<B, 2>) -> Tensor<B, 2> {
+    kernels::dense(x, linear.weight.val(), bias_of(linear), false)
+}
+
+/// `act(linear(x))` on `x [n, d_in]`: one fused operation for the exact GELU
+/// ([`kernels::dense_gelu`]), the dense layer then the activation otherwise.
+pub fn dense_activation<B: Backend>(
+    linear: &Linear<B>,
+    x: Tensor<B, 2>,
+    act: Activation,
+) -> Tensor<B, 2> {
+    match act {
+        Activation::Gelu => kernels::dense_gelu(x, linear.weight.val(), bias_of(linear)),
+        other => activate(other, dense_of(linear, x)),
+    }
+}
+
+/// `norm(dropout(linear(x)) + residual)` on `[n, ..]` rows ([`kernels::dense_residual_layer_norm`]).
+fn residual_norm<B: Backend>(
+    linear: &Linear<B>,
+    x: Tensor<B, 2>,
+    residual: Tensor<B, 2>,
+    norm: &LayerNorm<B>,
+    prob: f64,
+) -> Tensor<B, 2> {
+    let (gamma, beta) = norm.parameters();
+    kernels::dense_residual_layer_norm(
+        x,
+        linear.weight.val(),
+        bias_of(linear),
+        residual,
+        (gamma, beta, norm.epsilon),
+        prob,
+    )
 }
 
 fn layer_norm<B: Backend>(dim: usize, eps: f64, device: &B::Device) -> LayerNorm<B> {
@@ -133,13 +179,19 @@ impl<B: Backend> LayerNorm<B> {
         }
     }
 
-    /// `x [.., d]` → `[.., d]`.
-    pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+    /// `γ` and `β` (zeros when absent).
+    pub fn parameters(&self) -> (Tensor<B, 1>, Tensor<B, 1>) {
         let gamma = self.gamma.val();
         let beta = match &self.beta {
             Some(beta) => beta.val(),
             None => gamma.zeros_like(),
         };
+        (gamma, beta)
+    }
+
+    /// `x [.., d]` → `[.., d]`.
+    pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        let (gamma, beta) = self.parameters();
         kernels::layer_norm(x, gamma, beta, self.epsilon)
     }
 }
@@ -249,26 +301,35 @@ impl<B: Backend> ElectraAttention<B> {
         }
     }
 
+    /// The fused query, key and value projection of `x [n, H]` → `[n, 3H]` (queries, keys,
+    /// values side by side): one matrix product with the three weights concatenated
+    /// (`[H, 3H]`; under autodiff the concatenation's backward splits the gradient back).
+    pub fn qkv(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        let weights = [&self.query, &self.key, &self.value].map(|l| l.weight.val());
+        let biases = [&self.query, &self.key, &self.value].map(bias_of);
+        kernels::dense(
+            x,
+            Tensor::cat(weights.to_vec(), 1),
+            Tensor::cat(biases.to_vec(), 0),
+            false,
+        )
+    }
+
+    /// The attention context `[n, H]` of `x [n, H]` (`n = b·s` tokens) under the additive key
+    /// mask `[b, s]`, heads merged, before the output projection: [`kernels::attention`], which
+    /// reads each head's queries, keys and values in place in the fused projection and runs
+    /// scale, key mask, softmax and dropout of the scores in one pass.
+    pub fn context(&self, x: Tensor<B, 2>, mask: Tensor<B, 2>) -> Tensor<B, 2> {
+        let h = x.dims()[1];
+        let scale = 1.0 / ((h / self.num_heads) as f64).sqrt();
+        kernels::attention(self.qkv(x), mask, self.num_heads, scale, self.dropout.prob)
+    }
+
     /// `x [b, s, H]`, `mask [b, 1, 1, s]` (additive) → `[b, s, H]` (before residual and LN).
-    ///
-    /// Layout: the projections run as `[b·s, H]` products, the heads are split once into
-    /// contiguous `[b, heads, s, d]` tensors, `Kᵀ` is a view that only the matrix product
-    /// reads, and scale, key mask, softmax and dropout are one kernel over `[b, heads, s, s]`
-    /// (see [`crate::kernels`]).
     pub fn forward(&self, x: Tensor<B, 3>, mask: Tensor<B, 4>) -> Tensor<B, 3> {
         let [b, s, h] = x.dims();
-        let (heads, head_size) = (self.num_heads, h / self.num_heads);
-        let heads_of = |linear: &Linear<B>| split_heads(linear_2d(linear, x.clone()), heads);
-        let (q, k, v) = (
-            heads_of(&self.query),
-            heads_of(&self.key),
-            heads_of(&self.value),
-        );
-        // [b, heads, s, s]
-        let scores = q.matmul(k.swap_dims(2, 3));
-        let scale = 1.0 / (head_size as f64).sqrt();
-        let probs = attention_probs(scores, mask.reshape([b, s]), scale, self.dropout.prob);
-        linear_2d(&self.output, merge_heads(probs.matmul(v)))
+        let ctx = self.context(x.reshape([b * s, h]), mask.reshape([b, s]));
+        dense_of(&self.output, ctx).reshape([b, s, h])
     }
 }
 
@@ -315,13 +376,26 @@ impl<B: Backend> ElectraLayer<B> {
     }
 
     /// `x [b, s, H]`, `mask [b, 1, 1, s]` → `[b, s, H]`.
+    ///
+    /// Four fused operations ([`crate::kernels`]): the attention context from the fused
+    /// projection; the output projection with its bias, dropout, residual and LayerNorm; the
+    /// feed-forward input with its bias and activation; the feed-forward output with its bias,
+    /// dropout, residual and LayerNorm. Each runs as one operation (with its own backward) on
+    /// the CPU backend, and as the composed tensor operations elsewhere.
     pub fn forward(&self, x: Tensor<B, 3>, mask: Tensor<B, 4>) -> Tensor<B, 3> {
+        let [b, s, h] = x.dims();
         let p = self.dropout.prob;
-        let attended = dropout(self.attention.forward(x.clone(), mask), p);
-        let a = self.attention_layer_norm.forward(attended + x);
-        let f = activate(self.activation, linear_2d(&self.intermediate, a.clone()));
-        let f = dropout(linear_2d(&self.output, f), p);
-        self.output_layer_norm.forward(f + a)
+        let x = x.reshape([b * s, h]);
+        let ctx = self.attention.context(x.clone(), mask.reshape([b, s]));
+        let a = residual_norm(
+            &self.attention.output,
+            ctx,
+            x,
+            &self.attention_layer_norm,
+            p,
+        );
+        let f = dense_activation(&self.intermediate, a.clone(), self.activation);
+        residual_norm(&self.output, f, a, &self.output_layer_norm, p).reshape([b, s, h])
     }
 }
 
@@ -415,8 +489,9 @@ impl<B: Backend> DiscriminatorHead<B> {
 
     /// `hidden [b, s, H]` → one logit per token `[b, s]` (positive = "replaced").
     pub fn forward(&self, hidden: Tensor<B, 3>) -> Tensor<B, 2> {
-        let x = activate(self.activation, linear_2d(&self.dense, hidden));
-        linear_2d(&self.dense_prediction, x).squeeze_dim(2)
+        let [b, s, h] = hidden.dims();
+        let x = dense_activation(&self.dense, hidden.reshape([b * s, h]), self.activation);
+        dense_of(&self.dense_prediction, x).reshape([b, s])
     }
 }
 
@@ -452,10 +527,9 @@ impl<B: Backend> GeneratorHead<B> {
     /// [V, E]` → logits `[n, V]`. The activation is always the exact GELU, as in HF and the
     /// reference.
     pub fn forward(&self, hidden: Tensor<B, 2>, word_embeddings: Tensor<B, 2>) -> Tensor<B, 2> {
-        let x = self
-            .layer_norm
-            .forward(kernels::gelu(self.dense.forward(hidden)));
-        x.matmul(word_embeddings.transpose()) + self.output_bias.val().unsqueeze_dim(0)
+        let x = dense_activation(&self.dense, hidden, Activation::Gelu);
+        let x = self.layer_norm.forward(x);
+        kernels::dense(x, word_embeddings, self.output_bias.val(), true)
     }
 
     /// [`Self::forward`] on every position: `hidden [b, s, H_g]` → `[b, s, V]`.

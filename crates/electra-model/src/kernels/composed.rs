@@ -34,6 +34,55 @@ pub fn attention_probs<B: Backend>(
     dropout(softmax(scores, 3), prob)
 }
 
+/// `x [n, d_in] · W + b`, `W` being `[d_in, d_out]` or, `transposed`, `[d_out, d_in]` (burn's
+/// `linear` on 2-D input).
+pub fn dense<B: Backend>(
+    x: Tensor<B, 2>,
+    w: Tensor<B, 2>,
+    b: Tensor<B, 1>,
+    transposed: bool,
+) -> Tensor<B, 2> {
+    let w = if transposed { w.transpose() } else { w };
+    x.matmul(w) + b.unsqueeze_dim(0)
+}
+
+/// `LayerNorm(dropout(x·W + b) + residual)`.
+pub fn dense_residual_layer_norm<B: Backend>(
+    x: Tensor<B, 2>,
+    w: Tensor<B, 2>,
+    b: Tensor<B, 1>,
+    residual: Tensor<B, 2>,
+    norm: (Tensor<B, 1>, Tensor<B, 1>, f64),
+    prob: f64,
+) -> Tensor<B, 2> {
+    let (gamma, beta, eps) = norm;
+    layer_norm(
+        dropout(dense(x, w, b, false), prob) + residual,
+        gamma,
+        beta,
+        eps,
+    )
+}
+
+/// Multi-head attention of the fused projection `qkv [n, 3H]` under the additive key mask
+/// `[b, s]`: heads split from the query, key and value columns, scores, [`attention_probs`],
+/// context, heads merged → `[n, H]`.
+pub fn attention<B: Backend>(
+    qkv: Tensor<B, 2>,
+    mask: Tensor<B, 2>,
+    heads: usize,
+    scale: f64,
+    prob: f64,
+) -> Tensor<B, 2> {
+    let [b, s] = mask.dims();
+    let [n, width] = qkv.dims();
+    let h = width / 3;
+    let part = |i: usize| split_heads(qkv.clone().narrow(1, i * h, h).reshape([b, s, h]), heads);
+    let (q, k, v) = (part(0), part(1), part(2));
+    let probs = attention_probs(q.matmul(k.swap_dims(2, 3)), mask, scale, prob);
+    merge_heads(probs.matmul(v)).reshape([n, h])
+}
+
 /// burn's `Dropout` (a Bernoulli mask from the backend's stream, then the `1/(1 − p)` scale).
 pub fn dropout<B: Backend, const D: usize>(x: Tensor<B, D>, prob: f64) -> Tensor<B, D> {
     DropoutConfig::new(prob).init().forward(x)

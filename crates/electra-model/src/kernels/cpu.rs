@@ -10,7 +10,7 @@ use super::simd::{self, multiversion};
 
 /// Rows per rayon task: enough work per task to amortise scheduling, few enough rows that both
 /// cores get work on the smallest shapes the tests and the `tiny` preset use.
-fn rows_per_task(cols: usize) -> usize {
+pub(crate) fn rows_per_task(cols: usize) -> usize {
     (16_384 / cols.max(1)).clamp(1, 256)
 }
 
@@ -31,7 +31,8 @@ pub fn layer_norm(x: &[f32], gamma: &[f32], beta: &[f32], eps: f64) -> (Vec<f32>
 }
 
 multiversion! {
-    fn layer_norm_rows(
+    /// One block of rows of [`layer_norm`]: `y` and the `(mean, rstd)` pairs of each row of `x`.
+    pub(crate) fn layer_norm_rows(
         x: &[f32],
         gamma: &[f32],
         beta: &[f32],
@@ -211,7 +212,8 @@ pub fn attention_probs_backward(
 }
 
 multiversion! {
-    fn softmax_backward_rows(
+    /// `ds = scale·p·(dp − Σ_k dp·p)` per row, with `dp = dout·keep` (`dout` without dropout).
+    pub(crate) fn softmax_backward_rows(
         p: &[f32],
         keep: Option<&[f32]>,
         dout: &[f32],
@@ -260,6 +262,16 @@ fn permute_row(x: &[f32], s: usize, heads: usize, d: usize, merge: bool, out: &m
                 (split, merged)
             };
             out[dst..dst + d].copy_from_slice(&x[src..src + d]);
+        }
+    }
+}
+
+multiversion! {
+    /// `x ← x·by` element by element (a dropout mask applied in place, or a mask scaled by a
+    /// gradient).
+    pub(crate) fn scale_in_place(x: &mut [f32], by: &[f32]) {
+        for (x, &b) in x.iter_mut().zip(by) {
+            *x *= b;
         }
     }
 }

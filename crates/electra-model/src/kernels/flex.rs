@@ -18,26 +18,27 @@ use burn::tensor::ops::FloatTensor;
 use burn::tensor::{Distribution, Shape, TensorData, TensorPrimitive};
 
 use super::cpu;
+pub use super::keep::keep_multipliers;
 
 /// The autodiff backend the custom operations are written for.
 pub type Ad = Autodiff<Flex>;
 type AdPrim = FloatTensor<Ad>;
 
 /// `t` as a contiguous flex tensor whose storage is exactly its elements.
-fn contiguous(t: &FlexTensor) -> FlexTensor {
+pub(super) fn contiguous(t: &FlexTensor) -> FlexTensor {
     t.to_contiguous()
 }
 
 /// The elements of a tensor made by [`contiguous`].
-fn f32s(t: &FlexTensor) -> &[f32] {
+pub(super) fn f32s(t: &FlexTensor) -> &[f32] {
     &t.storage::<f32>()[..t.layout().num_elements()]
 }
 
-fn shape(t: &FlexTensor) -> Shape {
+pub(super) fn shape(t: &FlexTensor) -> Shape {
     t.layout().shape().clone()
 }
 
-fn flex(values: Vec<f32>, shape: Shape) -> FlexTensor {
+pub(super) fn flex(values: Vec<f32>, shape: Shape) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
 }
 
@@ -63,7 +64,7 @@ pub fn from_ad<const D: usize>(p: AdPrim) -> Tensor<Ad, D> {
 
 /// Records `op` with `parents` and runs `forward` (which returns the output and the state the
 /// backward needs). Untracked inputs give an untracked output and no backward step.
-fn record<O, const N: usize>(
+pub(super) fn record<O, const N: usize>(
     op: O,
     parents: [&AdPrim; N],
     forward: impl FnOnce() -> (FlexTensor, O::State),
@@ -95,6 +96,7 @@ macro_rules! give {
         }
     };
 }
+pub(super) use give;
 
 // ---------------------------------------------------------------------------------------------
 // LayerNorm
@@ -138,35 +140,6 @@ pub fn layer_norm_ad(x: AdPrim, gamma: AdPrim, beta: AdPrim, eps: f64) -> AdPrim
 // ---------------------------------------------------------------------------------------------
 // Attention probabilities: scale, key mask, softmax and dropout in one pass
 // ---------------------------------------------------------------------------------------------
-
-/// The dropout multipliers of `n` elements (`0` or `1/(1 − prob)`), from a counter-based
-/// generator: element `i` takes the bits of `splitmix64(seed + i·φ)`, so the mask depends only
-/// on `(seed, i)`, never on the thread count. `seed` comes from the backend's seeded stream
-/// ([`next_seed`]), so `Backend::seed` keeps governing every random draw.
-pub fn keep_multipliers(n: usize, prob: f64, seed: u64) -> Vec<f32> {
-    use rayon::prelude::*;
-    let scale = (1.0 / (1.0 - prob)) as f32;
-    // Keep iff the top 24 bits, as a fraction of 2^24, are at least `prob`.
-    let threshold = (prob * (1u64 << 24) as f64).round() as u64;
-    let mut out = vec![0.0f32; n];
-    out.par_chunks_mut(65_536)
-        .enumerate()
-        .for_each(|(chunk, out)| {
-            keep_multipliers_chunk(seed, (chunk * 65_536) as u64, threshold, scale, out)
-        });
-    out
-}
-
-super::simd::multiversion! {
-    fn keep_multipliers_chunk(seed: u64, base: u64, threshold: u64, scale: f32, out: &mut [f32]) {
-        for (i, o) in out.iter_mut().enumerate() {
-            let bits = splitmix64(seed.wrapping_add((base + i as u64).wrapping_mul(GOLDEN)));
-            *o = if bits >> 40 >= threshold { scale } else { 0.0 };
-        }
-    }
-}
-
-use crate::seed::{GOLDEN, splitmix64};
 
 /// 63 random bits from flex's seeded stream (the one `Backend::seed` sets), for one dropout
 /// mask: three draws of 21 bits (flex's integers may be 32-bit).

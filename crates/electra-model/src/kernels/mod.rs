@@ -39,14 +39,20 @@ use std::any::{Any, TypeId};
 use burn::backend::{Autodiff, Flex};
 use burn::prelude::*;
 
+pub mod attention;
 pub mod composed;
 pub mod cpu;
+pub mod dense;
 pub mod flex;
+pub mod fused;
+pub mod keep;
 pub mod math;
 pub mod simd;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_fused;
 
 /// Which implementation a backend gets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,6 +82,140 @@ fn cast<S: 'static, T: 'static>(value: S) -> T {
     match (Box::new(value) as Box<dyn Any>).downcast::<T>() {
         Ok(t) => *t,
         Err(_) => unreachable!("kernels::cast between different types"),
+    }
+}
+
+/// `t` as the primitive of `Autodiff<Flex>`, which [`route`] has established `B` is.
+fn ad<B: Backend, const D: usize>(t: Tensor<B, D>) -> burn::tensor::ops::FloatTensor<flex::Ad> {
+    flex::prim_ad(cast::<_, Tensor<flex::Ad, D>>(t))
+}
+
+/// `t` as the primitive of `Flex`, which [`route`] has established `B` is.
+fn fl<B: Backend, const D: usize>(t: Tensor<B, D>) -> burn::backend::flex::FlexTensor {
+    flex::prim_flex(cast::<_, Tensor<Flex, D>>(t))
+}
+
+/// The dropout probability in force: `prob` when `B` tracks gradients (as burn's `Dropout`),
+/// else 0.
+fn dropout_in_force<B: Backend>(prob: f64, device: &B::Device) -> f64 {
+    if B::ad_enabled(device) { prob } else { 0.0 }
+}
+
+/// A fresh dropout mask of probability `prob` from flex's seeded stream (`None` for 0).
+fn fresh_keep(prob: f64) -> Option<keep::Keep> {
+    (prob > 0.0).then(|| keep::Keep::new(prob, flex::next_seed()))
+}
+
+/// `x [n, d_in] · W + b` → `[n, d_out]`, with `W [d_in, d_out]` (burn's `Linear`) or, when
+/// `transposed`, `W [d_out, d_in]` read transposed (a tied embedding table as output layer).
+/// One matrix product into the output and one pass adding the bias on the CPU backend.
+pub fn dense<B: Backend>(
+    x: Tensor<B, 2>,
+    w: Tensor<B, 2>,
+    b: Tensor<B, 1>,
+    transposed: bool,
+) -> Tensor<B, 2> {
+    match route::<B>() {
+        Route::AutodiffFlex => cast(flex::from_ad::<2>(fused::dense_ad(
+            ad(x),
+            ad(w),
+            ad(b),
+            transposed,
+        ))),
+        Route::Flex => cast(flex::from_flex::<2>(fused::dense_flex(
+            fl(x),
+            fl(w),
+            fl(b),
+            transposed,
+        ))),
+        Route::Composed => composed::dense(x, w, b, transposed),
+    }
+}
+
+/// `gelu(x·W + b)` (the exact GELU; `W [d_in, d_out]`): one operation with its backward on the
+/// CPU backend.
+pub fn dense_gelu<B: Backend>(x: Tensor<B, 2>, w: Tensor<B, 2>, b: Tensor<B, 1>) -> Tensor<B, 2> {
+    match route::<B>() {
+        Route::AutodiffFlex => cast(flex::from_ad::<2>(fused::dense_gelu_ad(
+            ad(x),
+            ad(w),
+            ad(b),
+        ))),
+        Route::Flex => cast(flex::from_flex::<2>(fused::dense_gelu_flex(
+            fl(x),
+            fl(w),
+            fl(b),
+        ))),
+        Route::Composed => burn::tensor::activation::gelu(composed::dense(x, w, b, false)),
+    }
+}
+
+/// `LayerNorm(dropout(x·W + b) + residual)` over the last dimension with `norm = (γ, β, eps)`
+/// (the attention and feed-forward outputs of a post-LN layer), dropout `prob` applied only
+/// when `B` tracks gradients: one operation with its backward on the CPU backend.
+pub fn dense_residual_layer_norm<B: Backend>(
+    x: Tensor<B, 2>,
+    w: Tensor<B, 2>,
+    b: Tensor<B, 1>,
+    residual: Tensor<B, 2>,
+    norm: (Tensor<B, 1>, Tensor<B, 1>, f64),
+    prob: f64,
+) -> Tensor<B, 2> {
+    let (gamma, beta, eps) = norm;
+    let prob = dropout_in_force::<B>(prob, &x.device());
+    match route::<B>() {
+        Route::AutodiffFlex => {
+            let norm = fused::Norm {
+                gamma: ad(gamma),
+                beta: ad(beta),
+                eps,
+            };
+            let keep = fresh_keep(prob);
+            let y =
+                fused::dense_residual_layer_norm_ad(ad(x), ad(w), ad(b), ad(residual), norm, keep);
+            cast(flex::from_ad::<2>(y))
+        }
+        Route::Flex => {
+            let norm = fused::Norm {
+                gamma: fl(gamma),
+                beta: fl(beta),
+                eps,
+            };
+            let y = fused::dense_residual_layer_norm_flex(fl(x), fl(w), fl(b), fl(residual), norm);
+            cast(flex::from_flex::<2>(y))
+        }
+        Route::Composed => {
+            composed::dense_residual_layer_norm(x, w, b, residual, (gamma, beta, eps), prob)
+        }
+    }
+}
+
+/// Multi-head self-attention of the fused projection `qkv [n, 3H]` (`n = b·s`; queries, keys,
+/// values side by side) under the additive key mask `mask [b, s]` (0 or −10000 per key), scores
+/// scaled by `scale`, dropout `prob` on the probabilities (applied only when `B` tracks
+/// gradients) → the context `[n, H]`, heads merged. One operation with its backward on the CPU
+/// backend ([`attention`](mod@attention)), which never copies a head out of `qkv` and holds one
+/// head's scores at a time in inference.
+pub fn attention<B: Backend>(
+    qkv: Tensor<B, 2>,
+    mask: Tensor<B, 2>,
+    heads: usize,
+    scale: f64,
+    prob: f64,
+) -> Tensor<B, 2> {
+    let prob = dropout_in_force::<B>(prob, &qkv.device());
+    match route::<B>() {
+        Route::AutodiffFlex => {
+            let mask = ad(mask).primitive;
+            let keep = fresh_keep(prob);
+            let ctx = fused::attention_ad(ad(qkv), mask, heads, scale as f32, keep);
+            cast(flex::from_ad::<2>(ctx))
+        }
+        Route::Flex => {
+            let ctx = fused::attention_flex(fl(qkv), fl(mask), heads, scale as f32);
+            cast(flex::from_flex::<2>(ctx))
+        }
+        Route::Composed => composed::attention(qkv, mask, heads, scale, prob),
     }
 }
 

@@ -7,16 +7,16 @@ use burn::tensor::TensorData;
 
 use super::*;
 
-type Ad = Autodiff<Flex>;
+pub(super) type Ad = Autodiff<Flex>;
 
 /// Float rounding of f32 reductions over rows of a few hundred elements.
-const TOL: f32 = 2e-5;
+pub(super) const TOL: f32 = 2e-5;
 
 /// Standard normal inputs from a generator of the test's own (SplitMix64 counters through
 /// Box–Muller), not from the backend's process-wide stream: tests in this binary run on
 /// parallel threads, and one that seeds or initialises a model between another's
 /// `Backend::seed` and its draw would give the fast and the composed run different inputs.
-fn random<const D: usize>(shape: [usize; D], seed: u64) -> Tensor<Ad, D> {
+pub(super) fn random<const D: usize>(shape: [usize; D], seed: u64) -> Tensor<Ad, D> {
     let n: usize = shape.iter().product();
     let base = crate::seed::mix(seed);
     let uniform = |i: u64| {
@@ -32,7 +32,7 @@ fn random<const D: usize>(shape: [usize; D], seed: u64) -> Tensor<Ad, D> {
     Tensor::from_data(TensorData::new(values, shape), &Default::default())
 }
 
-fn max_diff<const D: usize>(a: Tensor<Ad, D>, b: Tensor<Ad, D>) -> f32 {
+pub(super) fn max_diff<const D: usize>(a: Tensor<Ad, D>, b: Tensor<Ad, D>) -> f32 {
     let a: Vec<f32> = a.into_data().iter::<f32>().collect();
     let b: Vec<f32> = b.into_data().iter::<f32>().collect();
     assert_eq!(a.len(), b.len());
@@ -44,7 +44,7 @@ fn max_diff<const D: usize>(a: Tensor<Ad, D>, b: Tensor<Ad, D>) -> f32 {
 
 /// Runs `f` on fresh tracked copies of `inputs`, back-propagates `sum(y·w)`, and returns the
 /// output and each input's gradient.
-fn run<const D: usize, const O: usize>(
+pub(super) fn run<const D: usize, const O: usize>(
     inputs: &[Tensor<Ad, D>],
     w: &Tensor<Ad, O>,
     f: impl Fn(Vec<Tensor<Ad, D>>) -> Tensor<Ad, O>,
@@ -62,7 +62,7 @@ fn run<const D: usize, const O: usize>(
     (y, g)
 }
 
-fn assert_same<const D: usize, const O: usize>(
+pub(super) fn assert_same<const D: usize, const O: usize>(
     what: &str,
     fast: (Tensor<Ad, O>, Vec<Tensor<Ad, D>>),
     reference: (Tensor<Ad, O>, Vec<Tensor<Ad, D>>),

@@ -85,9 +85,9 @@ pub fn attention(
     save: bool,
 ) -> (Vec<f32>, Option<Vec<f32>>) {
     let (s, hidden) = (shape.seq, shape.hidden());
-    let mut ctx = vec![0.0f32; shape.batch * s * hidden];
+    let mut ctx = cpu::zeros(shape.batch * s * hidden);
     let per_batch = shape.heads * s * s;
-    let mut probs = save.then(|| vec![0.0f32; shape.batch * per_batch]);
+    let mut probs = save.then(|| cpu::zeros(shape.batch * per_batch));
     let tasks = ctx
         .par_chunks_mut(s * hidden)
         .zip(qkv.par_chunks(s * 3 * hidden))
@@ -182,7 +182,7 @@ pub fn attention_backward(
     keep: Option<Keep>,
 ) -> Vec<f32> {
     let (s, hidden) = (shape.seq, shape.hidden());
-    let mut dqkv = vec![0.0f32; qkv.len()];
+    let mut dqkv = cpu::zeros(qkv.len());
     dqkv.par_chunks_mut(s * 3 * hidden)
         .zip(qkv.par_chunks(s * 3 * hidden))
         .zip(dctx.par_chunks(s * hidden))

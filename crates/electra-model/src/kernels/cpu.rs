@@ -14,14 +14,26 @@ pub(crate) fn rows_per_task(cols: usize) -> usize {
     (16_384 / cols.max(1)).clamp(1, 256)
 }
 
+/// A zeroed buffer of `n` elements, zeroed by every thread of the pool when it is large. Freed
+/// buffers come back from the allocator's heap, where zeroing them is a `memset` on the calling
+/// thread: in a two-thread step that was the largest piece of work left on one core.
+pub(crate) fn zeros(n: usize) -> Vec<f32> {
+    if n < 1 << 16 {
+        return vec![0.0f32; n];
+    }
+    let mut v = Vec::with_capacity(n);
+    v.par_extend(rayon::iter::repeat_n(0.0f32, n));
+    v
+}
+
 /// LayerNorm over the last dimension of `x [rows, d]`: `y = (x − μ)·rstd·γ + β` with
 /// `rstd = 1/√(σ² + eps)` (biased variance, as PyTorch and burn). Returns `y` and the per-row
 /// `(μ, rstd)` pairs `[rows, 2]` the backward needs.
 pub fn layer_norm(x: &[f32], gamma: &[f32], beta: &[f32], eps: f64) -> (Vec<f32>, Vec<f32>) {
     let d = gamma.len();
     let rows = x.len() / d;
-    let mut y = vec![0.0f32; x.len()];
-    let mut stats = vec![0.0f32; rows * 2];
+    let mut y = zeros(x.len());
+    let mut stats = zeros(rows * 2);
     let block = rows_per_task(d);
     y.par_chunks_mut(block * d)
         .zip(stats.par_chunks_mut(block * 2))
@@ -65,7 +77,7 @@ pub fn layer_norm_backward(
     dy: &[f32],
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let d = gamma.len();
-    let mut dx = vec![0.0f32; x.len()];
+    let mut dx = zeros(x.len());
     let block = rows_per_task(d);
     let partials: Vec<(Vec<f32>, Vec<f32>)> = dx
         .par_chunks_mut(block * d)
@@ -129,8 +141,8 @@ pub fn attention_probs(
 ) -> (Vec<f32>, Vec<f32>) {
     let batch = mask.len() / s_k;
     let rows_per_batch = scores.len() / s_k / batch;
-    let mut p = vec![0.0f32; scores.len()];
-    let mut out = keep.map(|_| vec![0.0f32; scores.len()]);
+    let mut p = zeros(scores.len());
+    let mut out = keep.map(|_| zeros(scores.len()));
     let block = rows_per_task(s_k);
     let chunk = block * s_k;
     match (&mut out, keep) {
@@ -198,7 +210,7 @@ pub fn attention_probs_backward(
     s_k: usize,
     scale: f32,
 ) -> Vec<f32> {
-    let mut ds = vec![0.0f32; p.len()];
+    let mut ds = zeros(p.len());
     let chunk = rows_per_task(s_k) * s_k;
     ds.par_chunks_mut(chunk)
         .zip(p.par_chunks(chunk))
@@ -242,7 +254,7 @@ multiversion! {
 pub fn permute_heads(x: &[f32], b: usize, s: usize, heads: usize, merge: bool) -> Vec<f32> {
     let hd = x.len() / (b * s);
     let d = hd / heads;
-    let mut out = vec![0.0f32; x.len()];
+    let mut out = zeros(x.len());
     // One task per batch row: `s·h·d` elements, copied as `s·h` runs of `d`.
     out.par_chunks_mut(s * hd)
         .zip(x.par_chunks(s * hd))
@@ -278,7 +290,7 @@ multiversion! {
 
 /// `out = x·keep` element by element (dropout with the scale folded into `keep`).
 pub fn scale_by(x: &[f32], keep: &[f32]) -> Vec<f32> {
-    let mut out = vec![0.0f32; x.len()];
+    let mut out = zeros(x.len());
     out.par_chunks_mut(16_384)
         .zip(x.par_chunks(16_384).zip(keep.par_chunks(16_384)))
         .for_each(|(o, (x, k))| product(x, k, o));
@@ -288,7 +300,7 @@ pub fn scale_by(x: &[f32], keep: &[f32]) -> Vec<f32> {
 /// The exact GELU `x·Φ(x) = ½x(1 + erf(x/√2))` (HF `gelu`, the reference's `gelu`), with
 /// [`math::erf`] (absolute error below 1e-6).
 pub fn gelu(x: &[f32]) -> Vec<f32> {
-    let mut out = vec![0.0f32; x.len()];
+    let mut out = zeros(x.len());
     out.par_chunks_mut(16_384)
         .zip(x.par_chunks(16_384))
         .for_each(|(o, x)| gelu_chunk(x, o));
@@ -305,7 +317,7 @@ multiversion! {
 
 /// The gradient of [`gelu`]: `dy·(Φ(x) + x·φ(x))`.
 pub fn gelu_backward(x: &[f32], dy: &[f32]) -> Vec<f32> {
-    let mut out = vec![0.0f32; x.len()];
+    let mut out = zeros(x.len());
     out.par_chunks_mut(16_384)
         .zip(x.par_chunks(16_384).zip(dy.par_chunks(16_384)))
         .for_each(|(o, (x, dy))| gelu_backward_chunk(x, dy, o));
@@ -352,7 +364,7 @@ pub fn cross_entropy_backward(
     dnll: &[f32],
     v: usize,
 ) -> Vec<f32> {
-    let mut out = vec![0.0f32; logits.len()];
+    let mut out = zeros(logits.len());
     out.par_chunks_mut(v)
         .zip(logits.par_chunks(v))
         .enumerate()

@@ -51,7 +51,7 @@ impl<'a> Weight<'a> {
 /// `x [n, d_in] · W` → `[n, d_out]`.
 pub fn product(x: &[f32], w: Weight<'_>) -> Vec<f32> {
     let n = x.len() / w.d_in.max(1);
-    let mut y = vec![0.0f32; n * w.d_out];
+    let mut y = cpu::zeros(n * w.d_out);
     matmul(
         MatMut::row_major(&mut y, n, w.d_out),
         MatRef::row_major(x, n, w.d_in),
@@ -65,7 +65,7 @@ pub fn product(x: &[f32], w: Weight<'_>) -> Vec<f32> {
 /// `dy [n, d_out] · Wᵀ` → `dx [n, d_in]`.
 pub fn input_grad(dy: &[f32], w: Weight<'_>) -> Vec<f32> {
     let n = dy.len() / w.d_out.max(1);
-    let mut dx = vec![0.0f32; n * w.d_in];
+    let mut dx = cpu::zeros(n * w.d_in);
     matmul(
         MatMut::row_major(&mut dx, n, w.d_in),
         MatRef::row_major(dy, n, w.d_out),
@@ -89,7 +89,7 @@ pub fn weight_grad(x: &[f32], dy: &[f32], w: Weight<'_>) -> Vec<f32> {
     } else {
         (x.t(), dy, w.d_in, w.d_out)
     };
-    let mut dw = vec![0.0f32; rows * cols];
+    let mut dw = cpu::zeros(rows * cols);
     matmul(
         MatMut::row_major(&mut dw, rows, cols),
         lhs,
@@ -143,7 +143,7 @@ multiversion! {
 /// needs.
 pub fn dense_gelu(x: &[f32], w: Weight<'_>, b: &[f32]) -> (Vec<f32>, Vec<f32>) {
     let mut u = product(x, w);
-    let mut y = vec![0.0f32; u.len()];
+    let mut y = cpu::zeros(u.len());
     let block = rows_per_task(w.d_out) * w.d_out;
     u.par_chunks_mut(block)
         .zip(y.par_chunks_mut(block))
@@ -161,6 +161,54 @@ multiversion! {
             }
         }
     }
+}
+
+/// [`dense_gelu`] for inference: `gelu(x·W + b)` computed in the product's own buffer (no
+/// pre-activation kept, no second buffer to allocate and zero).
+pub fn dense_gelu_inference(x: &[f32], w: Weight<'_>, b: &[f32]) -> Vec<f32> {
+    let mut y = product(x, w);
+    let block = rows_per_task(w.d_out) * w.d_out;
+    y.par_chunks_mut(block)
+        .for_each(|y| bias_gelu_in_place(y, b));
+    y
+}
+
+multiversion! {
+    /// `y ← gelu(y + b)`, row by row, with the arithmetic of [`bias_gelu_rows`].
+    fn bias_gelu_in_place(y: &mut [f32], b: &[f32]) {
+        for y in y.chunks_mut(b.len()) {
+            for (y, &b) in y.iter_mut().zip(b) {
+                let u = *y + b;
+                *y = 0.5 * u * (1.0 + math::erf(u * std::f32::consts::FRAC_1_SQRT_2));
+            }
+        }
+    }
+}
+
+/// [`dense_residual_layer_norm`] for inference (no dropout): the LayerNorm written over the
+/// product's own buffer, a row at a time, with the same arithmetic.
+pub fn dense_residual_layer_norm_inference(
+    x: &[f32],
+    w: Weight<'_>,
+    b: &[f32],
+    residual: &[f32],
+    norm: (&[f32], &[f32], f64),
+) -> Vec<f32> {
+    let (gamma, beta, eps) = norm;
+    let d = w.d_out;
+    let mut v = product(x, w);
+    let rows = rows_per_task(d);
+    v.par_chunks_mut(rows * d)
+        .zip(residual.par_chunks(rows * d))
+        .for_each(|(v, r)| {
+            bias_dropout_residual_rows(v, b, None, r);
+            let (mut row, mut stats) = (vec![0.0f32; d], [0.0f32; 2]);
+            for v in v.chunks_mut(d) {
+                row.copy_from_slice(v);
+                cpu::layer_norm_rows(&row, gamma, beta, eps, v, &mut stats);
+            }
+        });
+    v
 }
 
 /// What [`dense_residual_layer_norm`] keeps for its backward.
@@ -186,7 +234,7 @@ pub fn dense_residual_layer_norm(
     let (gamma, beta, eps) = norm;
     let d = w.d_out;
     let mut v = product(x, w);
-    let mut y = vec![0.0f32; v.len()];
+    let mut y = cpu::zeros(v.len());
     let mut stats = vec![0.0f32; v.len() / d.max(1) * 2];
     let rows = rows_per_task(d);
     v.par_chunks_mut(rows * d)

@@ -154,7 +154,7 @@ impl Backward<Flex, 3> for DenseGeluOp {
 pub fn dense_gelu_flex(x: FlexTensor, w: FlexTensor, b: FlexTensor) -> FlexTensor {
     let (x, weight, b) = (contiguous(&x), SavedWeight::new(&w, false), contiguous(&b));
     let w = weight.weight();
-    let (y, _) = dense::dense_gelu(f32s(&x), w, f32s(&b));
+    let y = dense::dense_gelu_inference(f32s(&x), w, f32s(&b));
     flex(y, rows_shape(&x, w.d_out))
 }
 
@@ -239,13 +239,12 @@ pub fn dense_residual_layer_norm_flex(
     );
     let (g, beta) = (contiguous(&norm.gamma), contiguous(&norm.beta));
     let w = weight.weight();
-    let (y, _) = dense::dense_residual_layer_norm(
+    let y = dense::dense_residual_layer_norm_inference(
         f32s(&x),
         w,
         f32s(&b),
         f32s(&r),
         (f32s(&g), f32s(&beta), norm.eps),
-        None,
     );
     flex(y, shape(&r))
 }

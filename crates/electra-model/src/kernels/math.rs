@@ -11,17 +11,26 @@ const LN2_LO: f32 = 1.428_606_8e-6;
 /// kernels only exponentiate `x − max ≤ 0`, where that is zero for every purpose), above 88
 /// give `e^88`. `2^k·p(r)` with `k = round(x·log₂e)`, `|r| ≤ ln2/2` and a degree-6 Taylor
 /// polynomial (remainder below 1.2e-7 relative).
+///
+/// `k` is never converted with `as`: Rust's float-to-integer `as` saturates, and that check
+/// kept LLVM from vectorising every loop that called this function (3× slower under AVX2).
+/// `k` is read from the bits of the rounding sum instead: `1.5·2²³ + k` (`|k| ≤ 127`) has the
+/// exponent of `1.5·2²³` and `k` added to its mantissa, so its bits minus those of `1.5·2²³`
+/// are `k` as a two's-complement integer.
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
+    const ROUND: f32 = 12_582_912.0;
     let x = x.clamp(-87.0, 88.0);
     // Round to nearest by the 1.5·2²³ trick: no library call.
-    let k = (x * LOG2E + 12_582_912.0) - 12_582_912.0;
+    let shifted = x * LOG2E + ROUND;
+    let k = shifted - ROUND;
     let r = x - k * LN2_HI - k * LN2_LO;
     let p = 1.0
         + r * (1.0
             + r * (0.5
                 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
-    p * f32::from_bits(((k as i32 + 127) as u32) << 23)
+    let k_bits = shifted.to_bits().wrapping_sub(ROUND.to_bits());
+    p * f32::from_bits(k_bits.wrapping_add(127) << 23)
 }
 
 /// `erf(x)` to within 1e-6 absolute (Abramowitz & Stegun 7.1.26, 1.5e-7 in exact arithmetic,
@@ -58,6 +67,9 @@ mod tests {
         assert!(worst < 5e-7, "relative error {worst}");
         assert!(exp(-10_000.0) < 1e-37);
         assert_eq!(exp(0.0), 1.0);
+        // The exponent read from the rounding sum's bits, at both ends of the range.
+        assert!((exp(88.0) / 88f32.exp() - 1.0).abs() < 5e-7);
+        assert!((exp(-87.0) / (-87f32).exp() - 1.0).abs() < 5e-7);
     }
 
     #[test]

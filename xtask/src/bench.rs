@@ -126,7 +126,8 @@ fn throughput_table(root: &Path, options: &Options) -> anyhow::Result<()> {
         "Measured {} on {} (at the start: {started_load}); device {}, {} thread(s); {} warm-up + \
          {} timed steps per row; MFU against an assumed peak of {peak:.4} TFLOP/s.\n",
         throughput::now(),
-        throughput::machine(),
+        rows.first()
+            .map_or_else(throughput::machine, throughput::cpu_text),
         options.device,
         options.threads,
         options.warmup,
@@ -160,7 +161,8 @@ fn throughput_table(root: &Path, options: &Options) -> anyhow::Result<()> {
     }
     println!("{table}");
     if options.write_docs {
-        let section = format!("throughput-threads-{}", options.threads);
+        let class = throughput::cpu_class(rows.first());
+        let section = format!("throughput-{class}-threads-{}", options.threads);
         throughput::write_section(&root.join("docs/benchmarks.md"), &section, &table)?;
     }
     Ok(())

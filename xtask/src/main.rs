@@ -58,7 +58,7 @@ enum Task {
     Bench(bench::BenchArgs),
     /// Our step, inference and fine-tuning step against PyTorch + HF transformers (sets up
     /// .venv-bench once).
-    ComparePytorch(throughput::ThroughputArgs),
+    ComparePytorch(compare::CompareArgs),
     /// Where a step's time goes, by kind of work (perf).
     Profile(profile::ProfileArgs),
     /// Device D against flex and the PyTorch fixtures (table; fails on a mismatch).
@@ -219,10 +219,24 @@ mod tests {
             "--rounds",
             "3",
             "--write-docs",
+            "--modes",
+            "forward",
+            "--seqs",
+            "128,512",
         ]) else {
             panic!()
         };
-        assert_eq!(c.options(throughput::DEFAULTS).expect("options").rounds, 3);
+        assert_eq!(
+            c.throughput
+                .options(throughput::DEFAULTS)
+                .expect("options")
+                .rounds,
+            3
+        );
+        assert_eq!(
+            (c.modes, c.seqs),
+            (vec!["forward".to_string()], vec![128, 512])
+        );
         let Task::Profile(p) = parse(&[
             "profile", "--preset", "small", "--mode", "forward", "--top", "20",
         ]) else {

@@ -235,6 +235,39 @@ pub fn machine() -> String {
     format!("{cpu}, {cores} cores; {}", load())
 }
 
+/// `avx512`, `avx2` or `baseline`: the vector instructions our matrix products ran with, read
+/// from a `throughput` report (`cpu.vector_isa`); the docs keep one section per class.
+pub fn cpu_class(report: Option<&Value>) -> &'static str {
+    let isa = report
+        .and_then(|r| r.pointer("/cpu/vector_isa"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    match isa {
+        "avx512f" => "avx512",
+        "avx2" => "avx2",
+        _ => "baseline",
+    }
+}
+
+/// The CPU of a `throughput` report (`electra_benches::cpu::CpuInfo`) in words: model,
+/// family/model, vector extensions, and what our matrix products and kernels ran with.
+pub fn cpu_text(report: &Value) -> String {
+    let s = |key: &str| report.pointer(key).and_then(Value::as_str).unwrap_or("?");
+    let flags: Vec<&str> = report
+        .pointer("/cpu/flags")
+        .and_then(Value::as_array)
+        .map(|f| f.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    format!(
+        "{} (family/model {}; {}); electra-rs: gemm {} kernels, our kernels {}",
+        s("/cpu/model"),
+        s("/cpu/family_model"),
+        flags.join(" "),
+        s("/cpu/vector_isa"),
+        s("/cpu/kernel_isa")
+    )
+}
+
 /// The 1-minute load average as text.
 pub fn load() -> String {
     std::fs::read_to_string("/proc/loadavg")

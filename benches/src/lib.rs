@@ -6,13 +6,15 @@
 //! `cargo xtask compare-pytorch` runs the same binary against the PyTorch reference script
 //! `reference/electra_step.py`. This library holds what they share: deterministic inputs
 //! ([`synthetic_batch`], [`measure::synthetic_host_batch`]), the analytic FLOP count
-//! ([`flops`]) and the timed loops ([`measure`]).
+//! ([`flops`]), the timed loops ([`measure`]), the CPU each report names ([`cpu`]) and the
+//! roofline of a step's matrix products ([`roofline`]).
 
 use burn::prelude::*;
 
 pub mod cpu;
 pub mod flops;
 pub mod measure;
+pub mod roofline;
 
 /// A deterministic batch `[batch, seq]` of token ids in `4..vocab`, all real tokens, one
 /// segment: `(input_ids, token_type_ids, attention_mask)`.

@@ -24,6 +24,7 @@ use burn::tensor::backend::Backend;
 use clap::{Parser, ValueEnum};
 use electra_backend::{BackendTask, DeviceSpec};
 use electra_benches::measure::{Mode, Report, Settings, describe, measure, run_config};
+use electra_benches::roofline::{self, step_products};
 
 /// Peak f32 FLOP/s per core assumed by default, in TFLOP/s: 2.6 GHz × 64 FLOPs per cycle
 /// (two AVX-512 FMA units × 16 lanes × 2). See docs/benchmarks.md.
@@ -68,6 +69,11 @@ struct Args {
     /// Print the preset's model configs as JSON and exit.
     #[arg(long)]
     describe: bool,
+    /// Instead of a step, time `gemm` alone on every matrix product of the preset's training
+    /// step at `--batch × --seq` (one thread, best of `--steps` runs each) and print the
+    /// roofline as JSON (`electra_benches::roofline`).
+    #[arg(long)]
+    roofline: bool,
 }
 
 fn main() -> ExitCode {
@@ -92,6 +98,19 @@ fn run(args: &Args) -> Result<String, String> {
     }
     if args.batch == 0 || args.seq < 3 || args.steps == 0 {
         return Err("--batch and --steps must be >= 1 and --seq >= 3".into());
+    }
+    if args.roofline {
+        let config = run_config(&args.preset, args.seq)?;
+        let d = describe(&config, args.seq)?;
+        let products = step_products(
+            &d.discriminator,
+            &d.generator,
+            args.batch,
+            args.seq,
+            d.slots,
+        );
+        return serde_json::to_string(&roofline::measure(&products, args.steps))
+            .map_err(|e| e.to_string());
     }
     let threads = rayon::current_num_threads();
     if !args.device.runs_on_cpu() && args.peak_tflops.is_none() {

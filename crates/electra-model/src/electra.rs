@@ -111,7 +111,7 @@ fn bias_of<B: Backend>(linear: &Linear<B>) -> Tensor<B, 1> {
     }
 }
 
-/// `linear` on `x [n, d_in]` as [`kernels::dense`] (one matrix product, the bias added in one
+/// `linear` on `x [n, d_in]` as [`kernels::dense()`] (one matrix product, the bias added in one
 /// pass on the CPU backend) → `[n, d_out]`.
 pub fn dense_of<B: Backend>(linear: &Linear<B>, x: Tensor<B, 2>) -> Tensor<B, 2> {
     kernels::dense(x, linear.weight.val(), bias_of(linear), false)
@@ -316,7 +316,7 @@ impl<B: Backend> ElectraAttention<B> {
     }
 
     /// The attention context `[n, H]` of `x [n, H]` (`n = b·s` tokens) under the additive key
-    /// mask `[b, s]`, heads merged, before the output projection: [`kernels::attention`], which
+    /// mask `[b, s]`, heads merged, before the output projection: [`kernels::attention()`], which
     /// reads each head's queries, keys and values in place in the fused projection and runs
     /// scale, key mask, softmax and dropout of the scores in one pass.
     pub fn context(&self, x: Tensor<B, 2>, mask: Tensor<B, 2>) -> Tensor<B, 2> {

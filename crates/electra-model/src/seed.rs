@@ -1,6 +1,6 @@
-//! SplitMix64 (Steele, Lea, Flood 2014), the one seed mixer of the workspace: the dropout
-//! kernels' counter-based stream, the objective's per-step device seeds and the run config's
-//! per-consumer seeds all mix through [`mix`]. Changing it changes every random stream (the
+//! SplitMix64 (Steele, Lea, Flood 2014), the one seed mixer of the workspace: the objective's
+//! per-step device seeds and the run config's per-consumer seeds mix through [`mix`] (the
+//! dropout masks use a 32-bit hash of their own, `kernels::keep`). Changing it changes every random stream (the
 //! exact-resume and kernel tests pin them).
 
 /// The golden-ratio increment of SplitMix64, `⌊2⁶⁴/φ⌋`.

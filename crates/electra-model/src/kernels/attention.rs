@@ -1,5 +1,5 @@
 //! Multi-head self-attention in one operation, on contiguous `f32` rows: the CPU kernel behind
-//! [`super::attention`].
+//! [`super::attention()`].
 //!
 //! Input is the fused projection `qkv [n, 3H]` (`n = batch·seq` tokens; columns `0..H` the
 //! queries, `H..2H` the keys, `2H..3H` the values, head `h` owning columns `h·d..(h+1)·d` of

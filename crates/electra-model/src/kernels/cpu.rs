@@ -325,11 +325,14 @@ pub fn gelu_backward(x: &[f32], dy: &[f32]) -> Vec<f32> {
 }
 
 multiversion! {
+    /// `Φ(x)` from `erf(x/√2)`, and `φ(x) = e^(−x²/2)/√(2π)` from the Gaussian factor that
+    /// erf computes for `x/√2` (one exponential per element, not two).
     fn gelu_backward_chunk(x: &[f32], dy: &[f32], out: &mut [f32]) {
         const INV_SQRT_2PI: f32 = 0.398_942_3;
         for ((o, &x), &dy) in out.iter_mut().zip(x).zip(dy) {
-            let cdf = 0.5 * (1.0 + math::erf(x * std::f32::consts::FRAC_1_SQRT_2));
-            let pdf = INV_SQRT_2PI * math::exp(-0.5 * x * x);
+            let (erf, gaussian) = math::erf_and_gaussian(x * std::f32::consts::FRAC_1_SQRT_2);
+            let cdf = 0.5 * (1.0 + erf);
+            let pdf = INV_SQRT_2PI * gaussian;
             *o = dy * (cdf + x * pdf);
         }
     }

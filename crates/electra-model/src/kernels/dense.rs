@@ -1,5 +1,5 @@
 //! Dense layers fused with what follows them, on contiguous `f32` rows: the CPU kernels behind
-//! [`super::dense`], [`super::dense_gelu`] and [`super::dense_residual_layer_norm`].
+//! [`super::dense()`], [`super::dense_gelu`] and [`super::dense_residual_layer_norm`].
 //!
 //! A transformer layer has three dense layers whose output goes straight into element-wise work:
 //! the query/key/value projection (bias), the feed-forward input (bias, GELU) and the attention

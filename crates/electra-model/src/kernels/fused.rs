@@ -1,4 +1,4 @@
-//! The fused dense layers ([`super::dense`]) and attention ([`super::attention`]) kernels on
+//! The fused dense layers ([`super::dense()`]) and attention ([`super::attention()`]) kernels on
 //! burn's flex backend, and as custom operations of `Autodiff<Flex>` with hand-written backward
 //! passes (the pattern of [`super::flex`]).
 //!

@@ -37,6 +37,13 @@ pub fn exp(x: f32) -> f32 {
 /// evaluated in f32 with [`exp`]: 6e-7 measured over [−6, 6]).
 #[inline(always)]
 pub fn erf(x: f32) -> f32 {
+    erf_and_gaussian(x).0
+}
+
+/// `(erf(x), e^(−x²))`: [`erf`] and the Gaussian factor its formula computes on the way, for a
+/// caller that needs both (the GELU backward's `φ`), at the cost of one exponential.
+#[inline(always)]
+pub fn erf_and_gaussian(x: f32) -> (f32, f32) {
     const P: f32 = 0.327_591_1;
     const A: [f32; 5] = [
         0.254_829_6,
@@ -48,8 +55,9 @@ pub fn erf(x: f32) -> f32 {
     let a = x.abs();
     let t = 1.0 / (1.0 + P * a);
     let poly = t * (A[0] + t * (A[1] + t * (A[2] + t * (A[3] + t * A[4]))));
-    let y = 1.0 - poly * exp(-a * a);
-    y.copysign(x)
+    let gaussian = exp(-a * a);
+    let y = 1.0 - poly * gaussian;
+    (y.copysign(x), gaussian)
 }
 
 #[cfg(test)]

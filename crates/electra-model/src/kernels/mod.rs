@@ -6,13 +6,21 @@
 //! decomposed by `Autodiff` into 5-15 element-wise operations each, the head split and merge of
 //! attention walk strided views element by element, and dropout masks are drawn one
 //! distribution object per element. The functions here replace each of those with one
-//! operation:
+//! operation, and a transformer layer with four ([`dense()`] of the fused query/key/value
+//! projection, [`attention`](fn@attention), [`dense_residual_layer_norm`] twice around
+//! [`dense_gelu`]), whose matrix products write straight into the buffers the element-wise
+//! work then finishes in place (issue 26: burn-flex's own product zero-fills and copies every
+//! output, and the composed layer made ~25 graph nodes):
 //!
 //! | function | what it computes | backward |
 //! |---|---|---|
+//! | [`dense()`] | `x·W + b` (one matrix product into our own buffer, [`electra_gemm`]) | `dx = dy·Wᵀ`, `dW = xᵀ·dy`, `db = Σ dy` |
+//! | [`dense_gelu`] | `gelu(x·W + b)` | the GELU's from the saved pre-activation, then the product's |
+//! | [`dense_residual_layer_norm`] | `LayerNorm(dropout(x·W + b) + residual)` | from the saved LayerNorm input and statistics; the mask made again |
+//! | [`attention`](fn@attention) | multi-head attention of the fused `[n, 3H]` projection, heads read in place, one sequence per task | per head, from the saved probabilities |
 //! | [`layer_norm`] | LayerNorm over the last dimension | `dx`, `dγ`, `dβ` from saved mean and 1/std |
-//! | [`attention_probs`] | `dropout(softmax(scores·scale + mask))` | from the saved probabilities and mask |
-//! | [`split_heads`], [`merge_heads`] | `[b, s, H]` ↔ `[b, h, s, d]`, contiguous | the inverse copy |
+//! | [`attention_probs`] | `dropout(softmax(scores·scale + mask))` (composed attention's step) | from the saved probabilities and mask |
+//! | [`split_heads`], [`merge_heads`] | `[b, s, H]` ↔ `[b, h, s, d]`, contiguous (composed attention's layout) | the inverse copy |
 //! | [`dropout`] | `x·keep` with the `1/(1 − p)` scale folded into the mask | `dy·keep` |
 //! | [`gelu`] | the exact GELU | `dy·(Φ(x) + x·φ(x))` |
 //! | [`cross_entropy`] | `−log softmax(logits)[target]` per row | `softmax − onehot` |
@@ -27,8 +35,9 @@
 //! new backend needs no code here; it runs the composed form until it gets kernels of its own.
 //! The test module checks every fast kernel, value and gradient, against its composed form.
 //!
-//! **Randomness.** The fast dropout draws its mask from a counter-based generator (SplitMix64
-//! of `seed + i·φ`), with one seed per mask drawn from flex's seeded stream, so
+//! **Randomness.** The fast dropout draws its mask from a counter-based generator ([`keep`]:
+//! a 32-bit hash of the element's index and the mask's seed), with one seed per mask drawn from
+//! flex's seeded stream, so
 //! `Backend::seed` still fixes every draw, and masks do not depend on the thread count. The
 //! masks differ from burn's `Dropout` (another generator, the same distribution). The sampler
 //! draws by inverse CDF from one uniform per row, instead of Gumbel noise for every vocabulary

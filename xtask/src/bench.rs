@@ -1,7 +1,7 @@
 //! `cargo xtask bench [SUITE] [ARGS...]`: the criterion suites and the end-to-end throughput run.
 //!
 //! - no suite: every criterion suite (short settings), then `throughput` with its defaults;
-//! - `encoder`, `data`, `train`: that criterion suite; ARGS go to criterion (replacing the short
+//! - `encoder`, `kernels`, `data`, `train`: that criterion suite; ARGS go to criterion (replacing the short
 //!   default `--warm-up-time 1 --measurement-time 3`);
 //! - `--against REV [OPTIONS]`: this checkout against revision REV (`against.rs`);
 //! - `throughput [OPTIONS]`: the real pre-training step and discriminator inference per preset,
@@ -19,7 +19,7 @@ use crate::throughput::{self, DEFAULTS, Defaults, Options, ThroughputArgs, num};
 use crate::{cargo, run};
 
 /// The criterion suites (files in benches/benches).
-pub const SUITES: [&str; 3] = ["encoder", "train", "data"];
+pub const SUITES: [&str; 4] = ["encoder", "kernels", "train", "data"];
 
 /// Criterion settings of a default (quick) run.
 const QUICK: [&str; 4] = ["--warm-up-time", "1", "--measurement-time", "3"];
@@ -49,6 +49,8 @@ pub struct BenchArgs {
 pub enum Suite {
     /// Criterion suite `encoder` (inference); ARGS go to criterion.
     Encoder(CriterionArgs),
+    /// Criterion suite `kernels` (the CPU kernels at the `small` step's shapes).
+    Kernels(CriterionArgs),
     /// Criterion suite `train` (forward + backward, the ELECTRA step, masking).
     Train(CriterionArgs),
     /// Criterion suite `data` (tokenization, shard building, the loader).
@@ -87,6 +89,7 @@ pub fn bench(root: &Path, args: &BenchArgs) -> anyhow::Result<()> {
         }
         Some(Suite::Throughput(options)) => throughput_table(root, &options.options(DEFAULTS)?),
         Some(Suite::Encoder(c)) => criterion(root, "encoder", &c.args),
+        Some(Suite::Kernels(c)) => criterion(root, "kernels", &c.args),
         Some(Suite::Train(c)) => criterion(root, "train", &c.args),
         Some(Suite::Data(c)) => criterion(root, "data", &c.args),
     }

@@ -62,9 +62,9 @@ pub enum EvalError {
     #[error(transparent)]
     Model(#[from] electra_model::ModelError),
 
-    /// A training-crate error (optimizer config, run checkpoints).
+    /// A run directory's error (its config or checkpoints).
     #[error(transparent)]
-    Train(#[from] electra_train::TrainError),
+    Run(#[from] electra_run::RunError),
 }
 
 impl EvalError {
@@ -93,6 +93,14 @@ impl From<electra_fs::FsError> for EvalError {
         Self::Io {
             path: e.path,
             source: e.source,
+        }
+    }
+}
+
+impl From<electra_optim::OptimError> for EvalError {
+    fn from(e: electra_optim::OptimError) -> Self {
+        match e {
+            electra_optim::OptimError::InvalidConfig(message) => Self::InvalidConfig(message),
         }
     }
 }

@@ -6,7 +6,7 @@ use burn::prelude::*;
 use electra_data::Tokenizer;
 use electra_model::InputTensors;
 
-use crate::data::{Example, Label};
+use crate::glue::data::{Example, Label};
 use crate::error::EvalError;
 
 /// One encoded example (no padding).

@@ -14,7 +14,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use crate::error::EvalError;
-use crate::task::{Split, Task};
+use crate::glue::task::{Split, Task};
 
 /// The gold label of an example.
 #[derive(Clone, Copy, Debug, PartialEq)]

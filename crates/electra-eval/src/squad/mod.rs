@@ -1,0 +1,1 @@
+//! SQuAD (filled in below).

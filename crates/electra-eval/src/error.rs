@@ -26,6 +26,17 @@ pub enum EvalError {
         message: String,
     },
 
+    /// A SQuAD file does not have the official layout or holds an inconsistent question.
+    #[error("{}: {at}: {message}", path.display())]
+    Squad {
+        /// The file.
+        path: PathBuf,
+        /// Where: the question id (when there is one) and the JSON path.
+        at: String,
+        /// What was found and what was expected.
+        message: String,
+    },
+
     /// A task name that is not one of the GLUE tasks.
     #[error("unknown GLUE task `{0}`: expected one of {names}", names = crate::task::Task::names())]
     UnknownTask(String),

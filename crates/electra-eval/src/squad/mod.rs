@@ -1,1 +1,11 @@
-//! SQuAD (filled in below).
+//! SQuAD 1.1 and 2.0: span-extraction fine-tuning as the reference does it
+//! (google-research/electra `finetune/qa/`), and the official metrics.
+//!
+//! - [`data`]: the official JSON, read without loss, with errors naming the file and question;
+//! - [`metrics`]: exact match and F1 exactly as the official v1.1 and v2.0 scripts define
+//!   them, no-answer thresholds, `electra squad score`.
+
+pub mod data;
+pub mod metrics;
+
+pub use data::{SquadFile, Version};

@@ -2,10 +2,12 @@
 //! (google-research/electra `finetune/qa/`), and the official metrics.
 //!
 //! - [`data`]: the official JSON, read without loss, with errors naming the file and question;
+//! - [`features`]: tokens with offsets, windows (doc stride), max context, labels;
 //! - [`metrics`]: exact match and F1 exactly as the official v1.1 and v2.0 scripts define
 //!   them, no-answer thresholds, `electra squad score`.
 
 pub mod data;
+pub mod features;
 pub mod metrics;
 
 pub use data::{SquadFile, Version};

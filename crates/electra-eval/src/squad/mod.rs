@@ -3,11 +3,15 @@
 //!
 //! - [`data`]: the official JSON, read without loss, with errors naming the file and question;
 //! - [`features`]: tokens with offsets, windows (doc stride), max context, labels;
+//! - [`model`]: the reference's joint head and HF's `ElectraForQuestionAnswering` head;
+//! - [`hf`]: question-answering checkpoints (HF's `ElectraForQuestionAnswering` and ours);
 //! - [`metrics`]: exact match and F1 exactly as the official v1.1 and v2.0 scripts define
 //!   them, no-answer thresholds, `electra squad score`.
 
 pub mod data;
 pub mod features;
+pub mod hf;
 pub mod metrics;
+pub mod model;
 
 pub use data::{SquadFile, Version};

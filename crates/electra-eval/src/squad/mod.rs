@@ -5,6 +5,7 @@
 //! - [`features`]: tokens with offsets, windows (doc stride), max context, labels;
 //! - [`model`]: the reference's joint head and HF's `ElectraForQuestionAnswering` head;
 //! - [`hf`]: question-answering checkpoints (HF's `ElectraForQuestionAnswering` and ours);
+//! - [`postprocess`]: n-best answers, max answer length, 2.0's no-answer score;
 //! - [`metrics`]: exact match and F1 exactly as the official v1.1 and v2.0 scripts define
 //!   them, no-answer thresholds, `electra squad score`.
 
@@ -13,5 +14,6 @@ pub mod features;
 pub mod hf;
 pub mod metrics;
 pub mod model;
+pub mod postprocess;
 
 pub use data::{SquadFile, Version};

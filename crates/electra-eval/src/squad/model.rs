@@ -113,8 +113,12 @@ pub enum WindowOutput {
         starts: Vec<(usize, f32)>,
         /// For each start, its best ends: `(position, log-probability)`, best first.
         ends: Vec<Vec<(usize, f32)>>,
-        /// The logit of "unanswerable", if the classifier is on.
-        answerable_logit: Option<f32>,
+        /// The window's no-answer score: the logit of "unanswerable" when the answerability
+        /// classifier is on, else (as the reference computes it then) the start logit of
+        /// `[CLS]` plus the end logits it keeps at inference, which are zeros.
+        null_score: f32,
+        /// Whether `null_score` is the answerability classifier's.
+        from_classifier: bool,
     },
     /// HF's head: every position's start and end logit (the window's real length).
     Independent {
@@ -267,6 +271,7 @@ impl<B: Backend> ElectraForSquad<B> {
         let mask_add = mask_add::<B>(batch, &device);
         let start_logits = start_logits(head, hidden.clone(), mask_add.clone());
         let start_log_probs = host(log_softmax(start_logits.clone(), 1));
+        let cls_start: Vec<f32> = host(start_logits.clone().slice([0..b, 0..1]));
         let answerable = answerable_logit(head, hidden.clone(), start_logits).map(host);
         let k = beam.min(s).max(1);
         let starts: Vec<Vec<(usize, f32)>> = batch
@@ -296,7 +301,8 @@ impl<B: Backend> ElectraForSquad<B> {
                 WindowOutput::Joint {
                     starts: starts[row].clone(),
                     ends,
-                    answerable_logit: answerable.as_ref().map(|a| a[row]),
+                    null_score: answerable.as_ref().map_or(cls_start[row], |a| a[row]),
+                    from_classifier: answerable.is_some(),
                 }
             })
             .collect()

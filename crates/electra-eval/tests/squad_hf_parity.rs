@@ -127,3 +127,41 @@ fn hf_question_answering_matches_transformers_and_round_trips() {
     let start2: Vec<f32> = start2.into_data().iter::<f32>().collect();
     assert_eq!(start2, start);
 }
+
+#[test]
+fn autodiff_and_inner_losses_agree() {
+    use burn::backend::Autodiff;
+    use burn::module::AutodiffModule;
+    use electra_eval::squad::model::{ElectraForSquad, HeadConfig};
+    let device = Default::default();
+    let want = expected();
+    let mut config = electra_model::ElectraConfig::micro(64);
+    config.hidden_dropout_prob = 0.0;
+    config.attention_probs_dropout_prob = 0.0;
+    for kind in [HeadKind::HuggingFace, HeadKind::Reference] {
+        Autodiff::<Flex>::seed(&device, 1);
+        let model = ElectraForSquad::<Autodiff<Flex>>::new(
+            electra_model::ElectraModel::new(&config, &device),
+            &config,
+            &HeadConfig::of(kind),
+            &device,
+        );
+        let input_ad = {
+            let i = inputs(&want, &device);
+            InputTensors::<Autodiff<Flex>> {
+                input_ids: Tensor::from_inner(i.input_ids),
+                token_type_ids: Tensor::from_inner(i.token_type_ids),
+                attention_mask: Tensor::from_inner(i.attention_mask),
+            }
+        };
+        let targets = vec![(6, 7, false), (4, 5, false), (0, 0, true)];
+        let mask = vec![1.0; 30];
+        let batch = electra_eval::squad::features::QaBatch { input: input_ad, answer_mask: mask.clone(), lengths: vec![10; 3], seq_len: 10 };
+        let ad: Vec<f32> = model.losses(&batch, &targets, 0.5).into_data().iter::<f32>().collect();
+        let inner = model.valid();
+        let batch_inner = electra_eval::squad::features::QaBatch { input: inputs(&want, &device), answer_mask: mask, lengths: vec![10; 3], seq_len: 10 };
+        let inn: Vec<f32> = inner.losses(&batch_inner, &targets, 0.5).into_data().iter::<f32>().collect();
+        eprintln!("{kind:?}: autodiff {ad:?} inner {inn:?}");
+        assert_close(&ad, &inn, "losses");
+    }
+}

@@ -10,6 +10,7 @@ pub mod outdir;
 pub mod plot;
 pub mod pretrain;
 pub mod progress;
+pub mod squad;
 pub mod tokenizer_train;
 
 /// `electra data ...`.

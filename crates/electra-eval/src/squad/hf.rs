@@ -6,7 +6,7 @@
 //!   write, and we load what it writes (a fine-tuned model from the Hub, for example);
 //! - the `reference` head has no HF class; its directory names `ElectraReferenceQA` in
 //!   `architectures` and records whether it has the answerability classifier
-//!   (`squad_answerable_classifier`). Its encoder tensors are under HF's names, so
+//!   (`squad_answerable_classifier`) and its hidden width (`squad_joint_hidden`). Its encoder tensors are under HF's names, so
 //!   `transformers`' `ElectraModel.from_pretrained` reads the encoder (ignoring the head).
 
 use std::path::Path;
@@ -17,7 +17,7 @@ use electra_model::{ElectraConfig, ElectraModel, HfConfig};
 use serde_json::Value;
 
 use crate::error::EvalError;
-use crate::squad::model::{ElectraForSquad, HeadKind};
+use crate::squad::model::{ElectraForSquad, HeadConfig, HeadKind, REFERENCE_HIDDEN};
 
 /// HF's class of the `hf` head.
 pub const HF_QA_CLASS: &str = "ElectraForQuestionAnswering";
@@ -25,6 +25,11 @@ pub const HF_QA_CLASS: &str = "ElectraForQuestionAnswering";
 pub const REFERENCE_QA_CLASS: &str = "ElectraReferenceQA";
 /// The `config.json` key recording the reference head's answerability classifier.
 pub const ANSWERABLE_KEY: &str = "squad_answerable_classifier";
+/// The `config.json` key of the 2.0 no-answer threshold chosen on the dev set (what
+/// `electra squad predict` applies by default).
+pub const NULL_THRESHOLD_KEY: &str = "squad_null_threshold";
+/// The `config.json` key recording the reference head's hidden width.
+pub const JOINT_HIDDEN_KEY: &str = "squad_joint_hidden";
 
 /// The head a checkpoint directory's `config.json` names, if it is a question-answering one.
 pub fn qa_head(config: &HfConfig) -> Option<HeadKind> {
@@ -59,16 +64,23 @@ pub fn load<B: Backend>(
             config.architectures
         ))
     })?;
-    let answerable = config
-        .extra
-        .get(ANSWERABLE_KEY)
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+    let head_config = HeadConfig {
+        kind: head,
+        answerable_classifier: config
+            .extra
+            .get(ANSWERABLE_KEY)
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        joint_hidden: config
+            .extra
+            .get(JOINT_HIDDEN_KEY)
+            .and_then(Value::as_u64)
+            .map_or(REFERENCE_HIDDEN, |w| w as usize),
+    };
     let mut model = ElectraForSquad::new(
         ElectraModel::new(&config.model, device),
         &config.model,
-        head,
-        answerable,
+        &head_config,
         device,
     );
     let class = match head {
@@ -94,6 +106,10 @@ pub fn save<B: Backend>(
         hf_config.extra.insert(
             ANSWERABLE_KEY.to_string(),
             Value::Bool(head.answerable_logit.is_some()),
+        );
+        hf_config.extra.insert(
+            JOINT_HIDDEN_KEY.to_string(),
+            Value::from(head.end_hidden.weight.val().dims()[1]),
         );
     }
     hf::save_config(model, &hf_config, dir)?;

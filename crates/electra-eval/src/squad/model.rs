@@ -39,6 +39,29 @@ use crate::squad::features::QaBatch;
 /// Width of the reference head's hidden layers (`qa_hidden` and the answerability layer).
 pub const REFERENCE_HIDDEN: usize = 512;
 
+/// The head to put on an encoder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeadConfig {
+    /// Which head.
+    pub kind: HeadKind,
+    /// The reference head's answerability classifier.
+    pub answerable_classifier: bool,
+    /// Width of the reference head's hidden layers ([`REFERENCE_HIDDEN`]; smaller only for
+    /// tiny test models).
+    pub joint_hidden: usize,
+}
+
+impl HeadConfig {
+    /// `kind` with the reference's settings (classifier on, width 512).
+    pub fn of(kind: HeadKind) -> Self {
+        Self {
+            kind,
+            answerable_classifier: true,
+            joint_hidden: REFERENCE_HIDDEN,
+        }
+    }
+}
+
 /// Which question-answering head.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum HeadKind {
@@ -150,17 +173,16 @@ pub fn top_k(values: &[f32], k: usize) -> Vec<(usize, f32)> {
 }
 
 impl<B: Backend> ElectraForSquad<B> {
-    /// Puts a fresh `head` on `electra` (seed the backend first); `answerable` adds the
-    /// reference head's answerability classifier.
+    /// Puts a fresh `head` on `electra` (seed the backend first).
     pub fn new(
         electra: ElectraModel<B>,
         config: &ElectraConfig,
-        head: HeadKind,
-        answerable: bool,
+        head: &HeadConfig,
         device: &B::Device,
     ) -> Self {
         let h = config.hidden_size;
-        match head {
+        let (answerable, width) = (head.answerable_classifier, head.joint_hidden);
+        match head.kind {
             HeadKind::HuggingFace => Self {
                 electra,
                 qa_outputs: Some(linear_normal(h, 2, config.initializer_range, device)),
@@ -171,11 +193,10 @@ impl<B: Backend> ElectraForSquad<B> {
                 qa_outputs: None,
                 reference: Some(ReferenceHead {
                     start_logits: linear_glorot(h, 1, device),
-                    end_hidden: linear_glorot(2 * h, REFERENCE_HIDDEN, device),
-                    end_logits: linear_glorot(REFERENCE_HIDDEN, 1, device),
-                    answerable_hidden: answerable
-                        .then(|| linear_glorot(2 * h, REFERENCE_HIDDEN, device)),
-                    answerable_logit: answerable.then(|| linear_glorot(REFERENCE_HIDDEN, 1, device)),
+                    end_hidden: linear_glorot(2 * h, width, device),
+                    end_logits: linear_glorot(width, 1, device),
+                    answerable_hidden: answerable.then(|| linear_glorot(2 * h, width, device)),
+                    answerable_logit: answerable.then(|| linear_glorot(width, 1, device)),
                 }),
             },
         }
@@ -366,21 +387,22 @@ fn end_logits<B: Backend, const D: usize>(
 ) -> Tensor<B, 4> {
     let [b, s, h] = hidden.dims();
     let weight = head.end_hidden.weight.val();
-    let w_start = weight.clone().slice([0..h, 0..REFERENCE_HIDDEN]);
-    let w_end = weight.slice([h..2 * h, 0..REFERENCE_HIDDEN]);
+    let width = weight.dims()[1];
+    let w_start = weight.clone().slice([0..h, 0..width]);
+    let w_end = weight.slice([h..2 * h, 0..width]);
     let n = h_start.shape().num_elements() / h;
     let starts = h_start.reshape([n, h]);
     let k = n / b;
     let mut start_part = starts.matmul(w_start);
     if let Some(bias) = &head.end_hidden.bias {
-        start_part = start_part + bias.val().reshape([1, REFERENCE_HIDDEN]);
+        start_part = start_part + bias.val().reshape([1, width]);
     }
     let end_part = hidden
         .reshape([b * s, h])
         .matmul(w_end)
-        .reshape([b, 1, s, REFERENCE_HIDDEN]);
-    let pre = start_part.reshape([b, k, 1, REFERENCE_HIDDEN]) + end_part;
-    let act = kernels::gelu(pre).reshape([b * k * s, REFERENCE_HIDDEN]);
+        .reshape([b, 1, s, width]);
+    let pre = start_part.reshape([b, k, 1, width]) + end_part;
+    let act = kernels::gelu(pre).reshape([b * k * s, width]);
     head.end_logits.forward(act).reshape([b, k, s, 1])
 }
 

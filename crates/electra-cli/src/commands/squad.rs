@@ -1,0 +1,467 @@
+//! `electra squad`: fine-tune and evaluate a pre-trained discriminator on SQuAD 1.1 or 2.0
+//! over several seeds (resumable); `electra squad predict`: answer questions with a
+//! fine-tuned model; `electra squad score`: score any predictions with the official
+//! metrics. The work is `electra_eval::squad`'s; this file reads flags, shows progress and
+//! prints.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use burn::backend::Autodiff;
+use burn::tensor::backend::Backend;
+use electra_eval::finetune::{Progress, StepRecord};
+use electra_eval::model::LossReduction;
+use electra_eval::pretrained;
+use electra_eval::squad::finetune::{REFERENCE_NULL_THRESHOLD, SquadConfig};
+use electra_eval::squad::model::HeadKind;
+use electra_eval::squad::run::{self, SeedResult, SquadObserver, SquadReport};
+use electra_eval::squad::{Version, hf, metrics, predict};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::backend::BackendTask;
+
+/// Arguments of `electra squad`.
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct SquadArgs {
+    /// `predict` or `score` instead of fine-tuning.
+    #[command(subcommand)]
+    pub command: Option<SquadCommand>,
+    /// Checkpoint, data and recipe.
+    #[command(flatten)]
+    pub tune: TuneArgs,
+}
+
+/// `electra squad ...` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum SquadCommand {
+    /// Answer questions (JSON in, JSON out) with a model fine-tuned by `electra squad`.
+    Predict(PredictArgs),
+    /// Score predictions against a SQuAD file exactly as the official scripts do.
+    Score(ScoreArgs),
+}
+
+/// What `electra squad` fine-tunes, on what, and how.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TuneArgs {
+    /// The pre-trained model: a Hugging Face ELECTRA directory (ElectraForPreTraining or
+    /// ElectraForMaskedLM; the head is dropped) or an `electra pretrain` run directory.
+    #[arg(long, required = true)]
+    pub checkpoint: Option<PathBuf>,
+    /// The training file (official SQuAD JSON, e.g. train-v2.0.json).
+    #[arg(long, required = true)]
+    pub train: Option<PathBuf>,
+    /// The evaluation file with gold answers (e.g. dev-v2.0.json).
+    #[arg(long, required = true)]
+    pub dev: Option<PathBuf>,
+    /// SQuAD version: 1.1 or 2.0 (default: the training file's `version`).
+    #[arg(long)]
+    pub version: Option<String>,
+    /// The tokenizer (vocab.txt or tokenizer.json); default: the one beside the checkpoint.
+    #[arg(long)]
+    pub tokenizer: Option<PathBuf>,
+    /// Start from random weights with the checkpoint's configuration (a baseline).
+    #[arg(long)]
+    pub random_init: bool,
+    /// Number of fine-tuning seeds (the paper reports the median of 10).
+    #[arg(long, default_value_t = 5)]
+    pub seeds: u64,
+    /// The first seed; seeds are first, first+1, ...
+    #[arg(long, default_value_t = 1)]
+    pub first_seed: u64,
+    /// Output directory. Running the same command again resumes after the finished seeds.
+    #[arg(long, default_value = "squad-results")]
+    pub out: PathBuf,
+    /// Replace earlier results (and the seeds of another run) in --out.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// The head: `reference` (the ELECTRA reference's joint head with the answerability
+    /// classifier) or `hf` (Hugging Face's ElectraForQuestionAnswering, exported as one).
+    #[arg(long, default_value = "reference")]
+    pub head: String,
+    /// Leave out the reference head's answerability classifier.
+    #[arg(long)]
+    pub no_answerable_classifier: bool,
+    /// Peak learning rate (default by model size: 3e-4 Small, 1e-4 Base, 5e-5 Large).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Layer-wise LR decay α (default 0.8; 0.9 for Large; 1 disables).
+    #[arg(long)]
+    pub layerwise_decay: Option<f64>,
+    /// Use the corrected layer-wise formula (top layer ×α) instead of the reference's (×α²).
+    #[arg(long)]
+    pub corrected_layerwise_decay: bool,
+    /// Epochs.
+    #[arg(long, default_value_t = 2)]
+    pub epochs: usize,
+    /// Windows per step.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Tokens per window (default 512, or the model's max_position_embeddings if smaller).
+    #[arg(long)]
+    pub max_seq_len: Option<usize>,
+    /// Tokens between the starts of consecutive windows of a long context.
+    #[arg(long, default_value_t = 128)]
+    pub doc_stride: usize,
+    /// Question tokens kept (longer questions are cut).
+    #[arg(long, default_value_t = 64)]
+    pub max_query_len: usize,
+    /// Windows a context may need before it is refused.
+    #[arg(long, default_value_t = 100)]
+    pub max_windows: usize,
+    /// The reference head's beam: best starts, and ends per start.
+    #[arg(long, default_value_t = 20)]
+    pub beam: usize,
+    /// N-best answers kept per question.
+    #[arg(long, default_value_t = 20)]
+    pub n_best: usize,
+    /// Longest answer, in tokens.
+    #[arg(long, default_value_t = 30)]
+    pub max_answer_len: usize,
+    /// 2.0: the no-answer threshold of answers.json (default: the best-F1 one on --dev).
+    #[arg(long, allow_hyphen_values = true)]
+    pub null_threshold: Option<f64>,
+    /// Windows per batch when predicting.
+    #[arg(long, default_value_t = 16)]
+    pub eval_batch_size: usize,
+    /// Train on a seeded subset of this many questions (for bounded measurements).
+    #[arg(long)]
+    pub max_train_questions: Option<usize>,
+    /// Average the per-window losses of a batch instead of summing them (the reference sums).
+    #[arg(long)]
+    pub mean_loss: bool,
+}
+
+/// Arguments of `electra squad predict`.
+#[derive(Debug, clap::Args)]
+pub struct PredictArgs {
+    /// A model written by `electra squad` (OUT/model) or a Hugging Face
+    /// ElectraForQuestionAnswering directory.
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// Questions: an official SQuAD file, a list of {"id", "question", "context"} objects, or
+    /// one such object.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Where the answers go (JSON; written atomically).
+    #[arg(long)]
+    pub output: PathBuf,
+    /// The tokenizer; default: the one in the checkpoint directory.
+    #[arg(long)]
+    pub tokenizer: Option<PathBuf>,
+    /// SQuAD version of the model (default: recorded in its config.json, else 2.0).
+    #[arg(long)]
+    pub version: Option<String>,
+    /// 2.0: answer "" when the no-answer score exceeds this (default: the threshold chosen
+    /// on the dev set at training, else the reference's -2.75).
+    #[arg(long, allow_hyphen_values = true)]
+    pub null_threshold: Option<f64>,
+    /// Tokens per window (default 512, or the model's max_position_embeddings if smaller).
+    #[arg(long)]
+    pub max_seq_len: Option<usize>,
+    /// Include each question's n-best answers.
+    #[arg(long)]
+    pub nbest: bool,
+}
+
+/// Arguments of `electra squad score`.
+#[derive(Debug, clap::Args)]
+pub struct ScoreArgs {
+    /// The SQuAD file with gold answers (e.g. dev-v2.0.json).
+    pub data: PathBuf,
+    /// The predictions: a JSON object mapping question ids to answer texts.
+    pub predictions: PathBuf,
+    /// 2.0: the no-answer scores (a JSON object mapping question ids to numbers).
+    #[arg(long)]
+    pub na_prob: Option<PathBuf>,
+    /// 2.0: predict "" where the no-answer score exceeds this (the official default 1.0).
+    #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
+    pub na_prob_thresh: f64,
+    /// The version whose script to follow (default: the data file's `version`).
+    #[arg(long)]
+    pub version: Option<String>,
+}
+
+fn version(text: &Option<String>) -> anyhow::Result<Option<Version>> {
+    Ok(text.as_deref().map(str::parse).transpose()?)
+}
+
+/// `electra squad score`: prints the official script's output.
+pub fn score(args: &ScoreArgs) -> anyhow::Result<()> {
+    let (version, scores) = metrics::score_files(
+        &args.data,
+        &args.predictions,
+        args.na_prob.as_deref(),
+        version(&args.version)?,
+        args.na_prob_thresh,
+    )?;
+    if let metrics::Scores::V1(s) = &scores {
+        for id in &s.missing {
+            eprintln!("Unanswered question {id} will receive score 0.");
+        }
+    }
+    eprintln!("SQuAD {version} ({})", args.data.display());
+    println!("{}", scores.to_official_json());
+    Ok(())
+}
+
+/// What `--out` receives once a run is complete.
+const OUTPUTS: [&str; 7] = [
+    "results.md",
+    "results.json",
+    "predictions.json",
+    "null_odds.json",
+    "answers.json",
+    "nbest_predictions.json",
+    "model",
+];
+
+impl TuneArgs {
+    fn config(&self) -> anyhow::Result<SquadConfig> {
+        let mut config = SquadConfig {
+            head: self.head.parse::<HeadKind>()?,
+            answerable_classifier: !self.no_answerable_classifier,
+            learning_rate: self.lr,
+            layerwise_lr_decay: self.layerwise_decay,
+            corrected_layerwise_decay: self.corrected_layerwise_decay,
+            batch_size: self.batch_size,
+            epochs: self.epochs,
+            loss_reduction: if self.mean_loss {
+                LossReduction::Mean
+            } else {
+                LossReduction::Sum
+            },
+            beam_size: self.beam,
+            eval_batch_size: self.eval_batch_size,
+            max_train_questions: self.max_train_questions,
+            null_threshold: self.null_threshold,
+            ..SquadConfig::default()
+        };
+        config.windows.doc_stride = self.doc_stride;
+        config.windows.max_query_length = self.max_query_len;
+        config.windows.max_windows = self.max_windows;
+        if let Some(n) = self.max_seq_len {
+            config.windows.max_seq_length = n;
+        }
+        config.answers.n_best_size = self.n_best;
+        config.answers.max_answer_length = self.max_answer_len;
+        Ok(config)
+    }
+}
+
+/// Progress bars (training epochs, evaluation), `metrics.jsonl` and a line per seed.
+struct Bars {
+    bar: Option<ProgressBar>,
+    metrics: std::fs::File,
+    seed: u64,
+}
+
+impl Bars {
+    fn start(&mut self, len: usize, prefix: String, unit: &str) {
+        let bar = ProgressBar::new(len as u64);
+        if let Ok(style) = ProgressStyle::with_template(&format!(
+            "{{prefix}} [{{elapsed_precise}}] {{bar:30}} {{pos}}/{{len}} {unit} {{msg}}"
+        )) {
+            bar.set_style(style);
+        }
+        bar.set_prefix(prefix);
+        bar.enable_steady_tick(Duration::from_millis(500));
+        self.bar = Some(bar);
+    }
+}
+
+impl Progress for Bars {
+    fn epoch_start(&mut self, epoch: usize, epochs: usize, steps: usize) {
+        let prefix = format!("seed {} epoch {}/{epochs}", self.seed, epoch + 1);
+        self.start(steps, prefix, "steps");
+    }
+
+    fn step(&mut self, r: &StepRecord) {
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
+            bar.set_message(format!("loss {:.4} lr {:.2e}", r.loss, r.lr));
+        }
+        let line = serde_json::json!({
+            "task": "squad", "seed": self.seed, "step": r.step, "epoch": r.epoch,
+            "loss": r.loss, "lr": r.lr, "grad_norm": r.grad_norm,
+        });
+        if let Err(e) = writeln!(self.metrics, "{line}") {
+            tracing::warn!("cannot write metrics.jsonl: {e}");
+        }
+    }
+
+    fn epoch_end(&mut self, _epoch: usize, mean_loss: f64) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_with_message(format!("mean loss {mean_loss:.4}"));
+        }
+    }
+}
+
+impl SquadObserver for Bars {
+    fn data_ready(
+        &mut self,
+        train: &electra_eval::squad::features::QaSet,
+        dev: &electra_eval::squad::features::QaSet,
+    ) {
+        eprintln!(
+            "train: {} questions in {} windows ({} skipped); dev: {} questions in {} windows",
+            train.examples.len(),
+            train.len(),
+            train.skipped.len(),
+            dev.examples.len(),
+            dev.len()
+        );
+    }
+
+    fn seed_resumed(&mut self, r: &SeedResult) {
+        println!("seed {} (finished earlier): {}", r.seed, format_scores(r));
+    }
+
+    fn seed_started(&mut self, seed: u64) {
+        self.seed = seed;
+    }
+
+    fn evaluation_started(&mut self, windows: usize) {
+        self.start(windows, format!("seed {} dev", self.seed), "windows");
+    }
+
+    fn evaluated(&mut self, windows: usize) {
+        if let Some(bar) = &self.bar {
+            bar.inc(windows as u64);
+        }
+    }
+
+    fn seed_finished(&mut self, r: &SeedResult) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish();
+        }
+        println!(
+            "seed {}: {} (train loss {:.4}, {:.0} s)",
+            r.seed,
+            format_scores(r),
+            r.final_train_loss,
+            r.train_seconds
+        );
+    }
+}
+
+fn format_scores(r: &SeedResult) -> String {
+    r.scores
+        .iter()
+        .filter(|(k, _)| ["exact_match", "exact", "f1", "best_exact", "best_f1"].contains(&k.as_str()))
+        .map(|(k, v)| format!("{k} {v:.2}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl BackendTask for TuneArgs {
+    type Output = SquadReport;
+
+    fn run<B: Backend>(self, device: B::Device) -> anyhow::Result<SquadReport> {
+        type AB<B> = Autodiff<B>;
+        let checkpoint = self.checkpoint.clone().context("--checkpoint is required")?;
+        let train = self.train.clone().context("--train is required")?;
+        let dev = self.dev.clone().context("--dev is required")?;
+        if self.seeds == 0 {
+            bail!("--seeds must be at least 1");
+        }
+        let old = super::outdir::check(&self.out, &OUTPUTS, "SQuAD results", self.overwrite)?;
+        let mut config = self.config()?;
+        config.validate()?;
+        <AB<B> as Backend>::seed(&device, self.first_seed);
+        let pre = pretrained::load::<AB<B>>(
+            &checkpoint,
+            self.tokenizer.as_deref(),
+            self.random_init,
+            &device,
+        )
+        .with_context(|| format!("cannot load the checkpoint {}", checkpoint.display()))?;
+        if self.max_seq_len.is_none() {
+            let positions = pre.config.max_position_embeddings;
+            config.windows.max_seq_length = config.windows.max_seq_length.min(positions);
+            config.windows.validate()?;
+        }
+        for path in &old {
+            super::outdir::remove(path)?;
+        }
+        std::fs::create_dir_all(&self.out)
+            .with_context(|| format!("cannot create {}", self.out.display()))?;
+        let metrics_path = self.out.join("metrics.jsonl");
+        let metrics = std::fs::OpenOptions::new()
+            .create(true)
+            .append(!self.overwrite)
+            .write(true)
+            .truncate(self.overwrite)
+            .open(&metrics_path)
+            .with_context(|| format!("cannot open {}", metrics_path.display()))?;
+        let squad_run = run::SquadRun {
+            train,
+            dev,
+            version: version(&self.version)?,
+            seeds: (0..self.seeds).map(|i| self.first_seed + i).collect(),
+            config,
+            out: self.out.clone(),
+            overwrite: self.overwrite,
+        };
+        let mut bars = Bars {
+            bar: None,
+            metrics,
+            seed: 0,
+        };
+        let report = run::run(&pre, &squad_run, &device, &mut bars)?;
+        let md = report.to_markdown();
+        let md_path = self.out.join("results.md");
+        electra_fs::write_atomic(&md_path, md.as_bytes())
+            .with_context(|| format!("cannot write {}", md_path.display()))?;
+        let json_path = self.out.join("results.json");
+        electra_fs::write_atomic(&json_path, serde_json::to_string_pretty(&report)?.as_bytes())
+            .with_context(|| format!("cannot write {}", json_path.display()))?;
+        println!("\n{md}");
+        println!("wrote {} and {}", md_path.display(), json_path.display());
+        Ok(report)
+    }
+}
+
+impl BackendTask for PredictArgs {
+    type Output = ();
+
+    fn run<B: Backend>(self, device: B::Device) -> anyhow::Result<()> {
+        let (model, hf_config) = hf::load::<B>(&self.checkpoint, &device)
+            .with_context(|| format!("cannot load {}", self.checkpoint.display()))?;
+        let tokenizer_path = self.tokenizer.clone().unwrap_or(self.checkpoint.clone());
+        let tokenizer = electra_data::Tokenizer::from_path(&tokenizer_path)
+            .context("pass --tokenizer (the vocab.txt or tokenizer.json of the model)")?;
+        let recorded = |key: &str| hf_config.extra.get(key).cloned();
+        let version = match version(&self.version)? {
+            Some(v) => v,
+            None => recorded("squad_version")
+                .and_then(|v| v.as_str().and_then(|s| s.parse().ok()))
+                .unwrap_or(Version::V2_0),
+        };
+        let threshold = self
+            .null_threshold
+            .or_else(|| recorded(hf::NULL_THRESHOLD_KEY).and_then(|v| v.as_f64()))
+            .unwrap_or(REFERENCE_NULL_THRESHOLD);
+        let mut config = SquadConfig::default();
+        config.windows.max_seq_length = self
+            .max_seq_len
+            .unwrap_or(config.windows.max_seq_length)
+            .min(hf_config.model.max_position_embeddings);
+        config.windows.validate()?;
+        let questions = predict::read_questions(&self.input)?;
+        let answers = predict::answer(
+            &model, &tokenizer, questions, version, &config, threshold, self.nbest, &device,
+        )?;
+        let text = serde_json::to_string_pretty(&answers)? + "\n";
+        electra_fs::write_atomic(&self.output, text.as_bytes())
+            .with_context(|| format!("cannot write {}", self.output.display()))?;
+        println!(
+            "answered {} questions (SQuAD {version}, no-answer threshold {threshold}); wrote {}",
+            answers.len(),
+            self.output.display()
+        );
+        Ok(())
+    }
+}

@@ -207,16 +207,20 @@ pub fn score(args: &ScoreArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What `--out` receives once a run is complete.
-const OUTPUTS: [&str; 7] = [
+/// What `--out` receives once a run is complete: a directory holding any of them is refused
+/// without `--overwrite`. (`seeds/`, `model/` and `metrics.jsonl` are a run's resumable state:
+/// an interrupted run resumes from them; `--overwrite` removes them too.)
+const OUTPUTS: [&str; 6] = [
     "results.md",
     "results.json",
     "predictions.json",
     "null_odds.json",
     "answers.json",
     "nbest_predictions.json",
-    "model",
 ];
+
+/// A run's resumable state, removed by `--overwrite`.
+const STATE: [&str; 3] = ["seeds", "model", "metrics.jsonl"];
 
 impl TuneArgs {
     fn config(&self) -> anyhow::Result<SquadConfig> {
@@ -379,12 +383,20 @@ impl BackendTask for TuneArgs {
         )
         .with_context(|| format!("cannot load the checkpoint {}", checkpoint.display()))?;
         if self.max_seq_len.is_none() {
-            let positions = pre.config.max_position_embeddings;
-            config.windows.max_seq_length = config.windows.max_seq_length.min(positions);
+            // The default fits the model it is given (the reference's 512 tokens otherwise).
+            config.windows = config.windows.fitted(pre.config.max_position_embeddings);
             config.windows.validate()?;
         }
         for path in &old {
             super::outdir::remove(path)?;
+        }
+        if self.overwrite {
+            for name in STATE {
+                let path = self.out.join(name);
+                if path.exists() {
+                    super::outdir::remove(&path)?;
+                }
+            }
         }
         std::fs::create_dir_all(&self.out)
             .with_context(|| format!("cannot create {}", self.out.display()))?;
@@ -436,7 +448,7 @@ impl BackendTask for PredictArgs {
         let recorded = |key: &str| hf_config.extra.get(key).cloned();
         let version = match version(&self.version)? {
             Some(v) => v,
-            None => recorded("squad_version")
+            None => recorded(hf::VERSION_KEY)
                 .and_then(|v| v.as_str().and_then(|s| s.parse().ok()))
                 .unwrap_or(Version::V2_0),
         };
@@ -444,11 +456,16 @@ impl BackendTask for PredictArgs {
             .null_threshold
             .or_else(|| recorded(hf::NULL_THRESHOLD_KEY).and_then(|v| v.as_f64()))
             .unwrap_or(REFERENCE_NULL_THRESHOLD);
-        let mut config = SquadConfig::default();
-        config.windows.max_seq_length = self
-            .max_seq_len
-            .unwrap_or(config.windows.max_seq_length)
-            .min(hf_config.model.max_position_embeddings);
+        // The settings the model was fine-tuned with (windows, beam, answers), else defaults.
+        let mut config: SquadConfig = recorded(hf::CONFIG_KEY)
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_default();
+        if let Some(n) = self.max_seq_len {
+            config.windows.max_seq_length = n;
+        }
+        config.windows = config
+            .windows
+            .fitted(hf_config.model.max_position_embeddings);
         config.windows.validate()?;
         let questions = predict::read_questions(&self.input)?;
         let answers = predict::answer(

@@ -57,6 +57,18 @@ impl Default for WindowConfig {
 }
 
 impl WindowConfig {
+    /// These settings for a model with `positions` position embeddings: `max_seq_length` cut
+    /// to `positions`, and then `max_query_length` to half of it, so that a model shorter
+    /// than the reference's 512 tokens still gets windows.
+    pub fn fitted(&self, positions: usize) -> Self {
+        let max_seq_length = self.max_seq_length.min(positions);
+        Self {
+            max_seq_length,
+            max_query_length: self.max_query_length.min(max_seq_length / 2),
+            ..self.clone()
+        }
+    }
+
     /// Checks the ranges; the error names the field.
     pub fn validate(&self) -> Result<(), EvalError> {
         if self.max_seq_length < self.max_query_length + 4 {

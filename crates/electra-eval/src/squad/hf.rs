@@ -28,6 +28,10 @@ pub const ANSWERABLE_KEY: &str = "squad_answerable_classifier";
 /// The `config.json` key of the 2.0 no-answer threshold chosen on the dev set (what
 /// `electra squad predict` applies by default).
 pub const NULL_THRESHOLD_KEY: &str = "squad_null_threshold";
+/// The `config.json` key of the SQuAD version the model was fine-tuned for.
+pub const VERSION_KEY: &str = "squad_version";
+/// The `config.json` key of the fine-tuning settings (windows, answers, beam).
+pub const CONFIG_KEY: &str = "squad_config";
 /// The `config.json` key recording the reference head's hidden width.
 pub const JOINT_HIDDEN_KEY: &str = "squad_joint_hidden";
 

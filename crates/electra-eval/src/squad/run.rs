@@ -226,6 +226,8 @@ pub fn run<B: AutodiffBackend>(
             continue;
         }
         let result = run_seed(pre, run, &train, &dev, &store, &results, seed, device, observer)?;
+        // Test-only fault injection (debug builds): a crash between two seeds.
+        electra_fs::kill_point(&format!("squad.seed-recorded@{seed}"));
         observer.seed_finished(&result);
         results.push(result);
     }
@@ -286,7 +288,13 @@ fn run_seed<B: AutodiffBackend>(
         .all(|r| result.selection_score() > r.selection_score());
     if best_so_far {
         let threshold = answers_threshold(config, &evaluation.scores);
-        save_model(&trained.model, pre, &run.out, seed, dev.version, threshold)?;
+        let recorded = Recorded {
+            seed,
+            version: dev.version,
+            threshold,
+            config,
+        };
+        save_model(&trained.model, pre, &run.out, &recorded)?;
     }
     store.save(seed, &result)?;
     Ok(result)
@@ -303,15 +311,22 @@ fn answers_threshold(config: &SquadConfig, scores: &Scores) -> Option<f64> {
     }
 }
 
+/// What a saved model records about its fine-tuning (in its `config.json`).
+struct Recorded<'a> {
+    seed: u64,
+    version: Version,
+    threshold: Option<f64>,
+    config: &'a SquadConfig,
+}
+
 /// Writes `OUT/model/` (replacing an earlier one whole): the model as an HF-style directory,
-/// with the seed, version and no-answer threshold in its `config.json`, and the tokenizer.
+/// with the seed, version, no-answer threshold and fine-tuning settings in its `config.json`
+/// (`electra squad predict` reads them), and the tokenizer.
 fn save_model<B: Backend>(
     model: &ElectraForSquad<B>,
     pre: &Pretrained<impl Backend>,
     out: &Path,
-    seed: u64,
-    version: Version,
-    threshold: Option<f64>,
+    recorded: &Recorded<'_>,
 ) -> Result<(), EvalError> {
     let staging = electra_fs::StagingDir::create(out.join(".model.tmp"))?;
     hf::save(model, &pre.config, staging.path())?;
@@ -320,11 +335,15 @@ fn save_model<B: Backend>(
     let mut value: Value = serde_json::from_str(&text)
         .map_err(|e| EvalError::format(&config_path, e.line(), e.to_string()))?;
     if let Some(map) = value.as_object_mut() {
-        map.insert("squad_seed".into(), Value::from(seed));
-        map.insert("squad_version".into(), Value::from(version.name()));
-        if let Some(t) = threshold {
+        map.insert("squad_seed".into(), Value::from(recorded.seed));
+        map.insert(hf::VERSION_KEY.into(), Value::from(recorded.version.name()));
+        if let Some(t) = recorded.threshold {
             map.insert(hf::NULL_THRESHOLD_KEY.into(), Value::from(t));
         }
+        map.insert(
+            hf::CONFIG_KEY.into(),
+            serde_json::to_value(recorded.config).unwrap_or(Value::Null),
+        );
     }
     let text = serde_json::to_string_pretty(&value).unwrap_or(text);
     std::fs::write(&config_path, text).map_err(|e| EvalError::io(&config_path, e))?;

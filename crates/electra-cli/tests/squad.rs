@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 mod common;
-use common::{electra, electra_ok};
+use common::{electra, electra_ok, write_vocab};
 
 use serde_json::Value;
 
@@ -20,21 +20,6 @@ const WORDS: [&str; 24] = [
     "the", "cat", "dog", "sat", "ran", "on", "mat", "park", "a", "big", "small", "red", "blue",
     "is", "was", "not", "where", "who", "what", "house", "tree", "?", ".", "did",
 ];
-
-/// A 64-token vocabulary (the fixture's size).
-fn write_vocab(path: &Path) {
-    let mut vocab: Vec<String> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-        .iter()
-        .chain(WORDS.iter())
-        .map(|s| s.to_string())
-        .collect();
-    let mut i = 0;
-    while vocab.len() < 64 {
-        vocab.push(format!("[unused{i}]"));
-        i += 1;
-    }
-    std::fs::write(path, vocab.join("\n") + "\n").expect("vocab");
-}
 
 /// A SQuAD 2.0 file: `n` paragraphs of two questions each, one answerable, one not.
 fn write_squad(path: &Path, n: usize, offset: usize) {
@@ -57,7 +42,8 @@ fn write_squad(path: &Path, n: usize, offset: usize) {
             ],
         }));
     }
-    let file = serde_json::json!({"version": "v2.0", "data": [{"title": "t", "paragraphs": paragraphs}]});
+    let file =
+        serde_json::json!({"version": "v2.0", "data": [{"title": "t", "paragraphs": paragraphs}]});
     std::fs::write(path, serde_json::to_string(&file).expect("json")).expect("write");
 }
 
@@ -73,7 +59,7 @@ struct Files {
 fn files() -> Files {
     let tmp = tempfile::tempdir().expect("tempdir");
     let root = tmp.path().to_path_buf();
-    write_vocab(&root.join("vocab.txt"));
+    write_vocab(&root.join("vocab.txt"), &WORDS);
     write_squad(&root.join("train.json"), 12, 0);
     write_squad(&root.join("dev.json"), 4, 1);
     Files { _tmp: tmp, root }
@@ -118,6 +104,12 @@ fn run(args: &[String]) -> std::process::Output {
     electra_ok(&refs)
 }
 
+/// `electra ARGS`, success or not.
+fn attempt(args: &[String]) -> std::process::Output {
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    electra(&refs)
+}
+
 /// The reference head on 2.0 over two seeds, killed after the first seed is recorded and run
 /// again: the second invocation resumes (seed 1 is not trained again) and writes the official
 /// files; `squad score` reproduces the run's numbers from them; the model answers new
@@ -134,7 +126,10 @@ fn squad_2_0_runs_resumes_scores_and_predicts() {
     assert!(!killed.status.success(), "killed after seed 1");
     let out = f.root.join("out");
     assert!(out.join("seeds/seed-1.json").is_file());
-    assert!(!out.join("results.json").exists(), "no result of a half-done run");
+    assert!(
+        !out.join("results.json").exists(),
+        "no result of a half-done run"
+    );
     let resumed = run(&args);
     let stdout = String::from_utf8_lossy(&resumed.stdout);
     assert!(stdout.contains("seed 1 (finished earlier)"), "{stdout}");
@@ -143,9 +138,25 @@ fn squad_2_0_runs_resumes_scores_and_predicts() {
     let results = json(&out.join("results.json"));
     assert_eq!(results["version"], "2.0");
     assert_eq!(results["seeds"].as_array().expect("seeds").len(), 2);
-    assert_eq!((results["dev_questions"].as_u64(), results["train_questions"].as_u64()), (Some(8), Some(24)));
-    for key in ["exact", "f1", "HasAns_exact", "NoAns_exact", "best_exact", "best_f1_thresh"] {
-        assert!(results["summary"][key]["median"].is_number(), "{key}: {results}");
+    assert_eq!(
+        (
+            results["dev_questions"].as_u64(),
+            results["train_questions"].as_u64()
+        ),
+        (Some(8), Some(24))
+    );
+    for key in [
+        "exact",
+        "f1",
+        "HasAns_exact",
+        "NoAns_exact",
+        "best_exact",
+        "best_f1_thresh",
+    ] {
+        assert!(
+            results["summary"][key]["median"].is_number(),
+            "{key}: {results}"
+        );
     }
     let predictions = json(&out.join("predictions.json"));
     let odds = json(&out.join("null_odds.json"));
@@ -212,8 +223,14 @@ fn squad_2_0_runs_resumes_scores_and_predicts() {
     ]);
     let answered = json(&answered);
     let list = answered.as_array().expect("list");
-    assert_eq!((list.len(), list[0]["id"].as_str(), list[1]["id"].as_str()), (2, Some("n1"), Some("1")));
-    for (a, context) in list.iter().zip(["the red dog sat on the mat .", "a cat ran in the park ."]) {
+    assert_eq!(
+        (list.len(), list[0]["id"].as_str(), list[1]["id"].as_str()),
+        (2, Some("n1"), Some("1"))
+    );
+    for (a, context) in list
+        .iter()
+        .zip(["the red dog sat on the mat .", "a cat ran in the park ."])
+    {
         assert!(a["null_odds"].is_number());
         let span = a["best_span"].as_str().expect("best span");
         assert!(context.contains(span), "{span:?} not in {context:?}");
@@ -230,7 +247,7 @@ fn the_hf_head_exports_electra_for_question_answering() {
     assert!(f.root.join("hf/model/model.safetensors").is_file());
     assert!(f.root.join("hf/model/vocab.txt").is_file());
     // A finished run is not overwritten silently.
-    let again = electra(&squad_args(&f, "hf", "hf", "1").iter().map(String::as_str).collect::<Vec<_>>());
+    let again = attempt(&squad_args(&f, "hf", "hf", "1"));
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("--overwrite"));
 }
@@ -244,10 +261,13 @@ fn bad_squad_files_are_errors_naming_the_question() {
         r#"{"version": "v2.0", "data": [{"paragraphs": [{"context": "the cat", "qas": [{"id": "x7", "answers": []}]}]}]}"#,
     )
     .expect("write");
-    let out = electra(&squad_args(&f, "bad", "reference", "1").iter().map(String::as_str).collect::<Vec<_>>());
+    let out = attempt(&squad_args(&f, "bad", "reference", "1"));
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("train.json") && err.contains("\"x7\"") && err.contains("`question`"), "{err}");
+    assert!(
+        err.contains("train.json") && err.contains("\"x7\"") && err.contains("`question`"),
+        "{err}"
+    );
     let scored = electra(&[
         "squad",
         "score",

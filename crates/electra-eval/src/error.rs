@@ -99,6 +99,20 @@ impl EvalError {
     }
 }
 
+/// The text of `path`; invalid UTF-8 is an error naming the file, the line and the byte.
+pub(crate) fn read_utf8(path: &std::path::Path) -> Result<String, EvalError> {
+    let bytes = std::fs::read(path).map_err(|e| EvalError::io(path, e))?;
+    String::from_utf8(bytes).map_err(|e| {
+        let offset = e.utf8_error().valid_up_to();
+        let line = e.as_bytes()[..offset]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1;
+        EvalError::format(path, line, format!("invalid UTF-8 at byte {offset}"))
+    })
+}
+
 impl From<electra_fs::FsError> for EvalError {
     fn from(e: electra_fs::FsError) -> Self {
         Self::Io {

@@ -94,7 +94,8 @@ fn hf_question_answering_matches_transformers_and_round_trips() {
 
     // HF's loss: (CE(start) + CE(end)) / 2, each averaged over the batch = the mean of our
     // per-window losses.
-    let positions = |key: &str| -> Vec<usize> { serde_json::from_value(want[key].clone()).expect(key) };
+    let positions =
+        |key: &str| -> Vec<usize> { serde_json::from_value(want[key].clone()).expect(key) };
     let targets: Vec<(usize, usize, bool)> = positions("start_positions")
         .into_iter()
         .zip(positions("end_positions"))
@@ -156,11 +157,29 @@ fn autodiff_and_inner_losses_agree() {
         };
         let targets = vec![(6, 7, false), (4, 5, false), (0, 0, true)];
         let mask = vec![1.0; 30];
-        let batch = electra_eval::squad::features::QaBatch { input: input_ad, answer_mask: mask.clone(), lengths: vec![10; 3], seq_len: 10 };
-        let ad: Vec<f32> = model.losses(&batch, &targets, 0.5).into_data().iter::<f32>().collect();
+        let batch = electra_eval::squad::features::QaBatch {
+            input: input_ad,
+            answer_mask: mask.clone(),
+            lengths: vec![10; 3],
+            seq_len: 10,
+        };
+        let ad: Vec<f32> = model
+            .losses(&batch, &targets, 0.5)
+            .into_data()
+            .iter::<f32>()
+            .collect();
         let inner = model.valid();
-        let batch_inner = electra_eval::squad::features::QaBatch { input: inputs(&want, &device), answer_mask: mask, lengths: vec![10; 3], seq_len: 10 };
-        let inn: Vec<f32> = inner.losses(&batch_inner, &targets, 0.5).into_data().iter::<f32>().collect();
+        let batch_inner = electra_eval::squad::features::QaBatch {
+            input: inputs(&want, &device),
+            answer_mask: mask,
+            lengths: vec![10; 3],
+            seq_len: 10,
+        };
+        let inn: Vec<f32> = inner
+            .losses(&batch_inner, &targets, 0.5)
+            .into_data()
+            .iter::<f32>()
+            .collect();
         eprintln!("{kind:?}: autodiff {ad:?} inner {inn:?}");
         assert_close(&ad, &inn, "losses");
     }

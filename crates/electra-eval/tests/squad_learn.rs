@@ -37,7 +37,11 @@ const TASK: QuoteTask = QuoteTask {
 };
 
 fn set(seed: u64, sentences: usize, purpose: Purpose) -> QaSet {
-    let text = TASK.generate(&lexicon_sentences(seed, sentences, 30), seed, &format!("s{seed}"));
+    let text = TASK.generate(
+        &lexicon_sentences(seed, sentences, 30),
+        seed,
+        &format!("s{seed}"),
+    );
     let file = SquadFile::parse(&text, Path::new("generated.json")).expect("generated");
     assert_eq!(file.resolve_version(None), Version::V2_0);
     let tok = electra_data::demo_tokenizer().expect("demo tokenizer");
@@ -56,7 +60,9 @@ fn the_reference_head_learns_a_generated_squad_2_task() {
     let train_set = set(1, 400, Purpose::Train);
     let dev = set(2, 150, Purpose::Evaluate);
     assert!(train_set.len() > 400 && dev.examples.len() > 150);
-    let vocab = electra_data::demo_tokenizer().expect("tokenizer").vocab_size();
+    let vocab = electra_data::demo_tokenizer()
+        .expect("tokenizer")
+        .vocab_size();
     let config = ElectraConfig {
         max_position_embeddings: 64,
         hidden_dropout_prob: 0.0,
@@ -73,8 +79,16 @@ fn the_reference_head_learns_a_generated_squad_2_task() {
         beam_size: 5,
         ..SquadConfig::default()
     };
-    let trained = train(encoder, &config, &train_set, &ft, 7, &device, &mut NoProgress)
-        .expect("train");
+    let trained = train(
+        encoder,
+        &config,
+        &train_set,
+        &ft,
+        7,
+        &device,
+        &mut NoProgress,
+    )
+    .expect("train");
     let evaluation = evaluate(&trained.model, &dev, &ft, &device, &mut |_| {}).expect("eval");
     let Scores::V2(scores) = &evaluation.scores else {
         panic!("2.0 scores")

@@ -76,7 +76,10 @@ fn v1_1_equals_the_official_script() {
     assert!((v1.f1 - hand_f1).abs() < 1e-12, "{} vs {hand_f1}", v1.f1);
     expect(
         &scores,
-        &[("exact_match", 33.333333333333336), ("f1", 69.28571428571428)],
+        &[
+            ("exact_match", 33.333333333333336),
+            ("f1", 69.28571428571428),
+        ],
     );
 }
 
@@ -146,7 +149,10 @@ fn missing_predictions_and_odds_are_errors_for_2_0() {
     let err = score_files(&fixture("dev-v2.0.json"), &preds, None, None, 1.0)
         .expect_err("missing")
         .to_string();
-    assert!(err.contains("\"a2\"") && err.contains("no prediction"), "{err}");
+    assert!(
+        err.contains("\"a2\"") && err.contains("no prediction"),
+        "{err}"
+    );
     let odds = dir.path().join("o.json");
     std::fs::write(&odds, r#"{"a1": 0.5}"#).expect("write");
     let err = score_files(
@@ -169,5 +175,8 @@ fn missing_predictions_and_odds_are_errors_for_2_0() {
     )
     .expect_err("type")
     .to_string();
-    assert!(err.contains("o.json:1:") && err.contains("no-answer scores"), "{err}");
+    assert!(
+        err.contains("o.json:1:") && err.contains("no-answer scores"),
+        "{err}"
+    );
 }

@@ -13,11 +13,10 @@ use burn::tensor::backend::Backend;
 use electra_eval::Task;
 use electra_eval::finetune::{FinetuneConfig, Progress, StepRecord};
 use electra_eval::glue::{self, GlueObserver};
-use electra_eval::model::LossReduction;
-use electra_eval::pretrained;
 use electra_eval::report::{Report, SeedResult, score_file};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::tuning::{RecipeArgs, StartArgs};
 use crate::backend::BackendTask;
 
 /// What `electra finetune` and `electra glue` share: the checkpoint, the data and the recipe.
@@ -27,25 +26,9 @@ pub struct TuneArgs {
     /// QNLI/, RTE/, WNLI/, diagnostic/).
     #[arg(long, required = true)]
     pub glue_dir: Option<PathBuf>,
-    /// The pre-trained model: a Hugging Face ELECTRA directory (config.json +
-    /// model.safetensors, e.g. `OUT/discriminator` from `electra export`; ElectraForPreTraining
-    /// or ElectraForMaskedLM, the head is dropped) or an `electra pretrain` run directory of any
-    /// objective (its newest complete checkpoint's discriminator-sized encoder).
-    #[arg(long, required = true)]
-    pub checkpoint: Option<PathBuf>,
-    /// The tokenizer (vocab.txt or tokenizer.json); default: the one beside the checkpoint.
-    #[arg(long)]
-    pub tokenizer: Option<PathBuf>,
-    /// Ignore the checkpoint's weights: fine-tune a freshly initialised encoder of the same
-    /// configuration (a baseline).
-    #[arg(long)]
-    pub random_init: bool,
-    /// Number of fine-tuning seeds per task (the paper reports the median of 10).
-    #[arg(long, default_value_t = 5)]
-    pub seeds: u64,
-    /// The first seed; seeds are first, first+1, ...
-    #[arg(long, default_value_t = 1)]
-    pub first_seed: u64,
+    /// The pre-trained model and the seeds.
+    #[command(flatten)]
+    pub start: StartArgs,
     /// Output directory: results.md, results.json, metrics.jsonl, predictions/. A directory
     /// that already holds any of them is refused unless --overwrite is given.
     #[arg(long, default_value = "glue-results")]
@@ -55,15 +38,9 @@ pub struct TuneArgs {
     /// earlier run stays beside the new ones.
     #[arg(long)]
     pub overwrite: bool,
-    /// Peak learning rate (default by model size: 3e-4 Small, 1e-4 Base, 5e-5 Large).
-    #[arg(long)]
-    pub lr: Option<f64>,
-    /// Layer-wise LR decay α (default 0.8; 0.9 for Large; 1 disables).
-    #[arg(long)]
-    pub layerwise_decay: Option<f64>,
-    /// Use the corrected layer-wise formula (top layer ×α) instead of the reference's (×α²).
-    #[arg(long)]
-    pub corrected_layerwise_decay: bool,
+    /// Learning rate, layer-wise decay, loss reduction.
+    #[command(flatten)]
+    pub recipe: RecipeArgs,
     /// Epochs (default: 3; 10 for RTE and STS-B).
     #[arg(long)]
     pub epochs: Option<usize>,
@@ -82,9 +59,6 @@ pub struct TuneArgs {
     /// Do not double the MRPC and STS-B training sets with swapped pairs.
     #[arg(long)]
     pub no_double_unordered: bool,
-    /// Average the per-example losses of a batch instead of summing them (the reference sums).
-    #[arg(long)]
-    pub mean_loss: bool,
 }
 
 /// `--max-seq-len` when not given, unless the model's positions are fewer.
@@ -96,18 +70,14 @@ const OUTPUTS: [&str; 4] = ["results.md", "results.json", "metrics.jsonl", "pred
 impl TuneArgs {
     fn config(&self) -> FinetuneConfig {
         FinetuneConfig {
-            learning_rate: self.lr,
-            layerwise_lr_decay: self.layerwise_decay,
-            corrected_layerwise_decay: self.corrected_layerwise_decay,
+            learning_rate: self.recipe.lr,
+            layerwise_lr_decay: self.recipe.layerwise_decay,
+            corrected_layerwise_decay: self.recipe.corrected_layerwise_decay,
             batch_size: self.batch_size,
             epochs: self.epochs,
             max_seq_len: self.max_seq_len.unwrap_or(DEFAULT_MAX_SEQ_LEN),
             double_unordered: !self.no_double_unordered,
-            loss_reduction: if self.mean_loss {
-                LossReduction::Mean
-            } else {
-                LossReduction::Sum
-            },
+            loss_reduction: self.recipe.loss_reduction(),
             validation_fraction: self.validation_fraction,
             max_train_examples: self.max_train_examples,
             ..FinetuneConfig::default()
@@ -281,25 +251,12 @@ impl BackendTask for GlueRun {
         type AB<B> = Autodiff<B>;
         let tune = &self.tune;
         let glue_dir = tune.glue_dir.clone().context("--glue-dir is required")?;
-        let checkpoint = tune
-            .checkpoint
-            .clone()
-            .context("--checkpoint is required")?;
-        if tune.seeds == 0 {
-            bail!("--seeds must be at least 1");
-        }
+        let seeds = tune.start.seed_list()?;
         let old_outputs =
             super::outdir::check(&tune.out, &OUTPUTS, "GLUE results", tune.overwrite)?;
         let mut config = tune.config();
         config.validate()?;
-        <AB<B> as Backend>::seed(&device, tune.first_seed);
-        let pre = pretrained::load::<AB<B>>(
-            &checkpoint,
-            tune.tokenizer.as_deref(),
-            tune.random_init,
-            &device,
-        )
-        .with_context(|| format!("cannot load the checkpoint {}", checkpoint.display()))?;
+        let pre = tune.start.load::<AB<B>>(&device)?;
         if tune.max_seq_len.is_none() {
             // The default fits the model it is given (a demo run has 64 positions).
             config.max_seq_len = config.max_seq_len.min(pre.config.max_position_embeddings);
@@ -311,7 +268,6 @@ impl BackendTask for GlueRun {
                 pre.config.max_position_embeddings
             );
         }
-        tracing::info!(checkpoint = %pre.description, "fine-tuning");
         for path in &old_outputs {
             super::outdir::remove(path)?;
         }
@@ -323,7 +279,7 @@ impl BackendTask for GlueRun {
         let run = glue::GlueRun {
             glue_dir: glue_dir.clone(),
             tasks: self.tasks.clone(),
-            seeds: (0..tune.seeds).map(|i| tune.first_seed + i).collect(),
+            seeds,
             config,
             strict: self.strict,
             predictions_dir: tune.out.join("predictions"),
@@ -336,17 +292,8 @@ impl BackendTask for GlueRun {
             seed: 0,
         };
         let report = glue::run(&pre, &run, &device, &mut bars)?;
-        let md = report.to_markdown();
-        let md_path = tune.out.join("results.md");
-        electra_fs::write_atomic(&md_path, md.as_bytes())
-            .with_context(|| format!("cannot write {}", md_path.display()))?;
-        let json_path = tune.out.join("results.json");
-        electra_fs::write_atomic(
-            &json_path,
-            serde_json::to_string_pretty(&report)?.as_bytes(),
-        )
-        .with_context(|| format!("cannot write {}", json_path.display()))?;
-        println!("\n{md}");
+        let (md_path, json_path) =
+            super::tuning::write_results(&tune.out, &report.to_markdown(), &report)?;
         println!(
             "wrote {}, {} and {}",
             md_path.display(),

@@ -12,6 +12,7 @@ pub mod pretrain;
 pub mod progress;
 pub mod squad;
 pub mod tokenizer_train;
+pub mod tuning;
 
 /// `electra data ...`.
 #[derive(Debug, clap::Subcommand)]

@@ -8,18 +8,17 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use burn::backend::Autodiff;
 use burn::tensor::backend::Backend;
 use electra_eval::finetune::{Progress, StepRecord};
-use electra_eval::model::LossReduction;
-use electra_eval::pretrained;
 use electra_eval::squad::finetune::{REFERENCE_NULL_THRESHOLD, SquadConfig};
 use electra_eval::squad::model::HeadKind;
 use electra_eval::squad::run::{self, SeedResult, SquadObserver, SquadReport};
 use electra_eval::squad::{Version, hf, metrics, predict};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::tuning::{RecipeArgs, StartArgs};
 use crate::backend::BackendTask;
 
 /// Arguments of `electra squad`.
@@ -46,10 +45,9 @@ pub enum SquadCommand {
 /// What `electra squad` fine-tunes, on what, and how.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TuneArgs {
-    /// The pre-trained model: a Hugging Face ELECTRA directory (ElectraForPreTraining or
-    /// ElectraForMaskedLM; the head is dropped) or an `electra pretrain` run directory.
-    #[arg(long, required = true)]
-    pub checkpoint: Option<PathBuf>,
+    /// The pre-trained model and the seeds.
+    #[command(flatten)]
+    pub start: StartArgs,
     /// The training file (official SQuAD JSON, e.g. train-v2.0.json).
     #[arg(long, required = true)]
     pub train: Option<PathBuf>,
@@ -59,18 +57,6 @@ pub struct TuneArgs {
     /// SQuAD version: 1.1 or 2.0 (default: the training file's `version`).
     #[arg(long)]
     pub version: Option<String>,
-    /// The tokenizer (vocab.txt or tokenizer.json); default: the one beside the checkpoint.
-    #[arg(long)]
-    pub tokenizer: Option<PathBuf>,
-    /// Start from random weights with the checkpoint's configuration (a baseline).
-    #[arg(long)]
-    pub random_init: bool,
-    /// Number of fine-tuning seeds (the paper reports the median of 10).
-    #[arg(long, default_value_t = 5)]
-    pub seeds: u64,
-    /// The first seed; seeds are first, first+1, ...
-    #[arg(long, default_value_t = 1)]
-    pub first_seed: u64,
     /// Output directory. Running the same command again resumes after the finished seeds.
     #[arg(long, default_value = "squad-results")]
     pub out: PathBuf,
@@ -84,15 +70,9 @@ pub struct TuneArgs {
     /// Leave out the reference head's answerability classifier.
     #[arg(long)]
     pub no_answerable_classifier: bool,
-    /// Peak learning rate (default by model size: 3e-4 Small, 1e-4 Base, 5e-5 Large).
-    #[arg(long)]
-    pub lr: Option<f64>,
-    /// Layer-wise LR decay α (default 0.8; 0.9 for Large; 1 disables).
-    #[arg(long)]
-    pub layerwise_decay: Option<f64>,
-    /// Use the corrected layer-wise formula (top layer ×α) instead of the reference's (×α²).
-    #[arg(long)]
-    pub corrected_layerwise_decay: bool,
+    /// Learning rate, layer-wise decay, loss reduction.
+    #[command(flatten)]
+    pub recipe: RecipeArgs,
     /// Epochs.
     #[arg(long, default_value_t = 2)]
     pub epochs: usize,
@@ -129,9 +109,6 @@ pub struct TuneArgs {
     /// Train on a seeded subset of this many questions (for bounded measurements).
     #[arg(long)]
     pub max_train_questions: Option<usize>,
-    /// Average the per-window losses of a batch instead of summing them (the reference sums).
-    #[arg(long)]
-    pub mean_loss: bool,
 }
 
 /// Arguments of `electra squad predict`.
@@ -227,16 +204,12 @@ impl TuneArgs {
         let mut config = SquadConfig {
             head: self.head.parse::<HeadKind>()?,
             answerable_classifier: !self.no_answerable_classifier,
-            learning_rate: self.lr,
-            layerwise_lr_decay: self.layerwise_decay,
-            corrected_layerwise_decay: self.corrected_layerwise_decay,
+            learning_rate: self.recipe.lr,
+            layerwise_lr_decay: self.recipe.layerwise_decay,
+            corrected_layerwise_decay: self.recipe.corrected_layerwise_decay,
             batch_size: self.batch_size,
             epochs: self.epochs,
-            loss_reduction: if self.mean_loss {
-                LossReduction::Mean
-            } else {
-                LossReduction::Sum
-            },
+            loss_reduction: self.recipe.loss_reduction(),
             beam_size: self.beam,
             eval_batch_size: self.eval_batch_size,
             max_train_questions: self.max_train_questions,
@@ -354,7 +327,9 @@ impl SquadObserver for Bars {
 fn format_scores(r: &SeedResult) -> String {
     r.scores
         .iter()
-        .filter(|(k, _)| ["exact_match", "exact", "f1", "best_exact", "best_f1"].contains(&k.as_str()))
+        .filter(|(k, _)| {
+            ["exact_match", "exact", "f1", "best_exact", "best_f1"].contains(&k.as_str())
+        })
         .map(|(k, v)| format!("{k} {v:.2}"))
         .collect::<Vec<_>>()
         .join(", ")
@@ -365,23 +340,13 @@ impl BackendTask for TuneArgs {
 
     fn run<B: Backend>(self, device: B::Device) -> anyhow::Result<SquadReport> {
         type AB<B> = Autodiff<B>;
-        let checkpoint = self.checkpoint.clone().context("--checkpoint is required")?;
         let train = self.train.clone().context("--train is required")?;
         let dev = self.dev.clone().context("--dev is required")?;
-        if self.seeds == 0 {
-            bail!("--seeds must be at least 1");
-        }
+        let seeds = self.start.seed_list()?;
         let old = super::outdir::check(&self.out, &OUTPUTS, "SQuAD results", self.overwrite)?;
         let mut config = self.config()?;
         config.validate()?;
-        <AB<B> as Backend>::seed(&device, self.first_seed);
-        let pre = pretrained::load::<AB<B>>(
-            &checkpoint,
-            self.tokenizer.as_deref(),
-            self.random_init,
-            &device,
-        )
-        .with_context(|| format!("cannot load the checkpoint {}", checkpoint.display()))?;
+        let pre = self.start.load::<AB<B>>(&device)?;
         if self.max_seq_len.is_none() {
             // The default fits the model it is given (the reference's 512 tokens otherwise).
             config.windows = config.windows.fitted(pre.config.max_position_embeddings);
@@ -412,7 +377,7 @@ impl BackendTask for TuneArgs {
             train,
             dev,
             version: version(&self.version)?,
-            seeds: (0..self.seeds).map(|i| self.first_seed + i).collect(),
+            seeds,
             config,
             out: self.out.clone(),
             overwrite: self.overwrite,
@@ -423,14 +388,8 @@ impl BackendTask for TuneArgs {
             seed: 0,
         };
         let report = run::run(&pre, &squad_run, &device, &mut bars)?;
-        let md = report.to_markdown();
-        let md_path = self.out.join("results.md");
-        electra_fs::write_atomic(&md_path, md.as_bytes())
-            .with_context(|| format!("cannot write {}", md_path.display()))?;
-        let json_path = self.out.join("results.json");
-        electra_fs::write_atomic(&json_path, serde_json::to_string_pretty(&report)?.as_bytes())
-            .with_context(|| format!("cannot write {}", json_path.display()))?;
-        println!("\n{md}");
+        let (md_path, json_path) =
+            super::tuning::write_results(&self.out, &report.to_markdown(), &report)?;
         println!("wrote {} and {}", md_path.display(), json_path.display());
         Ok(report)
     }

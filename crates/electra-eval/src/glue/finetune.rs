@@ -25,7 +25,7 @@ use crate::tuning::epochs::run_epochs;
 pub use crate::tuning::epochs::{NoProgress, Progress, StepRecord};
 use crate::tuning::optimizer::FinetuneOptimizer;
 pub use crate::tuning::recipe::{Recipe, lr_multipliers};
-use crate::tuning::recipe::size_defaults;
+use crate::tuning::recipe::{size_defaults, validate_recipe};
 
 /// STS-B scores are divided by this for training (targets in 0-1, spec 5.1) and predictions
 /// multiplied by it for prediction files.
@@ -97,27 +97,16 @@ impl FinetuneConfig {
     /// Checks the ranges; the error names the field.
     pub fn validate(&self) -> Result<(), EvalError> {
         let bad = |m: String| Err(EvalError::InvalidConfig(m));
-        if let Some(lr) = self.learning_rate
-            && !(lr > 0.0 && lr.is_finite())
-        {
-            return bad(format!("learning_rate must be > 0, got {lr}"));
-        }
-        if let Some(a) = self.layerwise_lr_decay
-            && !(a > 0.0 && a <= 1.0)
-        {
-            return bad(format!("layerwise_lr_decay must be in (0, 1], got {a}"));
-        }
+        validate_recipe(
+            self.learning_rate,
+            self.layerwise_lr_decay,
+            self.warmup_fraction,
+        )?;
         if self.batch_size == 0 || self.eval_batch_size == 0 {
             return bad("batch_size and eval_batch_size must be > 0".to_string());
         }
         if self.epochs == Some(0) {
             return bad("epochs must be > 0".to_string());
-        }
-        if !(0.0..1.0).contains(&self.warmup_fraction) {
-            return bad(format!(
-                "warmup_fraction must be in [0, 1), got {}",
-                self.warmup_fraction
-            ));
         }
         let held = self.validation_fraction;
         if !(held > 0.0 && held < 1.0) {
@@ -214,8 +203,7 @@ impl<B: AutodiffBackend> Finetuner<B> {
                 Tensor::<B, 1, Int>::from_data(TensorData::new(classes, [indices.len()]), device);
             classification_loss(outputs, classes, self.reduction)
         };
-        self.optimizer
-            .step(&mut self.model, loss, lr, &self.task)
+        self.optimizer.step(&mut self.model, loss, lr, &self.task)
     }
 }
 

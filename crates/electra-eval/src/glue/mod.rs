@@ -30,15 +30,15 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 
-use crate::glue::data::Dataset;
-use crate::error::EvalError;
 use self::features::{EncodedSet, encode, with_swapped_pairs};
-use crate::glue::finetune::{FinetuneConfig, Progress, Trained};
 use self::metrics::Scores;
 use self::model::ElectraForSequenceClassification;
-use crate::tuning::pretrained::Pretrained;
 use self::report::{Report, SeedResult, TaskResult, write_predictions};
 use self::task::{Split, Task};
+use crate::error::EvalError;
+use crate::glue::data::Dataset;
+use crate::glue::finetune::{FinetuneConfig, Progress, Trained};
+use crate::tuning::pretrained::Pretrained;
 
 /// What a GLUE run fine-tunes, on what data and with which recipe.
 #[derive(Clone, Debug)]

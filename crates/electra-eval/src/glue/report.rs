@@ -12,11 +12,10 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::glue::data::{Label, read_file};
 use crate::error::EvalError;
+use crate::glue::data::{Label, read_file};
 use crate::glue::metrics::{
-    GlueAverage, Predictions, Scores, leaderboard_glue_average, paper_glue_average,
-    task_scores,
+    GlueAverage, Predictions, Scores, leaderboard_glue_average, paper_glue_average, task_scores,
 };
 use crate::glue::task::{Metric, Split, Task};
 

@@ -134,28 +134,14 @@ pub struct SquadFile {
 impl SquadFile {
     /// Reads `path` (see the module docs for what is an error).
     pub fn read(path: &Path) -> Result<Self, EvalError> {
-        let bytes = std::fs::read(path).map_err(|e| EvalError::io(path, e))?;
-        let text = String::from_utf8(bytes).map_err(|e| {
-            let offset = e.utf8_error().valid_up_to();
-            let line = e.as_bytes()[..offset]
-                .iter()
-                .filter(|&&b| b == b'\n')
-                .count()
-                + 1;
-            EvalError::format(
-                path,
-                line,
-                format!("invalid UTF-8 at byte {offset} (SQuAD files are UTF-8 JSON)"),
-            )
-        })?;
+        let text = crate::error::read_utf8(path)?;
         Self::parse(&text, path)
     }
 
     /// Parses the text of a SQuAD file (`path` names it in errors).
     pub fn parse(text: &str, path: &Path) -> Result<Self, EvalError> {
-        let value: Value = serde_json::from_str(text).map_err(|e| {
-            EvalError::format(path, e.line(), format!("not valid JSON: {e}"))
-        })?;
+        let value: Value = serde_json::from_str(text)
+            .map_err(|e| EvalError::format(path, e.line(), format!("not valid JSON: {e}")))?;
         Reader::new(path).file(&value)
     }
 
@@ -476,12 +462,12 @@ mod tests {
     fn the_version_falls_back_to_is_impossible() {
         let v1 = r#"{"data": [{"paragraphs": [{"context": "c d", "qas": [
             {"id": "1", "question": "q", "answers": [{"text": "d", "answer_start": 2}]}]}]}]}"#;
-        assert_eq!(
-            parse(v1).expect("v1").resolve_version(None),
-            Version::V1_1
-        );
+        assert_eq!(parse(v1).expect("v1").resolve_version(None), Version::V1_1);
         let numeric = V2.replace("\"v2.0\"", "2.0");
-        assert_eq!(parse(&numeric).expect("num").version.as_deref(), Some("2.0"));
+        assert_eq!(
+            parse(&numeric).expect("num").version.as_deref(),
+            Some("2.0")
+        );
         let unversioned = V2.replace("\"version\": \"v2.0\", ", "");
         assert_eq!(
             parse(&unversioned).expect("none").resolve_version(None),
@@ -507,7 +493,11 @@ mod tests {
             text: "x".into(),
             answer_start: 99,
         };
-        assert!(answer_span(context, &past).expect_err("past").contains("past the end"));
+        assert!(
+            answer_span(context, &past)
+                .expect_err("past")
+                .contains("past the end")
+        );
     }
 
     /// Each malformed input is an error naming the file, the question id when there is one,
@@ -528,7 +518,11 @@ mod tests {
             ),
             (
                 r#"{"data": [{"paragraphs": [{"context": "c", "qas": [{"id": "q8", "question": "?", "answers": [{"text": "c"}]}]}]}]}"#,
-                &["question \"q8\"", "answers[0]", "missing key `answer_start`"],
+                &[
+                    "question \"q8\"",
+                    "answers[0]",
+                    "missing key `answer_start`",
+                ],
             ),
             (
                 r#"{"data": [{"paragraphs": [{"context": "c", "qas": [{"id": "q9", "question": "?", "answers": [{"text": "c", "answer_start": -1}]}]}]}]}"#,
@@ -547,7 +541,10 @@ mod tests {
             let err = parse(text).expect_err(text).to_string();
             assert!(err.starts_with("x/dev.json:"), "{err}");
             for needle in needles {
-                assert!(err.contains(needle), "{text}\n-> {err}\n(missing {needle:?})");
+                assert!(
+                    err.contains(needle),
+                    "{text}\n-> {err}\n(missing {needle:?})"
+                );
             }
         }
     }
@@ -558,6 +555,9 @@ mod tests {
         let path = dir.path().join("bad.json");
         std::fs::write(&path, b"{\"data\":\n [\xff]}").expect("write");
         let err = SquadFile::read(&path).expect_err("utf8").to_string();
-        assert!(err.contains("bad.json:2:") && err.contains("invalid UTF-8"), "{err}");
+        assert!(
+            err.contains("bad.json:2:") && err.contains("invalid UTF-8"),
+            "{err}"
+        );
     }
 }

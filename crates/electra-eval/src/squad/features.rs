@@ -261,8 +261,10 @@ impl QaSet {
         }
         let Some(answer) = q.answers.first() else {
             let hint = match self.version {
-                Version::V1_1 => "SQuAD 1.1 training needs an answer for every question \
-                                  (train a file with unanswerable questions as --version 2.0)",
+                Version::V1_1 => {
+                    "SQuAD 1.1 training needs an answer for every question \
+                                  (train a file with unanswerable questions as --version 2.0)"
+                }
                 Version::V2_0 => "it has no answer and is not marked `is_impossible`: true",
             };
             return Err(self.error(index, format!("cannot be trained on: {hint}")));
@@ -469,7 +471,10 @@ mod tests {
         assert_eq!(doc_spans(5, 10, 3), vec![(0, 5)]);
         assert_eq!(doc_spans(10, 10, 3), vec![(0, 10)]);
         assert_eq!(doc_spans(12, 10, 3), vec![(0, 10), (3, 9)]);
-        assert_eq!(doc_spans(25, 10, 4), vec![(0, 10), (4, 10), (8, 10), (12, 10), (16, 9)]);
+        assert_eq!(
+            doc_spans(25, 10, 4),
+            vec![(0, 10), (4, 10), (8, 10), (12, 10), (16, 9)]
+        );
         // A stride longer than the window skips nothing it should not: the step is the length.
         assert_eq!(doc_spans(25, 10, 50), vec![(0, 10), (10, 10), (20, 5)]);
         assert!(doc_spans(0, 10, 3).is_empty());
@@ -491,8 +496,8 @@ mod tests {
 
     fn tokenizer() -> Tokenizer {
         let vocab: Vec<String> = [
-            "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "where", "is", "the", "cat", "?",
-            "it", "sat", "on", "mat", "and", "then", "slept", ".", "(", ")", "1895", "-", "1943",
+            "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "where", "is", "the", "cat", "?", "it",
+            "sat", "on", "mat", "and", "then", "slept", ".", "(", ")", "1895", "-", "1943",
             "japanese",
         ]
         .iter()
@@ -526,11 +531,15 @@ mod tests {
             max_query_length: 10,
             max_windows: 100,
         };
-        let set = QaSet::build(f, Version::V2_0, &tokenizer(), &config, Purpose::Train)
-            .expect("build");
+        let set =
+            QaSet::build(f, Version::V2_0, &tokenizer(), &config, Purpose::Train).expect("build");
         assert_eq!(set.contexts[0].ids.len(), 14);
         let a = &set.examples[0];
-        assert_eq!(a.answer, Some((6, 6)), "the token `1895`, not `(1895-1943)`");
+        assert_eq!(
+            a.answer,
+            Some((6, 6)),
+            "the token `1895`, not `(1895-1943)`"
+        );
         assert_eq!(a.query.len(), 5);
         // Room 14 − 5 − 3 = 6 context tokens a window.
         assert_eq!(set.spans(0), vec![(0, 6), (3, 6), (6, 6), (9, 5)]);
@@ -538,7 +547,8 @@ mod tests {
         assert_eq!(ids.len(), 14);
         assert_eq!((ids[0], ids[6], ids[13]), (2, 3, 3));
         assert_eq!(types, [0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1]);
-        let targets: Vec<(usize, usize, bool)> = a.windows.clone().map(|w| set.targets(w)).collect();
+        let targets: Vec<(usize, usize, bool)> =
+            a.windows.clone().map(|w| set.targets(w)).collect();
         assert_eq!(
             targets,
             vec![(0, 0, false), (10, 10, false), (7, 7, false), (0, 0, false)]
@@ -573,15 +583,31 @@ mod tests {
             max_query_length: 4,
             ..WindowConfig::default()
         };
-        let train = QaSet::build(file(qas, CONTEXT), Version::V1_1, &tok, &config, Purpose::Train)
-            .expect("train");
+        let train = QaSet::build(
+            file(qas, CONTEXT),
+            Version::V1_1,
+            &tok,
+            &config,
+            Purpose::Train,
+        )
+        .expect("train");
         assert_eq!(train.examples.len(), 1);
         assert_eq!(train.skipped[0].0, "off");
-        assert!(train.skipped[0].1.contains("does not point at"), "{:?}", train.skipped);
+        assert!(
+            train.skipped[0].1.contains("does not point at"),
+            "{:?}",
+            train.skipped
+        );
         assert_eq!(train.truncated_questions, 1);
         assert_eq!(train.examples[0].query.len(), 4);
-        let eval = QaSet::build(file(qas, CONTEXT), Version::V1_1, &tok, &config, Purpose::Evaluate)
-            .expect("eval");
+        let eval = QaSet::build(
+            file(qas, CONTEXT),
+            Version::V1_1,
+            &tok,
+            &config,
+            Purpose::Evaluate,
+        )
+        .expect("eval");
         assert_eq!(eval.examples.len(), 2);
         let small = WindowConfig {
             max_seq_length: 10,
@@ -589,10 +615,19 @@ mod tests {
             max_query_length: 2,
             max_windows: 5,
         };
-        let err = QaSet::build(file(qas, CONTEXT), Version::V1_1, &tok, &small, Purpose::Evaluate)
-            .expect_err("windows")
-            .to_string();
-        assert!(err.contains("question \"ok\"") && err.contains("max_windows = 5"), "{err}");
+        let err = QaSet::build(
+            file(qas, CONTEXT),
+            Version::V1_1,
+            &tok,
+            &small,
+            Purpose::Evaluate,
+        )
+        .expect_err("windows")
+        .to_string();
+        assert!(
+            err.contains("question \"ok\"") && err.contains("max_windows = 5"),
+            "{err}"
+        );
         let err = QaSet::build(
             file(r#"{"id": "x", "question": "?", "answers": []}"#, CONTEXT),
             Version::V1_1,
@@ -602,6 +637,9 @@ mod tests {
         )
         .expect_err("no answer")
         .to_string();
-        assert!(err.contains("question \"x\"") && err.contains("--version 2.0"), "{err}");
+        assert!(
+            err.contains("question \"x\"") && err.contains("--version 2.0"),
+            "{err}"
+        );
     }
 }

@@ -110,7 +110,14 @@ impl QuoteTask {
                 let cut = ws
                     .get(self.max_context_words)
                     .map_or(current.chars().count(), |w| w.start);
-                out.push(current.chars().take(cut).collect::<String>().trim_end().to_string());
+                out.push(
+                    current
+                        .chars()
+                        .take(cut)
+                        .collect::<String>()
+                        .trim_end()
+                        .to_string(),
+                );
                 current.clear();
             }
         }
@@ -265,11 +272,17 @@ mod tests {
         assert_eq!(file.resolve_version(None), Version::V2_0);
         assert!(file.len() > 100, "{} questions", file.len());
         let impossible = file.questions.iter().filter(|q| q.is_impossible()).count();
-        assert!(impossible > 10 && impossible < file.len() / 2, "{impossible}");
+        assert!(
+            impossible > 10 && impossible < file.len() / 2,
+            "{impossible}"
+        );
         for q in &file.questions {
             let context = file.context(q);
             let quoted = q.question.split('"').nth(1).expect("a quote");
-            let lower: Vec<String> = words(context).iter().map(|w| w.text.to_lowercase()).collect();
+            let lower: Vec<String> = words(context)
+                .iter()
+                .map(|w| w.text.to_lowercase())
+                .collect();
             let joined = format!(" {} ", lower.join(" "));
             let occurrences = joined.matches(&format!(" {quoted} ")).count();
             if q.is_impossible() {

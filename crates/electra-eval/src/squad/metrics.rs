@@ -52,7 +52,10 @@ fn is_word(c: char) -> bool {
 /// The official `normalize_answer`: lower-case, no punctuation, no articles, single spaces.
 pub fn normalize_answer(text: &str) -> String {
     let lower = text.to_lowercase();
-    let no_punc: String = lower.chars().filter(|c| !PUNCTUATION.contains(*c)).collect();
+    let no_punc: String = lower
+        .chars()
+        .filter(|c| !PUNCTUATION.contains(*c))
+        .collect();
     // `\b(a|an|the)\b` → " ": a whole word (maximal run of word characters) equal to one of them.
     let mut no_articles = String::with_capacity(no_punc.len());
     let mut rest = no_punc.as_str();
@@ -87,7 +90,9 @@ fn tokens(text: &str) -> Vec<String> {
 
 /// Exact match of normalised texts (1 or 0).
 pub fn exact(gold: &str, prediction: &str) -> f64 {
-    f64::from(u8::from(normalize_answer(gold) == normalize_answer(prediction)))
+    f64::from(u8::from(
+        normalize_answer(gold) == normalize_answer(prediction),
+    ))
 }
 
 /// Token F1 of `prediction` against `gold`; `empty_agree` is v2.0's rule for empty token
@@ -212,11 +217,8 @@ pub fn read_keyed<T: for<'de> Deserialize<'de>>(
     path: &Path,
     what: &str,
 ) -> Result<Keyed<T>, EvalError> {
-    let bytes = std::fs::read(path).map_err(|e| EvalError::io(path, e))?;
-    let text = std::str::from_utf8(&bytes).map_err(|e| {
-        EvalError::format(path, 1, format!("invalid UTF-8 at byte {}", e.valid_up_to()))
-    })?;
-    serde_json::from_str(text).map_err(|e| {
+    let text = crate::error::read_utf8(path)?;
+    serde_json::from_str(&text).map_err(|e| {
         EvalError::format(
             path,
             e.line(),
@@ -590,7 +592,10 @@ mod tests {
 
     #[test]
     fn f1_counts_shared_tokens_as_a_multiset() {
-        assert_eq!(f1_v2("the cat sat", "cat cat sat"), 2.0 * (2.0 / 3.0) * 1.0 / (2.0 / 3.0 + 1.0));
+        assert_eq!(
+            f1_v2("the cat sat", "cat cat sat"),
+            2.0 * (2.0 / 3.0) * 1.0 / (2.0 / 3.0 + 1.0)
+        );
         // `a` is an article: gold "b c d", prediction "b": precision 1, recall 1/3.
         assert!((f1_v2("a b c d", "a b") - 0.5).abs() < 1e-15);
         assert_eq!(f1_v2("", ""), 1.0);
@@ -621,8 +626,14 @@ mod tests {
                 .expect("best")
         };
         let answered_first = run(["qa", "qb"]);
-        assert_eq!((answered_first.exact, answered_first.exact_thresh), (100.0, 0.7));
+        assert_eq!(
+            (answered_first.exact, answered_first.exact_thresh),
+            (100.0, 0.7)
+        );
         let unanswered_first = run(["qb", "qa"]);
-        assert_eq!((unanswered_first.exact, unanswered_first.exact_thresh), (50.0, 0.0));
+        assert_eq!(
+            (unanswered_first.exact, unanswered_first.exact_thresh),
+            (50.0, 0.0)
+        );
     }
 }

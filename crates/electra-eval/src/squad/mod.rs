@@ -25,4 +25,7 @@ pub mod postprocess;
 pub mod predict;
 pub mod run;
 
+#[cfg(test)]
+mod fuzzed_readers;
+
 pub use data::{SquadFile, Version};

@@ -307,8 +307,8 @@ impl<B: Backend> ElectraForSquad<B> {
             .flat_map(|row| (0..k).map(move |i| row[i.min(row.len() - 1)].0))
             .collect();
         let h_start = gather_rows_k(hidden.clone(), &flat, k).reshape([b, k, 1, h]);
-        let end = end_logits(head, hidden, h_start).reshape([b, k, s])
-            + mask_add.reshape([b, 1, s]);
+        let end =
+            end_logits(head, hidden, h_start).reshape([b, k, s]) + mask_add.reshape([b, 1, s]);
         let end_log_probs = host(log_softmax(end, 2));
         (0..b)
             .map(|row| {
@@ -334,7 +334,10 @@ fn host<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
     t.into_data().iter::<f32>().collect()
 }
 
-fn positions<B: Backend>(values: impl Iterator<Item = usize>, device: &B::Device) -> Tensor<B, 1, Int> {
+fn positions<B: Backend>(
+    values: impl Iterator<Item = usize>,
+    device: &B::Device,
+) -> Tensor<B, 1, Int> {
     let v: Vec<i64> = values.map(|p| p as i64).collect();
     let n = v.len();
     Tensor::from_data(TensorData::new(v, [n]), device)
@@ -343,12 +346,20 @@ fn positions<B: Backend>(values: impl Iterator<Item = usize>, device: &B::Device
 /// `1000·(m − 1)` `[b, s]`: 0 where an answer may be, −1000 elsewhere.
 fn mask_add<B: Backend>(batch: &QaBatch<B>, device: &B::Device) -> Tensor<B, 2> {
     let b = batch.lengths.len();
-    let values: Vec<f32> = batch.answer_mask.iter().map(|m| 1000.0 * (m - 1.0)).collect();
+    let values: Vec<f32> = batch
+        .answer_mask
+        .iter()
+        .map(|m| 1000.0 * (m - 1.0))
+        .collect();
     Tensor::<B, 1>::from_floats(values.as_slice(), device).reshape([b, batch.seq_len])
 }
 
 /// Masked start logits `[b, s]`.
-fn start_logits<B: Backend>(head: &ReferenceHead<B>, hidden: Tensor<B, 3>, mask_add: Tensor<B, 2>) -> Tensor<B, 2> {
+fn start_logits<B: Backend>(
+    head: &ReferenceHead<B>,
+    hidden: Tensor<B, 3>,
+    mask_add: Tensor<B, 2>,
+) -> Tensor<B, 2> {
     let [b, s, _] = hidden.dims();
     linear_2d(&head.start_logits, hidden).reshape([b, s]) + mask_add
 }
@@ -412,7 +423,10 @@ fn answerable_logit<B: Backend>(
     hidden: Tensor<B, 3>,
     start_logits: Tensor<B, 2>,
 ) -> Option<Tensor<B, 1>> {
-    let (dense, out) = (head.answerable_hidden.as_ref()?, head.answerable_logit.as_ref()?);
+    let (dense, out) = (
+        head.answerable_hidden.as_ref()?,
+        head.answerable_logit.as_ref()?,
+    );
     let [b, s, h] = hidden.dims();
     let p = softmax(start_logits, 1).reshape([b, 1, s]);
     let weighted = p.matmul(hidden.clone()).reshape([b, h]);

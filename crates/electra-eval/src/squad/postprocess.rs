@@ -91,7 +91,11 @@ struct Candidate {
 }
 
 /// The predictions of every example of `set` from `outputs` (one per window of the set).
-pub fn predictions(set: &QaSet, outputs: &[WindowOutput], config: &AnswerConfig) -> Vec<Prediction> {
+pub fn predictions(
+    set: &QaSet,
+    outputs: &[WindowOutput],
+    config: &AnswerConfig,
+) -> Vec<Prediction> {
     (0..set.examples.len())
         .map(|e| predict_example(set, e, outputs, config))
         .collect()
@@ -153,7 +157,13 @@ fn predict_example(
                 let masked = |v: &[f32]| -> Vec<f32> {
                     v.iter()
                         .enumerate()
-                        .map(|(p, x)| if p == 0 || p >= offset { *x } else { x - 1000.0 })
+                        .map(|(p, x)| {
+                            if p == 0 || p >= offset {
+                                *x
+                            } else {
+                                x - 1000.0
+                            }
+                        })
                         .collect()
                 };
                 let (ms, me) = (masked(start), masked(end));
@@ -167,17 +177,16 @@ fn predict_example(
         };
         score_null = score_null.min(null);
     }
-    candidates.sort_by(|a, b| {
-        (b.start_score + b.end_score).total_cmp(&(a.start_score + a.end_score))
-    });
+    candidates
+        .sort_by(|a, b| (b.start_score + b.end_score).total_cmp(&(a.start_score + a.end_score)));
     let nbest = nbest(set, e, &candidates, config.n_best_size);
     let best_non_empty = nbest.iter().find(|n| !n.text.is_empty());
     let null_odds = match set.version {
         Version::V1_1 => None,
         Version::V2_0 if classifier => Some(score_null),
-        Version::V2_0 => Some(
-            best_non_empty.map_or(score_null, |n| score_null - n.start_logit - n.end_logit),
-        ),
+        Version::V2_0 => {
+            Some(best_non_empty.map_or(score_null, |n| score_null - n.start_logit - n.end_logit))
+        }
     };
     let chosen = match set.version {
         Version::V1_1 => nbest.first(),
@@ -298,11 +307,11 @@ mod tests {
         let out = joint(
             vec![(0, -0.1), (5, -0.5), (2, -0.7), (6, -1.0), (14, -1.2)],
             vec![
-                vec![(0, -0.1)],           // [CLS]: never an answer
+                vec![(0, -0.1)],            // [CLS]: never an answer
                 vec![(6, -0.2), (4, -0.3)], // "old Cat"; end before start
-                vec![(6, -0.1)],           // start in the query
-                vec![(6, -0.9)],           // "Cat" (same window, lower score)
-                vec![(14, -0.1)],          // final [SEP]: not context
+                vec![(6, -0.1)],            // start in the query
+                vec![(6, -0.9)],            // "Cat" (same window, lower score)
+                vec![(14, -0.1)],           // final [SEP]: not context
             ],
             1.5,
         );
@@ -321,7 +330,11 @@ mod tests {
             max_answer_length: 1,
             ..AnswerConfig::default()
         };
-        let out = joint(vec![(5, -0.5), (6, -1.0)], vec![vec![(6, -0.2)], vec![(6, -0.9)]], 0.0);
+        let out = joint(
+            vec![(5, -0.5), (6, -1.0)],
+            vec![vec![(6, -0.2)], vec![(6, -0.9)]],
+            0.0,
+        );
         assert_eq!(predictions(&s, &[out], &short)[0].text, "Cat");
         // Nothing valid: the reference's placeholder.
         let none = joint(vec![(0, 0.0)], vec![vec![(0, 0.0)]], 0.0);
@@ -342,7 +355,7 @@ mod tests {
         start[7] = 3.0; // "sat"
         end[9] = 2.0; // "a"
         let out = WindowOutput::Independent { start, end };
-        let p = &predictions(&s, &[out.clone()], &AnswerConfig::default())[0];
+        let p = &predictions(&s, std::slice::from_ref(&out), &AnswerConfig::default())[0];
         assert_eq!(p.text, "sat on a");
         assert_eq!(p.null_odds, Some(2.0 - 5.0));
         let v1 = set(Version::V1_1, &WindowConfig::default());

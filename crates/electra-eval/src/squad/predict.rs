@@ -103,14 +103,7 @@ pub fn parse_questions(text: &str, path: &Path) -> Result<SquadFile, EvalError> 
 
 /// Reads a question file (see [`parse_questions`]).
 pub fn read_questions(path: &Path) -> Result<SquadFile, EvalError> {
-    let bytes = std::fs::read(path).map_err(|e| EvalError::io(path, e))?;
-    let text = String::from_utf8(bytes).map_err(|e| {
-        EvalError::format(
-            path,
-            1,
-            format!("invalid UTF-8 at byte {}", e.utf8_error().valid_up_to()),
-        )
-    })?;
+    let text = crate::error::read_utf8(path)?;
     parse_questions(&text, path)
 }
 
@@ -138,7 +131,11 @@ pub fn answer<B: Backend>(
             let chosen = p.nbest.iter().find(|n| n.text == p.text);
             Answered {
                 question: set.file.questions[example.question].question.clone(),
-                answer: if no_answer { String::new() } else { p.text.clone() },
+                answer: if no_answer {
+                    String::new()
+                } else {
+                    p.text.clone()
+                },
                 start: p.char_span.filter(|_| !no_answer).map(|s| s.0),
                 end: p.char_span.filter(|_| !no_answer).map(|s| s.1),
                 probability: chosen.map_or(0.0, |n| n.probability),
@@ -178,7 +175,10 @@ mod tests {
         let err = parse_questions(r#"[{"question": "Who?"}]"#, path)
             .expect_err("no context")
             .to_string();
-        assert!(err.contains("item [0]") && err.contains("`context`"), "{err}");
+        assert!(
+            err.contains("item [0]") && err.contains("`context`"),
+            "{err}"
+        );
         let err = parse_questions("3", path).expect_err("scalar").to_string();
         assert!(err.contains("expected an official SQuAD file"), "{err}");
     }

@@ -207,8 +207,20 @@ pub fn run<B: AutodiffBackend>(
     if let Some(n) = config.max_train_questions {
         subset(&mut train_file, n);
     }
-    let train = QaSet::build(train_file, version, &pre.tokenizer, &config.windows, Purpose::Train)?;
-    let dev = QaSet::build(dev_file, version, &pre.tokenizer, &config.windows, Purpose::Evaluate)?;
+    let train = QaSet::build(
+        train_file,
+        version,
+        &pre.tokenizer,
+        &config.windows,
+        Purpose::Train,
+    )?;
+    let dev = QaSet::build(
+        dev_file,
+        version,
+        &pre.tokenizer,
+        &config.windows,
+        Purpose::Evaluate,
+    )?;
     observer.data_ready(&train, &dev);
     let identity = serde_json::json!({
         "checkpoint": pre.description,
@@ -225,7 +237,9 @@ pub fn run<B: AutodiffBackend>(
             results.push(done);
             continue;
         }
-        let result = run_seed(pre, run, &train, &dev, &store, &results, seed, device, observer)?;
+        let result = run_seed(
+            pre, run, &train, &dev, &store, &results, seed, device, observer,
+        )?;
         // Test-only fault injection (debug builds): a crash between two seeds.
         electra_fs::kill_point(&format!("squad.seed-recorded@{seed}"));
         observer.seed_finished(&result);
@@ -242,7 +256,10 @@ fn subset(file: &mut SquadFile, n: usize) {
         order.shuffle(&mut rng);
         order.truncate(n);
         order.sort_unstable();
-        file.questions = order.into_iter().map(|i| file.questions[i].clone()).collect();
+        file.questions = order
+            .into_iter()
+            .map(|i| file.questions[i].clone())
+            .collect();
     }
 }
 
@@ -282,7 +299,11 @@ fn run_seed<B: AutodiffBackend>(
         steps: trained.history.len(),
         train_seconds: trained.seconds,
     };
-    write_prediction_files(store.dir(), &format!("seed-{seed}-"), &evaluation.predictions)?;
+    write_prediction_files(
+        store.dir(),
+        &format!("seed-{seed}-"),
+        &evaluation.predictions,
+    )?;
     let best_so_far = finished
         .iter()
         .all(|r| result.selection_score() > r.selection_score());
@@ -406,7 +427,12 @@ pub fn write_prediction_files(
         "nbest_predictions.json",
         predictions
             .iter()
-            .map(|p| (p.id.clone(), serde_json::to_value(&p.nbest).unwrap_or(Value::Null)))
+            .map(|p| {
+                (
+                    p.id.clone(),
+                    serde_json::to_value(&p.nbest).unwrap_or(Value::Null),
+                )
+            })
             .collect(),
     )?;
     Ok(written)
@@ -466,7 +492,11 @@ fn finish<B: Backend>(
         .map(|(k, v)| (k, Stat::of(&v)))
         .collect();
     let mut files = Vec::new();
-    for name in ["predictions.json", "null_odds.json", "nbest_predictions.json"] {
+    for name in [
+        "predictions.json",
+        "null_odds.json",
+        "nbest_predictions.json",
+    ] {
         let from = store.file(best, name);
         if from.is_file() {
             let to = run.out.join(name);
@@ -574,7 +604,12 @@ impl SquadReport {
             self.config.windows.doc_stride
         );
         let seeds: Vec<String> = self.seeds.iter().map(|x| x.seed.to_string()).collect();
-        let _ = writeln!(s, "- seeds: {} (best: {})", seeds.join(", "), self.best_seed);
+        let _ = writeln!(
+            s,
+            "- seeds: {} (best: {})",
+            seeds.join(", "),
+            self.best_seed
+        );
         if self.version == Version::V2_0 {
             let _ = writeln!(
                 s,
@@ -591,7 +626,10 @@ impl SquadReport {
                 st.median, st.mean, st.std
             );
         }
-        let _ = writeln!(s, "\n| Seed | Scores | Final train loss | Steps | Train s |");
+        let _ = writeln!(
+            s,
+            "\n| Seed | Scores | Final train loss | Steps | Train s |"
+        );
         let _ = writeln!(s, "|---|---|---|---|---|");
         for seed in &self.seeds {
             let scores: Vec<String> = seed

@@ -141,7 +141,11 @@ mod tests {
         assert_eq!(history.len(), 6);
         assert_eq!(history[0].lr, 0.0);
         assert!(history[1].lr > 0.0);
-        assert_eq!(seen[2].len(), 6, "the last batch of an epoch holds the rest");
+        assert_eq!(
+            seen[2].len(),
+            6,
+            "the last batch of an epoch holds the rest"
+        );
         for epoch in seen.chunks(3) {
             let mut all: Vec<usize> = epoch.concat();
             all.sort_unstable();

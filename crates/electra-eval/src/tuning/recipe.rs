@@ -9,6 +9,8 @@ use electra_model::ElectraConfig;
 use electra_optim::{layerwise_lr_multiplier, parameter_paths};
 use serde::{Deserialize, Serialize};
 
+use crate::error::EvalError;
+
 /// Paper Table 7's peak learning rate and layer-wise decay α for a model of `model`'s size:
 /// 3e-4 and 0.8 up to hidden 256 (Small), 1e-4 and 0.8 up to 768 (Base), 5e-5 and 0.9 above
 /// (Large).
@@ -37,6 +39,32 @@ pub struct Recipe {
     pub batch_size: usize,
     /// Share of warmup steps.
     pub warmup_fraction: f64,
+}
+
+/// Checks the recipe settings every task family has (an explicit learning rate > 0, a
+/// layer-wise decay in (0, 1], a warmup share in [0, 1)); the error names the field.
+pub fn validate_recipe(
+    learning_rate: Option<f64>,
+    layerwise_lr_decay: Option<f64>,
+    warmup_fraction: f64,
+) -> Result<(), EvalError> {
+    let bad = |m: String| Err(EvalError::InvalidConfig(m));
+    if let Some(lr) = learning_rate
+        && !(lr > 0.0 && lr.is_finite())
+    {
+        return bad(format!("learning_rate must be > 0, got {lr}"));
+    }
+    if let Some(a) = layerwise_lr_decay
+        && !(a > 0.0 && a <= 1.0)
+    {
+        return bad(format!("layerwise_lr_decay must be in (0, 1], got {a}"));
+    }
+    if !(0.0..1.0).contains(&warmup_fraction) {
+        return bad(format!(
+            "warmup_fraction must be in [0, 1), got {warmup_fraction}"
+        ));
+    }
+    Ok(())
 }
 
 /// Every parameter path of `model` (an encoder with a task head) with its layer-wise

@@ -5,7 +5,7 @@
 //! questions far above both baselines: answering every question with "" (the unanswerable
 //! share, ~26 %) and guessing a word (~10 %). It runs the whole pipeline: official-format
 //! files, windows, training with the answerability classifier, the beam, post-processing, the
-//! no-answer score and the official 2.0 metrics. About 75 s in a debug build.
+//! no-answer score and the official 2.0 metrics. 75-110 s in a debug build on two cores.
 //!
 //! Learning has a threshold here: the model first learns "unanswerable" everywhere and only
 //! then the matching, around step 200 of 348 (measured: EM 62.7 at the reference threshold,

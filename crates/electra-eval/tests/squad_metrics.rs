@@ -154,27 +154,21 @@ fn missing_predictions_and_odds_are_errors_for_2_0() {
         "{err}"
     );
     let odds = dir.path().join("o.json");
-    std::fs::write(&odds, r#"{"a1": 0.5}"#).expect("write");
-    let err = score_files(
-        &fixture("dev-v2.0.json"),
-        &fixture("predictions-v2.0.json"),
-        Some(&odds),
-        None,
-        1.0,
-    )
-    .expect_err("odds")
-    .to_string();
+    let with_odds = |text: &str| {
+        std::fs::write(&odds, text).expect("write");
+        score_files(
+            &fixture("dev-v2.0.json"),
+            &fixture("predictions-v2.0.json"),
+            Some(&odds),
+            None,
+            1.0,
+        )
+        .expect_err(text)
+        .to_string()
+    };
+    let err = with_odds(r#"{"a1": 0.5}"#);
     assert!(err.contains("no score for question \"a2\""), "{err}");
-    std::fs::write(&odds, r#"{"a1": "high"}"#).expect("write");
-    let err = score_files(
-        &fixture("dev-v2.0.json"),
-        &fixture("predictions-v2.0.json"),
-        Some(&odds),
-        None,
-        1.0,
-    )
-    .expect_err("type")
-    .to_string();
+    let err = with_odds(r#"{"a1": "high"}"#);
     assert!(
         err.contains("o.json:1:") && err.contains("no-answer scores"),
         "{err}"

@@ -3,20 +3,17 @@
 //! score a prediction file against a labelled GLUE file. `electra finetune` (one task) runs
 //! through the same code.
 
-use std::io::Write as _;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 use burn::backend::Autodiff;
 use burn::tensor::backend::Backend;
 use electra_eval::Task;
-use electra_eval::finetune::{FinetuneConfig, Progress, StepRecord};
+use electra_eval::finetune::FinetuneConfig;
 use electra_eval::glue::{self, GlueObserver};
 use electra_eval::report::{Report, SeedResult, score_file};
-use indicatif::{ProgressBar, ProgressStyle};
 
-use super::tuning::{RecipeArgs, StartArgs};
+use super::tuning::{RecipeArgs, StartArgs, StepBars};
 use crate::backend::BackendTask;
 
 /// What `electra finetune` and `electra glue` share: the checkpoint, the data and the recipe.
@@ -179,57 +176,14 @@ impl GlueArgs {
     }
 }
 
-/// Per-epoch progress bars, the per-step metrics file and a line per seed.
-struct Bars {
-    label: String,
-    bar: Option<ProgressBar>,
-    metrics: std::fs::File,
-    task: Task,
-    seed: u64,
-}
-
-impl Progress for Bars {
-    fn epoch_start(&mut self, epoch: usize, epochs: usize, steps: usize) {
-        let bar = ProgressBar::new(steps as u64);
-        if let Ok(style) = ProgressStyle::with_template(
-            "{prefix} [{elapsed_precise}] {bar:30} {pos}/{len} steps {msg}",
-        ) {
-            bar.set_style(style);
-        }
-        bar.set_prefix(format!("{} epoch {}/{epochs}", self.label, epoch + 1));
-        bar.enable_steady_tick(Duration::from_millis(500));
-        self.bar = Some(bar);
-    }
-
-    fn step(&mut self, r: &StepRecord) {
-        if let Some(bar) = &self.bar {
-            bar.inc(1);
-            bar.set_message(format!("loss {:.4} lr {:.2e}", r.loss, r.lr));
-        }
-        let line = serde_json::json!({
-            "task": self.task.name(), "seed": self.seed, "step": r.step, "epoch": r.epoch,
-            "loss": r.loss, "lr": r.lr, "grad_norm": r.grad_norm,
-        });
-        if let Err(e) = writeln!(self.metrics, "{line}") {
-            tracing::warn!("cannot write metrics.jsonl: {e}");
-        }
-    }
-
-    fn epoch_end(&mut self, _epoch: usize, mean_loss: f64) {
-        if let Some(bar) = self.bar.take() {
-            bar.finish_with_message(format!("mean loss {mean_loss:.4}"));
-        }
-    }
-}
-
-impl GlueObserver for Bars {
+impl GlueObserver for StepBars {
     fn task_skipped(&mut self, _task: Task, note: &str) {
         eprintln!("{note}");
     }
 
     fn seed_started(&mut self, task: Task, seed: u64) {
         self.label = format!("{task} seed {seed}");
-        self.task = task;
+        self.task = task.name().to_string();
         self.seed = seed;
     }
 
@@ -284,13 +238,7 @@ impl BackendTask for GlueRun {
             strict: self.strict,
             predictions_dir: tune.out.join("predictions"),
         };
-        let mut bars = Bars {
-            label: String::new(),
-            bar: None,
-            metrics,
-            task: Task::Rte,
-            seed: 0,
-        };
+        let mut bars = StepBars::new(metrics, Task::Rte.name());
         let report = glue::run(&pre, &run, &device, &mut bars)?;
         let (md_path, json_path) =
             super::tuning::write_results(&tune.out, &report.to_markdown(), &report)?;

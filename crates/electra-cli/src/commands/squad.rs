@@ -4,21 +4,17 @@
 //! metrics. The work is `electra_eval::squad`'s; this file reads flags, shows progress and
 //! prints.
 
-use std::io::Write as _;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::Context;
 use burn::backend::Autodiff;
 use burn::tensor::backend::Backend;
-use electra_eval::finetune::{Progress, StepRecord};
 use electra_eval::squad::finetune::{REFERENCE_NULL_THRESHOLD, SquadConfig};
 use electra_eval::squad::model::HeadKind;
 use electra_eval::squad::run::{self, SeedResult, SquadObserver, SquadReport};
 use electra_eval::squad::{Version, hf, metrics, predict};
-use indicatif::{ProgressBar, ProgressStyle};
 
-use super::tuning::{RecipeArgs, StartArgs};
+use super::tuning::{RecipeArgs, StartArgs, StepBars};
 use crate::backend::BackendTask;
 
 /// Arguments of `electra squad`.
@@ -228,55 +224,7 @@ impl TuneArgs {
     }
 }
 
-/// Progress bars (training epochs, evaluation), `metrics.jsonl` and a line per seed.
-struct Bars {
-    bar: Option<ProgressBar>,
-    metrics: std::fs::File,
-    seed: u64,
-}
-
-impl Bars {
-    fn start(&mut self, len: usize, prefix: String, unit: &str) {
-        let bar = ProgressBar::new(len as u64);
-        if let Ok(style) = ProgressStyle::with_template(&format!(
-            "{{prefix}} [{{elapsed_precise}}] {{bar:30}} {{pos}}/{{len}} {unit} {{msg}}"
-        )) {
-            bar.set_style(style);
-        }
-        bar.set_prefix(prefix);
-        bar.enable_steady_tick(Duration::from_millis(500));
-        self.bar = Some(bar);
-    }
-}
-
-impl Progress for Bars {
-    fn epoch_start(&mut self, epoch: usize, epochs: usize, steps: usize) {
-        let prefix = format!("seed {} epoch {}/{epochs}", self.seed, epoch + 1);
-        self.start(steps, prefix, "steps");
-    }
-
-    fn step(&mut self, r: &StepRecord) {
-        if let Some(bar) = &self.bar {
-            bar.inc(1);
-            bar.set_message(format!("loss {:.4} lr {:.2e}", r.loss, r.lr));
-        }
-        let line = serde_json::json!({
-            "task": "squad", "seed": self.seed, "step": r.step, "epoch": r.epoch,
-            "loss": r.loss, "lr": r.lr, "grad_norm": r.grad_norm,
-        });
-        if let Err(e) = writeln!(self.metrics, "{line}") {
-            tracing::warn!("cannot write metrics.jsonl: {e}");
-        }
-    }
-
-    fn epoch_end(&mut self, _epoch: usize, mean_loss: f64) {
-        if let Some(bar) = self.bar.take() {
-            bar.finish_with_message(format!("mean loss {mean_loss:.4}"));
-        }
-    }
-}
-
-impl SquadObserver for Bars {
+impl SquadObserver for StepBars {
     fn data_ready(
         &mut self,
         train: &electra_eval::squad::features::QaSet,
@@ -297,6 +245,7 @@ impl SquadObserver for Bars {
     }
 
     fn seed_started(&mut self, seed: u64) {
+        self.label = format!("seed {seed}");
         self.seed = seed;
     }
 
@@ -305,15 +254,11 @@ impl SquadObserver for Bars {
     }
 
     fn evaluated(&mut self, windows: usize) {
-        if let Some(bar) = &self.bar {
-            bar.inc(windows as u64);
-        }
+        self.advance(windows);
     }
 
     fn seed_finished(&mut self, r: &SeedResult) {
-        if let Some(bar) = self.bar.take() {
-            bar.finish();
-        }
+        self.finish(String::new());
         println!(
             "seed {}: {} (train loss {:.4}, {:.0} s)",
             r.seed,
@@ -382,11 +327,7 @@ impl BackendTask for TuneArgs {
             out: self.out.clone(),
             overwrite: self.overwrite,
         };
-        let mut bars = Bars {
-            bar: None,
-            metrics,
-            seed: 0,
-        };
+        let mut bars = StepBars::new(metrics, "squad");
         let report = run::run(&pre, &squad_run, &device, &mut bars)?;
         let (md_path, json_path) =
             super::tuning::write_results(&self.out, &report.to_markdown(), &report)?;

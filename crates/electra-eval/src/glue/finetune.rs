@@ -208,17 +208,7 @@ impl<B: AutodiffBackend> Finetuner<B> {
 }
 
 /// A fine-tuned model and how training went.
-#[derive(Debug)]
-pub struct Trained<B: Backend> {
-    /// The model, for inference (dropout off).
-    pub model: ElectraForSequenceClassification<B>,
-    /// One record per step.
-    pub history: Vec<StepRecord>,
-    /// The recipe used.
-    pub recipe: Recipe,
-    /// Wall-clock seconds of training.
-    pub seconds: f64,
-}
+pub type Trained<B> = crate::tuning::epochs::Trained<ElectraForSequenceClassification<B>>;
 
 /// Fine-tunes `encoder` (a copy of the pre-trained weights) on `train` for `task` with `seed`
 /// (which seeds the head's initialisation, dropout and the example order).

@@ -20,7 +20,7 @@ use crate::squad::model::{
 };
 use crate::squad::postprocess::{self, AnswerConfig, Prediction};
 use crate::tuning::batching;
-use crate::tuning::epochs::{Progress, StepRecord, run_epochs};
+use crate::tuning::epochs::{Progress, run_epochs};
 use crate::tuning::optimizer::FinetuneOptimizer;
 use crate::tuning::recipe::{Recipe, size_defaults, validate_recipe};
 
@@ -239,17 +239,7 @@ impl<B: AutodiffBackend> SquadTuner<B> {
 }
 
 /// A fine-tuned model and how training went.
-#[derive(Debug)]
-pub struct Trained<B: Backend> {
-    /// The model, for inference.
-    pub model: ElectraForSquad<B>,
-    /// One record per step.
-    pub history: Vec<StepRecord>,
-    /// The recipe used.
-    pub recipe: Recipe,
-    /// Wall-clock seconds of training.
-    pub seconds: f64,
-}
+pub type Trained<B> = crate::tuning::epochs::Trained<ElectraForSquad<B>>;
 
 /// Fine-tunes `encoder` on the windows of `train` with `seed` (which seeds the head, dropout
 /// and the window order).

@@ -29,6 +29,19 @@ pub struct StepRecord {
     pub grad_norm: f64,
 }
 
+/// A fine-tuned model `M` and how its training went.
+#[derive(Debug)]
+pub struct Trained<M> {
+    /// The model, for inference (dropout off).
+    pub model: M,
+    /// One record per step.
+    pub history: Vec<StepRecord>,
+    /// The recipe used.
+    pub recipe: Recipe,
+    /// Wall-clock seconds of training.
+    pub seconds: f64,
+}
+
 /// Callbacks for progress display; every method has a no-op default.
 pub trait Progress {
     /// An epoch of `steps` steps starts.

@@ -400,6 +400,55 @@ mod tests {
     use super::*;
     use burn::backend::{Autodiff, Flex};
 
+    /// Paper Table 7 and the reference's SQuAD defaults: LR 3e-4 / 1e-4 / 5e-5 and layer-wise
+    /// decay 0.8 / 0.8 / 0.9 by size, 2 epochs, batch 32, 10 % warmup, no weight decay; 512
+    /// tokens, stride 128, query 64, beam 20, n-best 20, answers of at most 30 tokens, the
+    /// answerability classifier with weight 0.5.
+    #[test]
+    fn the_recipe_is_table_7_and_the_reference_defaults() {
+        let config = SquadConfig::default();
+        for (model, lr, alpha) in [
+            (ElectraConfig::small(), 3e-4, 0.8),
+            (ElectraConfig::base(), 1e-4, 0.8),
+            (ElectraConfig::large(), 5e-5, 0.9),
+        ] {
+            let r = config.recipe(&model);
+            assert_eq!((r.learning_rate, r.layerwise_lr_decay), (lr, alpha));
+            assert_eq!((r.epochs, r.batch_size, r.warmup_fraction), (2, 32, 0.1));
+            assert!(!r.corrected_layerwise_decay);
+        }
+        assert_eq!(config.optimizer.weight_decay, 0.0);
+        let w = &config.windows;
+        assert_eq!(
+            (w.max_seq_length, w.doc_stride, w.max_query_length),
+            (512, 128, 64)
+        );
+        assert_eq!(
+            (
+                config.beam_size,
+                config.answers.n_best_size,
+                config.answers.max_answer_length
+            ),
+            (20, 20, 30)
+        );
+        assert!(config.answerable_classifier && config.answerable_weight == 0.5);
+        assert_eq!(
+            (config.head, config.joint_hidden),
+            (HeadKind::Reference, 512)
+        );
+        config.validate().expect("the defaults are valid");
+        let bad = SquadConfig {
+            learning_rate: Some(-1.0),
+            ..SquadConfig::default()
+        };
+        assert!(
+            bad.validate()
+                .expect_err("lr")
+                .to_string()
+                .contains("learning_rate")
+        );
+    }
+
     /// The benchmark's step: one `step_batch` on a synthetic `[b, s]` batch, with each head,
     /// changes the encoder and gives a finite loss and gradient norm.
     #[test]

@@ -125,7 +125,8 @@ fn run(command: &mut Command) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Creates the fixture venv once, then runs the fixture script with it.
+/// Creates the fixture venv once, then runs the fixture scripts with it (the HF models of
+/// electra-model and the HF question-answering model of electra-eval).
 fn fixtures(root: &Path) -> anyhow::Result<()> {
     let venv = root.join(".venv-fixtures");
     let python = venv.join("bin/python");
@@ -137,6 +138,9 @@ fn fixtures(root: &Path) -> anyhow::Result<()> {
     }
     run(Command::new(&python)
         .arg(root.join("scripts/make_hf_fixtures.py"))
+        .current_dir(root))?;
+    run(Command::new(&python)
+        .arg(root.join("scripts/make_hf_qa_fixture.py"))
         .current_dir(root))
 }
 

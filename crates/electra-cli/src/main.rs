@@ -41,6 +41,9 @@ enum Command {
     /// Fine-tune and evaluate on GLUE tasks (results table, test-server files); `glue score`
     /// scores a prediction file.
     Glue(commands::glue::GlueArgs),
+    /// Fine-tune and evaluate on SQuAD 1.1 or 2.0 (resumable); `squad predict` answers
+    /// questions, `squad score` scores predictions as the official scripts do.
+    Squad(commands::squad::SquadArgs),
     /// Pre-training data: build and inspect Parquet shards.
     #[command(subcommand)]
     Data(commands::DataCommand),
@@ -104,6 +107,13 @@ fn run() -> anyhow::Result<()> {
         Command::Glue(args) => match args.command {
             Some(commands::glue::GlueCommand::Score(score)) => commands::glue::score(&score),
             None => backend::dispatch(cli.device, args.into_run()?).map(drop),
+        },
+        Command::Squad(args) => match args.command {
+            Some(commands::squad::SquadCommand::Score(score)) => commands::squad::score(&score),
+            Some(commands::squad::SquadCommand::Predict(predict)) => {
+                backend::dispatch(cli.device, predict)
+            }
+            None => backend::dispatch(cli.device, args.tune).map(drop),
         },
         Command::Data(commands::DataCommand::Build(args)) => commands::data_build::run(&args),
         Command::Data(commands::DataCommand::Inspect(args)) => commands::data_inspect::run(&args),

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 mod common;
-use common::electra;
+use common::{electra, write_vocab};
 
 use serde_json::Value;
 
@@ -23,21 +23,6 @@ const WORDS: [&str; 20] = [
     "the", "cat", "dog", "sat", "ran", "on", "mat", "park", "a", "big", "small", "red", "blue",
     "is", "was", "not", "happy", "sad", "house", "tree",
 ];
-
-/// A 64-token vocabulary (the fixture's size): the specials, the words, then fillers.
-fn write_vocab(path: &Path) {
-    let mut vocab: Vec<String> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-        .iter()
-        .chain(WORDS.iter())
-        .map(|s| s.to_string())
-        .collect();
-    let mut i = 0;
-    while vocab.len() < 64 {
-        vocab.push(format!("[unused{i}]"));
-        i += 1;
-    }
-    std::fs::write(path, vocab.join("\n") + "\n").expect("vocab");
-}
 
 fn sentence(i: usize, len: usize) -> String {
     (0..len)
@@ -74,7 +59,7 @@ fn glue_fine_tunes_writes_tables_and_prediction_files() {
     let glue = tmp.path().join("glue");
     write_rte(&glue);
     let vocab = tmp.path().join("vocab.txt");
-    write_vocab(&vocab);
+    write_vocab(&vocab, &WORDS);
     let out = tmp.path().join("out");
     let result = electra(&[
         "glue",
@@ -221,7 +206,7 @@ fn unknown_tasks_and_missing_folders_are_clear_errors() {
         stderr(&out)
     );
     let vocab = tmp.path().join("vocab.txt");
-    write_vocab(&vocab);
+    write_vocab(&vocab, &WORDS);
     let out = electra(&[
         "finetune",
         "--task",
@@ -252,7 +237,7 @@ fn finetune_defaults_fit_the_model_and_results_are_not_replaced_silently() {
     let glue = tmp.path().join("glue");
     write_rte(&glue);
     let vocab = tmp.path().join("vocab.txt");
-    write_vocab(&vocab);
+    write_vocab(&vocab, &WORDS);
     let fixture = fixture();
     let finetune = |out: &Path, extra: &[&str]| {
         let mut args = vec!["finetune", "--task", "rte"];

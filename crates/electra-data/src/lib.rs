@@ -102,4 +102,4 @@ pub use error::{DataError, Result};
 pub use loader::{Batch, Cursor, DataLoader, LoaderConfig, Padding};
 pub use manifest::{Expectations, Manifest};
 pub use packing::{Example, ExampleBuilder, PackingConfig};
-pub use tokenizer::{SpecialTokens, Tokenizer};
+pub use tokenizer::{SpecialTokens, Tokenizer, TokensWithOffsets};

@@ -67,6 +67,16 @@ impl SpecialTokens {
     }
 }
 
+/// One text's tokens and the byte range each covers in the text
+/// ([`Tokenizer::encode_batch_with_offsets`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokensWithOffsets {
+    /// Token ids.
+    pub ids: Vec<u32>,
+    /// `(start, end)` byte offsets into the text, one per token.
+    pub offsets: Vec<(usize, usize)>,
+}
+
 /// A loaded WordPiece tokenizer with its special ids, vocabulary size and content hash.
 #[derive(Clone)]
 pub struct Tokenizer {
@@ -239,6 +249,25 @@ impl Tokenizer {
         Ok(encodings
             .into_iter()
             .map(|e| e.get_ids().to_vec())
+            .collect())
+    }
+
+    /// Token ids of many texts with each token's byte range in its text (`text[start..end]`
+    /// is what the token covers, before normalisation: lower-casing and accent stripping
+    /// keep the ranges of the original characters), without `[CLS]`/`[SEP]`. For span
+    /// extraction (SQuAD), where a predicted span of tokens must print the original text.
+    pub fn encode_batch_with_offsets(&self, texts: &[&str]) -> Result<Vec<TokensWithOffsets>> {
+        let inputs: Vec<&str> = texts.to_vec();
+        let encodings = self
+            .inner
+            .encode_batch(inputs, false)
+            .map_err(|e| DataError::tokenizer(&self.source, e.to_string()))?;
+        Ok(encodings
+            .into_iter()
+            .map(|e| TokensWithOffsets {
+                ids: e.get_ids().to_vec(),
+                offsets: e.get_offsets().to_vec(),
+            })
             .collect())
     }
 
@@ -432,6 +461,22 @@ mod tests {
         .iter()
         .map(|s| s.to_string())
         .collect()
+    }
+
+    /// Offsets are byte ranges of the original text, whatever the normaliser did to it
+    /// (lower-casing, accent stripping), so `text[start..end]` prints what the token covers.
+    #[test]
+    fn offsets_cover_the_original_text() {
+        let tok = Tokenizer::from_vocab(tiny_vocab(), Path::new("<test>")).unwrap();
+        let text = "The  Café sat\ton unbelievable.";
+        let out = tok.encode_batch_with_offsets(&[text, ""]).unwrap();
+        let pieces: Vec<&str> = out[0].offsets.iter().map(|&(a, b)| &text[a..b]).collect();
+        assert_eq!(
+            pieces,
+            ["The", "Café", "sat", "on", "un", "believ", "able", "."]
+        );
+        assert_eq!(out[0].ids, [5, 14, 7, 8, 11, 12, 13, 10]);
+        assert!(out[1].ids.is_empty() && out[1].offsets.is_empty());
     }
 
     #[test]

@@ -26,6 +26,17 @@ pub enum EvalError {
         message: String,
     },
 
+    /// A SQuAD file does not have the official layout or holds an inconsistent question.
+    #[error("{}: {at}: {message}", path.display())]
+    Squad {
+        /// The file.
+        path: PathBuf,
+        /// Where: the question id (when there is one) and the JSON path.
+        at: String,
+        /// What was found and what was expected.
+        message: String,
+    },
+
     /// A task name that is not one of the GLUE tasks.
     #[error("unknown GLUE task `{0}`: expected one of {names}", names = crate::task::Task::names())]
     UnknownTask(String),
@@ -62,9 +73,9 @@ pub enum EvalError {
     #[error(transparent)]
     Model(#[from] electra_model::ModelError),
 
-    /// A training-crate error (optimizer config, run checkpoints).
+    /// A run directory's error (its config or checkpoints).
     #[error(transparent)]
-    Train(#[from] electra_train::TrainError),
+    Run(#[from] electra_run::RunError),
 }
 
 impl EvalError {
@@ -88,11 +99,33 @@ impl EvalError {
     }
 }
 
+/// The text of `path`; invalid UTF-8 is an error naming the file, the line and the byte.
+pub(crate) fn read_utf8(path: &std::path::Path) -> Result<String, EvalError> {
+    let bytes = std::fs::read(path).map_err(|e| EvalError::io(path, e))?;
+    String::from_utf8(bytes).map_err(|e| {
+        let offset = e.utf8_error().valid_up_to();
+        let line = e.as_bytes()[..offset]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1;
+        EvalError::format(path, line, format!("invalid UTF-8 at byte {offset}"))
+    })
+}
+
 impl From<electra_fs::FsError> for EvalError {
     fn from(e: electra_fs::FsError) -> Self {
         Self::Io {
             path: e.path,
             source: e.source,
+        }
+    }
+}
+
+impl From<electra_optim::OptimError> for EvalError {
+    fn from(e: electra_optim::OptimError) -> Self {
+        match e {
+            electra_optim::OptimError::InvalidConfig(message) => Self::InvalidConfig(message),
         }
     }
 }

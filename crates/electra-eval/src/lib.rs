@@ -1,33 +1,35 @@
-//! # electra-eval: GLUE
+//! # electra-eval: fine-tuning (GLUE, SQuAD)
 //!
 //! This crate evaluates a pre-trained discriminator the way the paper does (spec sections 5
-//! and 6). It reads the nine GLUE tasks and the AX diagnostic in the standard `glue_data`
-//! layout ([`task`], [`data`]), turns examples into `[CLS] A [SEP] B [SEP]` token ids with the
-//! model's WordPiece tokenizer ([`features`]), fine-tunes a dropout + linear head on the final
-//! `[CLS]` state with the reference optimizer, schedule and layer-wise learning-rate decay
-//! ([`model`], [`finetune`]), computes each task's official metrics and the GLUE averages
-//! ([`metrics`]), and writes result tables over several seeds and GLUE test-server prediction
-//! files ([`report`]). [`glue`] runs all of it over tasks and seeds and returns the report;
-//! every per-task fact (folders, files, columns, labels, metrics, recipe, submission files,
-//! extra evaluation splits) is one [`task::TaskSpec`] entry.
+//! and 6): it fine-tunes the encoder with a task head and scores it with each benchmark's
+//! official metrics, over several seeds.
 //!
-//! The optimizer (`ElectraAdam`), the learning-rate schedule and the layer-wise multipliers
-//! come from `electra-train`; the encoder and the Hugging Face loaders from `electra-model`;
-//! the tokenizer from `electra-data`. Nothing here picks a device: the CLI does.
+//! [`tuning`] is the task-agnostic core every task family uses: loading the pre-trained
+//! encoder and tokenizer (an HF directory or an `electra pretrain` run), the recipe of paper
+//! Table 7 (learning rate by size, layer-wise decay), one optimizer update, the seeded epoch
+//! loop under the reference schedule, length-sorted inference batches, summaries over seeds
+//! and per-seed results kept on disk. Beside it, one folder per task family:
+//!
+//! - [`glue`]: the nine GLUE tasks and AX: TSV readers, `[CLS] A [SEP] B [SEP]` features, a
+//!   dropout + linear head on `[CLS]`, the official metrics and GLUE averages, result tables
+//!   and test-server prediction files;
+//! - [`squad`]: SQuAD 1.1 and 2.0: the official JSON, windows over long contexts, the
+//!   reference's question-answering head (and Hugging Face's), post-processing to answer
+//!   texts, the official EM/F1 and no-answer thresholds, `predictions.json` and
+//!   `null_odds.json`.
+//!
+//! The optimizer and schedules come from `electra-optim`, run directories from `electra-run`,
+//! the encoder and the Hugging Face loaders from `electra-model`, the tokenizer from
+//! `electra-data`; nothing here depends on the pre-training loop (`electra-train`). Nothing
+//! here picks a device: the CLI does. GLUE's modules are also reachable at their old paths
+//! (`electra_eval::task`, `electra_eval::finetune`, ...).
 
-pub mod data;
 pub mod error;
-pub mod features;
-pub mod finetune;
 pub mod glue;
-pub mod metrics;
-pub mod model;
-pub mod pretrained;
-pub mod report;
-pub mod task;
-
-#[cfg(test)]
-mod fuzzed_readers;
+pub mod squad;
+pub mod tuning;
 
 pub use error::EvalError;
-pub use task::{Metric, Split, Task, TaskSpec};
+pub use glue::task::{Metric, Split, Task, TaskSpec};
+pub use glue::{data, features, finetune, metrics, model, report, task};
+pub use tuning::pretrained;

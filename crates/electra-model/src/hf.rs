@@ -247,6 +247,21 @@ pub fn save<B: Backend, M: ModuleSnapshot<B>>(
     architecture: Architecture,
     dir: &Path,
 ) -> Result<(), ModelError> {
+    save_config(
+        model,
+        &HfConfig::new(config.clone(), architecture.hf_name()),
+        dir,
+    )
+}
+
+/// Writes `model` under HF tensor names with `config` as `config.json` (its `architectures`
+/// names the class, e.g. a task model's `ElectraForQuestionAnswering`, whose head tensors
+/// pass through the name map unchanged); written as [`save`] writes.
+pub fn save_config<B: Backend, M: ModuleSnapshot<B>>(
+    model: &M,
+    config: &HfConfig,
+    dir: &Path,
+) -> Result<(), ModelError> {
     std::fs::create_dir_all(dir).map_err(|source| ModelError::Io {
         path: dir.to_path_buf(),
         source,
@@ -267,8 +282,7 @@ pub fn save<B: Backend, M: ModuleSnapshot<B>>(
                 message: e.to_string(),
             })
     })?;
-    let text = HfConfig::new(config.clone(), architecture.hf_name()).to_json();
-    electra_fs::write_atomic(&dir.join("config.json"), text.as_bytes())?;
+    electra_fs::write_atomic(&dir.join("config.json"), config.to_json().as_bytes())?;
     Ok(())
 }
 
@@ -277,6 +291,16 @@ pub fn apply_weights<B: Backend, M: ModuleSnapshot<B>>(
     model: &mut M,
     weights: &Path,
     architecture: Architecture,
+) -> Result<(), ModelError> {
+    apply_weights_as(model, weights, architecture.hf_name())
+}
+
+/// [`apply_weights`] for any model whose parameters follow HF's names through the name map
+/// (a task model such as `ElectraForQuestionAnswering`); `class` names it in errors.
+pub fn apply_weights_as<B: Backend, M: ModuleSnapshot<B>>(
+    model: &mut M,
+    weights: &Path,
+    class: &str,
 ) -> Result<(), ModelError> {
     let is_safetensors = weights.extension().is_some_and(|e| e == "safetensors");
     let mut problems = if is_safetensors {
@@ -307,7 +331,7 @@ pub fn apply_weights<B: Backend, M: ModuleSnapshot<B>>(
     } else {
         Err(ModelError::Mismatch {
             path: weights.to_path_buf(),
-            architecture: architecture.hf_name().to_string(),
+            architecture: class.to_string(),
             problems,
         })
     }

@@ -72,3 +72,26 @@ impl From<electra_fs::FsError> for TrainError {
         }
     }
 }
+
+/// A run directory's errors keep their variant and message.
+impl From<electra_run::RunError> for TrainError {
+    fn from(e: electra_run::RunError) -> Self {
+        use electra_run::RunError as R;
+        match e {
+            R::InvalidConfig(message) => Self::InvalidConfig(message),
+            R::Io { path, source } => Self::Io { path, source },
+            R::Checkpoint { path, message } => Self::Checkpoint { path, message },
+            R::Data(e) => Self::Data(e),
+            R::Objective(e) => Self::Objective(e),
+            R::Model(e) => Self::Model(e),
+        }
+    }
+}
+
+impl From<electra_optim::OptimError> for TrainError {
+    fn from(e: electra_optim::OptimError) -> Self {
+        match e {
+            electra_optim::OptimError::InvalidConfig(message) => Self::InvalidConfig(message),
+        }
+    }
+}

@@ -31,14 +31,7 @@ use electra_objective::ObjectiveKind;
 use crate::error::TrainError;
 use crate::pretrained::{RunCheckpoint, load_newest};
 
-/// The discriminator-sized encoder of a pre-training model, whatever its objective: the shared
-/// embedding block and the discriminator tower (no head), what fine-tuning starts from.
-pub fn encoder<B: Backend>(model: &ElectraPretrainingModel<B>) -> ElectraModel<B> {
-    ElectraModel {
-        embeddings: model.embeddings.clone(),
-        encoder: model.discriminator.clone(),
-    }
-}
+pub use electra_run::pretrained::encoder;
 
 /// The discriminator of a pre-training model as an HF-shaped `ElectraForPreTraining`; an error
 /// for the objectives without a replaced-token head (`mlm`, `replace-mlm`: see

@@ -6,28 +6,29 @@
 //! learning-rate schedules, gradient accumulation, checkpoints written atomically and resumed
 //! exactly, metrics a user can plot, and data-parallel training on several devices.
 //!
-//! The pieces: [`config`] (the run's TOML config and presets), [`source`] (batches from shards
-//! or the demo corpus), [`optim`] and [`schedule`] (the reference optimizer and learning
-//! rates, with layer-wise decay for fine-tuning), [`trainer`] (the loop, its phases as
-//! functions), [`observer`] (how the loop reports: progress, log lines, typed metrics), [`parallel`]
-//! (data-parallel peers over burn's collective all-reduce), [`distributed`] (several
-//! nodes: addresses, the coordinator, bounded waits), [`checkpoint`], [`metrics`] and
-//! [`export`] (Hugging Face checkpoints of a run), [`pretrained`] (a run's newest discriminator,
-//! for fine-tuning).
+//! The pieces: [`source`] (batches from shards or the demo corpus), [`trainer`] (the loop,
+//! its phases as functions), [`observer`] (how the loop reports: progress, log lines, typed
+//! metrics), [`parallel`] (data-parallel peers over burn's collective all-reduce),
+//! [`distributed`] (several nodes: addresses, the coordinator, bounded waits), [`metrics`]
+//! and [`export`] (Hugging Face checkpoints of a run).
+//!
+//! What fine-tuning needs as well lives in the crates below this one and is re-exported here
+//! under its old paths: [`config`] (the run's TOML config and presets), [`checkpoint`] and
+//! [`pretrained`] (a run's newest discriminator) from `electra-run`; [`optim`] and
+//! [`schedule`] (the reference optimizer and learning rates, with layer-wise decay for
+//! fine-tuning) from `electra-optim`.
 
-pub mod checkpoint;
-pub mod config;
 pub mod distributed;
 pub mod error;
 pub mod export;
 pub mod metrics;
 pub mod observer;
-pub mod optim;
 pub mod parallel;
-pub mod pretrained;
-pub mod schedule;
 pub mod source;
 pub mod trainer;
+
+pub use electra_optim::{adam as optim, schedule};
+pub use electra_run::{checkpoint, config, pretrained};
 
 #[cfg(test)]
 mod fuzzed_readers;

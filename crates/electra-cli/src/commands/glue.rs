@@ -3,21 +3,17 @@
 //! score a prediction file against a labelled GLUE file. `electra finetune` (one task) runs
 //! through the same code.
 
-use std::io::Write as _;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 use burn::backend::Autodiff;
 use burn::tensor::backend::Backend;
 use electra_eval::Task;
-use electra_eval::finetune::{FinetuneConfig, Progress, StepRecord};
+use electra_eval::finetune::FinetuneConfig;
 use electra_eval::glue::{self, GlueObserver};
-use electra_eval::model::LossReduction;
-use electra_eval::pretrained;
 use electra_eval::report::{Report, SeedResult, score_file};
-use indicatif::{ProgressBar, ProgressStyle};
 
+use super::tuning::{RecipeArgs, StartArgs, StepBars};
 use crate::backend::BackendTask;
 
 /// What `electra finetune` and `electra glue` share: the checkpoint, the data and the recipe.
@@ -27,25 +23,9 @@ pub struct TuneArgs {
     /// QNLI/, RTE/, WNLI/, diagnostic/).
     #[arg(long, required = true)]
     pub glue_dir: Option<PathBuf>,
-    /// The pre-trained model: a Hugging Face ELECTRA directory (config.json +
-    /// model.safetensors, e.g. `OUT/discriminator` from `electra export`; ElectraForPreTraining
-    /// or ElectraForMaskedLM, the head is dropped) or an `electra pretrain` run directory of any
-    /// objective (its newest complete checkpoint's discriminator-sized encoder).
-    #[arg(long, required = true)]
-    pub checkpoint: Option<PathBuf>,
-    /// The tokenizer (vocab.txt or tokenizer.json); default: the one beside the checkpoint.
-    #[arg(long)]
-    pub tokenizer: Option<PathBuf>,
-    /// Ignore the checkpoint's weights: fine-tune a freshly initialised encoder of the same
-    /// configuration (a baseline).
-    #[arg(long)]
-    pub random_init: bool,
-    /// Number of fine-tuning seeds per task (the paper reports the median of 10).
-    #[arg(long, default_value_t = 5)]
-    pub seeds: u64,
-    /// The first seed; seeds are first, first+1, ...
-    #[arg(long, default_value_t = 1)]
-    pub first_seed: u64,
+    /// The pre-trained model and the seeds.
+    #[command(flatten)]
+    pub start: StartArgs,
     /// Output directory: results.md, results.json, metrics.jsonl, predictions/. A directory
     /// that already holds any of them is refused unless --overwrite is given.
     #[arg(long, default_value = "glue-results")]
@@ -55,15 +35,9 @@ pub struct TuneArgs {
     /// earlier run stays beside the new ones.
     #[arg(long)]
     pub overwrite: bool,
-    /// Peak learning rate (default by model size: 3e-4 Small, 1e-4 Base, 5e-5 Large).
-    #[arg(long)]
-    pub lr: Option<f64>,
-    /// Layer-wise LR decay α (default 0.8; 0.9 for Large; 1 disables).
-    #[arg(long)]
-    pub layerwise_decay: Option<f64>,
-    /// Use the corrected layer-wise formula (top layer ×α) instead of the reference's (×α²).
-    #[arg(long)]
-    pub corrected_layerwise_decay: bool,
+    /// Learning rate, layer-wise decay, loss reduction.
+    #[command(flatten)]
+    pub recipe: RecipeArgs,
     /// Epochs (default: 3; 10 for RTE and STS-B).
     #[arg(long)]
     pub epochs: Option<usize>,
@@ -82,9 +56,6 @@ pub struct TuneArgs {
     /// Do not double the MRPC and STS-B training sets with swapped pairs.
     #[arg(long)]
     pub no_double_unordered: bool,
-    /// Average the per-example losses of a batch instead of summing them (the reference sums).
-    #[arg(long)]
-    pub mean_loss: bool,
 }
 
 /// `--max-seq-len` when not given, unless the model's positions are fewer.
@@ -96,18 +67,14 @@ const OUTPUTS: [&str; 4] = ["results.md", "results.json", "metrics.jsonl", "pred
 impl TuneArgs {
     fn config(&self) -> FinetuneConfig {
         FinetuneConfig {
-            learning_rate: self.lr,
-            layerwise_lr_decay: self.layerwise_decay,
-            corrected_layerwise_decay: self.corrected_layerwise_decay,
+            learning_rate: self.recipe.lr,
+            layerwise_lr_decay: self.recipe.layerwise_decay,
+            corrected_layerwise_decay: self.recipe.corrected_layerwise_decay,
             batch_size: self.batch_size,
             epochs: self.epochs,
             max_seq_len: self.max_seq_len.unwrap_or(DEFAULT_MAX_SEQ_LEN),
             double_unordered: !self.no_double_unordered,
-            loss_reduction: if self.mean_loss {
-                LossReduction::Mean
-            } else {
-                LossReduction::Sum
-            },
+            loss_reduction: self.recipe.loss_reduction(),
             validation_fraction: self.validation_fraction,
             max_train_examples: self.max_train_examples,
             ..FinetuneConfig::default()
@@ -209,57 +176,14 @@ impl GlueArgs {
     }
 }
 
-/// Per-epoch progress bars, the per-step metrics file and a line per seed.
-struct Bars {
-    label: String,
-    bar: Option<ProgressBar>,
-    metrics: std::fs::File,
-    task: Task,
-    seed: u64,
-}
-
-impl Progress for Bars {
-    fn epoch_start(&mut self, epoch: usize, epochs: usize, steps: usize) {
-        let bar = ProgressBar::new(steps as u64);
-        if let Ok(style) = ProgressStyle::with_template(
-            "{prefix} [{elapsed_precise}] {bar:30} {pos}/{len} steps {msg}",
-        ) {
-            bar.set_style(style);
-        }
-        bar.set_prefix(format!("{} epoch {}/{epochs}", self.label, epoch + 1));
-        bar.enable_steady_tick(Duration::from_millis(500));
-        self.bar = Some(bar);
-    }
-
-    fn step(&mut self, r: &StepRecord) {
-        if let Some(bar) = &self.bar {
-            bar.inc(1);
-            bar.set_message(format!("loss {:.4} lr {:.2e}", r.loss, r.lr));
-        }
-        let line = serde_json::json!({
-            "task": self.task.name(), "seed": self.seed, "step": r.step, "epoch": r.epoch,
-            "loss": r.loss, "lr": r.lr, "grad_norm": r.grad_norm,
-        });
-        if let Err(e) = writeln!(self.metrics, "{line}") {
-            tracing::warn!("cannot write metrics.jsonl: {e}");
-        }
-    }
-
-    fn epoch_end(&mut self, _epoch: usize, mean_loss: f64) {
-        if let Some(bar) = self.bar.take() {
-            bar.finish_with_message(format!("mean loss {mean_loss:.4}"));
-        }
-    }
-}
-
-impl GlueObserver for Bars {
+impl GlueObserver for StepBars {
     fn task_skipped(&mut self, _task: Task, note: &str) {
         eprintln!("{note}");
     }
 
     fn seed_started(&mut self, task: Task, seed: u64) {
         self.label = format!("{task} seed {seed}");
-        self.task = task;
+        self.task = task.name().to_string();
         self.seed = seed;
     }
 
@@ -281,25 +205,12 @@ impl BackendTask for GlueRun {
         type AB<B> = Autodiff<B>;
         let tune = &self.tune;
         let glue_dir = tune.glue_dir.clone().context("--glue-dir is required")?;
-        let checkpoint = tune
-            .checkpoint
-            .clone()
-            .context("--checkpoint is required")?;
-        if tune.seeds == 0 {
-            bail!("--seeds must be at least 1");
-        }
+        let seeds = tune.start.seed_list()?;
         let old_outputs =
             super::outdir::check(&tune.out, &OUTPUTS, "GLUE results", tune.overwrite)?;
         let mut config = tune.config();
         config.validate()?;
-        <AB<B> as Backend>::seed(&device, tune.first_seed);
-        let pre = pretrained::load::<AB<B>>(
-            &checkpoint,
-            tune.tokenizer.as_deref(),
-            tune.random_init,
-            &device,
-        )
-        .with_context(|| format!("cannot load the checkpoint {}", checkpoint.display()))?;
+        let pre = tune.start.load::<AB<B>>(&device)?;
         if tune.max_seq_len.is_none() {
             // The default fits the model it is given (a demo run has 64 positions).
             config.max_seq_len = config.max_seq_len.min(pre.config.max_position_embeddings);
@@ -311,7 +222,6 @@ impl BackendTask for GlueRun {
                 pre.config.max_position_embeddings
             );
         }
-        tracing::info!(checkpoint = %pre.description, "fine-tuning");
         for path in &old_outputs {
             super::outdir::remove(path)?;
         }
@@ -323,30 +233,15 @@ impl BackendTask for GlueRun {
         let run = glue::GlueRun {
             glue_dir: glue_dir.clone(),
             tasks: self.tasks.clone(),
-            seeds: (0..tune.seeds).map(|i| tune.first_seed + i).collect(),
+            seeds,
             config,
             strict: self.strict,
             predictions_dir: tune.out.join("predictions"),
         };
-        let mut bars = Bars {
-            label: String::new(),
-            bar: None,
-            metrics,
-            task: Task::Rte,
-            seed: 0,
-        };
+        let mut bars = StepBars::new(metrics, Task::Rte.name());
         let report = glue::run(&pre, &run, &device, &mut bars)?;
-        let md = report.to_markdown();
-        let md_path = tune.out.join("results.md");
-        electra_fs::write_atomic(&md_path, md.as_bytes())
-            .with_context(|| format!("cannot write {}", md_path.display()))?;
-        let json_path = tune.out.join("results.json");
-        electra_fs::write_atomic(
-            &json_path,
-            serde_json::to_string_pretty(&report)?.as_bytes(),
-        )
-        .with_context(|| format!("cannot write {}", json_path.display()))?;
-        println!("\n{md}");
+        let (md_path, json_path) =
+            super::tuning::write_results(&tune.out, &report.to_markdown(), &report)?;
         println!(
             "wrote {}, {} and {}",
             md_path.display(),

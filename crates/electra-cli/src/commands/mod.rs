@@ -10,7 +10,9 @@ pub mod outdir;
 pub mod plot;
 pub mod pretrain;
 pub mod progress;
+pub mod squad;
 pub mod tokenizer_train;
+pub mod tuning;
 
 /// `electra data ...`.
 #[derive(Debug, clap::Subcommand)]

@@ -1,6 +1,7 @@
 //! What the CLI's end-to-end tests share: running the `electra` binary and a shrunken model.
 #![allow(dead_code)]
 
+use std::path::Path;
 use std::process::{Command, Output};
 
 /// Runs `electra ARGS` and returns what it did, success or not.
@@ -37,3 +38,19 @@ pub const TINY_MODEL: [&str; 12] = [
     "--set",
     "objective.generator_hidden_multiplier=0.5",
 ];
+
+/// A 64-token vocabulary (the size of the tiny HF fixture's): the five specials, `words`, then
+/// `[unusedN]` fillers.
+pub fn write_vocab(path: &Path, words: &[&str]) {
+    let mut vocab: Vec<String> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        .iter()
+        .chain(words.iter())
+        .map(|s| s.to_string())
+        .collect();
+    let mut i = 0;
+    while vocab.len() < 64 {
+        vocab.push(format!("[unused{i}]"));
+        i += 1;
+    }
+    std::fs::write(path, vocab.join("\n") + "\n").expect("vocab");
+}

@@ -4,28 +4,28 @@
 //! learning rate of the model's size.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
 
 use burn::module::AutodiffModule;
-use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use electra_model::{ElectraConfig, ElectraModel};
-use electra_train::optim::parameter_paths;
-use electra_train::{AdamConfig, ElectraAdam, LrSchedule, ScheduleKind, layerwise_lr_multiplier};
-use rand::SeedableRng;
-use rand::seq::SliceRandom;
-use rand_chacha::ChaCha8Rng;
+use electra_optim::AdamConfig;
 use serde::{Deserialize, Serialize};
 
-use crate::data::Label;
 use crate::error::EvalError;
-use crate::features::{EncodedSet, batch};
-use crate::metrics::{Predictions, Scores, task_scores};
-use crate::model::{
+use crate::glue::data::Label;
+use crate::glue::features::{EncodedSet, batch};
+use crate::glue::metrics::{Predictions, Scores, task_scores};
+use crate::glue::model::{
     ElectraForSequenceClassification, LossReduction, classification_loss, regression_loss,
 };
-use crate::task::Task;
+use crate::glue::task::Task;
+use crate::tuning::batching;
+use crate::tuning::epochs::run_epochs;
+pub use crate::tuning::epochs::{NoProgress, Progress, StepRecord};
+use crate::tuning::optimizer::FinetuneOptimizer;
+pub use crate::tuning::recipe::{Recipe, lr_multipliers};
+use crate::tuning::recipe::{size_defaults, validate_recipe};
 
 /// STS-B scores are divided by this for training (targets in 0-1, spec 5.1) and predictions
 /// multiplied by it for prediction files.
@@ -93,48 +93,20 @@ impl Default for FinetuneConfig {
     }
 }
 
-/// The settings one task's fine-tuning actually uses.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Recipe {
-    /// Peak learning rate.
-    pub learning_rate: f64,
-    /// Layer-wise decay factor α.
-    pub layerwise_lr_decay: f64,
-    /// Whether the corrected layer-wise formula is used.
-    pub corrected_layerwise_decay: bool,
-    /// Epochs.
-    pub epochs: usize,
-    /// Examples per step.
-    pub batch_size: usize,
-    /// Share of warmup steps.
-    pub warmup_fraction: f64,
-}
-
 impl FinetuneConfig {
     /// Checks the ranges; the error names the field.
     pub fn validate(&self) -> Result<(), EvalError> {
         let bad = |m: String| Err(EvalError::InvalidConfig(m));
-        if let Some(lr) = self.learning_rate
-            && !(lr > 0.0 && lr.is_finite())
-        {
-            return bad(format!("learning_rate must be > 0, got {lr}"));
-        }
-        if let Some(a) = self.layerwise_lr_decay
-            && !(a > 0.0 && a <= 1.0)
-        {
-            return bad(format!("layerwise_lr_decay must be in (0, 1], got {a}"));
-        }
+        validate_recipe(
+            self.learning_rate,
+            self.layerwise_lr_decay,
+            self.warmup_fraction,
+        )?;
         if self.batch_size == 0 || self.eval_batch_size == 0 {
             return bad("batch_size and eval_batch_size must be > 0".to_string());
         }
         if self.epochs == Some(0) {
             return bad("epochs must be > 0".to_string());
-        }
-        if !(0.0..1.0).contains(&self.warmup_fraction) {
-            return bad(format!(
-                "warmup_fraction must be in [0, 1), got {}",
-                self.warmup_fraction
-            ));
         }
         let held = self.validation_fraction;
         if !(held > 0.0 && held < 1.0) {
@@ -146,13 +118,7 @@ impl FinetuneConfig {
 
     /// The recipe for `task` on a model of `model`'s size.
     pub fn recipe(&self, task: Task, model: &ElectraConfig) -> Recipe {
-        let (lr, alpha) = if model.hidden_size <= 256 {
-            (3e-4, 0.8)
-        } else if model.hidden_size <= 768 {
-            (1e-4, 0.8)
-        } else {
-            (5e-5, 0.9)
-        };
+        let (lr, alpha) = size_defaults(model);
         Recipe {
             learning_rate: self.learning_rate.unwrap_or(lr),
             layerwise_lr_decay: self.layerwise_lr_decay.unwrap_or(alpha),
@@ -164,60 +130,12 @@ impl FinetuneConfig {
     }
 }
 
-/// Every parameter path of `model` with its layer-wise learning-rate multiplier.
-pub fn lr_multipliers<B: Backend>(
-    model: &ElectraForSequenceClassification<B>,
-    num_layers: usize,
-    alpha: f64,
-    corrected: bool,
-) -> BTreeMap<String, f64> {
-    parameter_paths(model)
-        .into_iter()
-        .map(|(path, _)| {
-            let m = layerwise_lr_multiplier(&path, num_layers, alpha, corrected);
-            (path, m)
-        })
-        .collect()
-}
-
-/// What one optimizer step did.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct StepRecord {
-    /// 0-based step.
-    pub step: u64,
-    /// 0-based epoch.
-    pub epoch: usize,
-    /// The batch's loss (reduced as configured).
-    pub loss: f64,
-    /// The base learning rate of the step.
-    pub lr: f64,
-    /// Global gradient norm before clipping.
-    pub grad_norm: f64,
-}
-
-/// Callbacks for progress display; every method has a no-op default.
-pub trait Progress {
-    /// An epoch of `steps` steps starts.
-    fn epoch_start(&mut self, _epoch: usize, _epochs: usize, _steps: usize) {}
-    /// A step finished.
-    fn step(&mut self, _record: &StepRecord) {}
-    /// An epoch finished with this mean loss.
-    fn epoch_end(&mut self, _epoch: usize, _mean_loss: f64) {}
-}
-
-/// No progress display.
-#[derive(Debug, Default)]
-pub struct NoProgress;
-
-impl Progress for NoProgress {}
-
 /// A model being fine-tuned with its optimizer and per-parameter LR multipliers.
 #[derive(Debug)]
 pub struct Finetuner<B: AutodiffBackend> {
     /// The model.
     pub model: ElectraForSequenceClassification<B>,
-    optimizer: ElectraAdam<B>,
-    multipliers: BTreeMap<String, f64>,
+    optimizer: FinetuneOptimizer<B>,
     task: Task,
     reduction: LossReduction,
 }
@@ -239,16 +157,15 @@ impl<B: AutodiffBackend> Finetuner<B> {
             task.num_outputs(),
             device,
         );
-        let multipliers = lr_multipliers(
+        let optimizer = FinetuneOptimizer::new(
             &model,
             model_config.num_hidden_layers,
-            recipe.layerwise_lr_decay,
-            recipe.corrected_layerwise_decay,
-        );
+            recipe,
+            &config.optimizer,
+        )?;
         Ok(Self {
             model,
-            optimizer: ElectraAdam::new(config.optimizer.clone())?,
-            multipliers,
+            optimizer,
             task,
             reduction: config.loss_reduction,
         })
@@ -256,7 +173,7 @@ impl<B: AutodiffBackend> Finetuner<B> {
 
     /// The learning-rate multiplier of every parameter path.
     pub fn multipliers(&self) -> &BTreeMap<String, f64> {
-        &self.multipliers
+        self.optimizer.multipliers()
     }
 
     /// One optimizer step on the examples `indices` of `set` at base learning rate `lr`;
@@ -286,35 +203,12 @@ impl<B: AutodiffBackend> Finetuner<B> {
                 Tensor::<B, 1, Int>::from_data(TensorData::new(classes, [indices.len()]), device);
             classification_loss(outputs, classes, self.reduction)
         };
-        let value = loss.clone().into_scalar().elem::<f64>();
-        if !value.is_finite() {
-            return Err(EvalError::Mismatch(format!(
-                "{}: the fine-tuning loss is not finite ({value}); lower the learning rate",
-                self.task
-            )));
-        }
-        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
-        let multipliers = &self.multipliers;
-        let lookup = |path: &str| multipliers.get(path).copied().unwrap_or(1.0);
-        let model = self.model.clone();
-        let (model, stats) = self.optimizer.step(lr, model, grads, &lookup);
-        self.model = model;
-        Ok((value, stats.grad_norm))
+        self.optimizer.step(&mut self.model, loss, lr, &self.task)
     }
 }
 
 /// A fine-tuned model and how training went.
-#[derive(Debug)]
-pub struct Trained<B: Backend> {
-    /// The model, for inference (dropout off).
-    pub model: ElectraForSequenceClassification<B>,
-    /// One record per step.
-    pub history: Vec<StepRecord>,
-    /// The recipe used.
-    pub recipe: Recipe,
-    /// Wall-clock seconds of training.
-    pub seconds: f64,
-}
+pub type Trained<B> = crate::tuning::epochs::Trained<ElectraForSequenceClassification<B>>;
 
 /// Fine-tunes `encoder` (a copy of the pre-trained weights) on `train` for `task` with `seed`
 /// (which seeds the head's initialisation, dropout and the example order).
@@ -338,46 +232,14 @@ pub fn train<B: AutodiffBackend>(
     let recipe = config.recipe(task, model_config);
     B::seed(device, seed);
     let mut tuner = Finetuner::new(encoder, model_config, task, &recipe, config, device)?;
-    let steps_per_epoch = train.len().div_ceil(recipe.batch_size);
-    let total = (steps_per_epoch * recipe.epochs) as u64;
-    let schedule = LrSchedule {
-        kind: ScheduleKind::Electra,
-        peak: recipe.learning_rate,
-        warmup_steps: (recipe.warmup_fraction * total as f64).round() as u64,
-        total_steps: total,
-        power: 1.0,
-    };
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut order: Vec<usize> = (0..train.len()).collect();
-    let mut history = Vec::with_capacity(total as usize);
-    let started = Instant::now();
-    let mut step = 0u64;
-    for epoch in 0..recipe.epochs {
-        order.shuffle(&mut rng);
-        progress.epoch_start(epoch, recipe.epochs, steps_per_epoch);
-        let mut sum = 0.0;
-        for chunk in order.chunks(recipe.batch_size) {
-            let lr = schedule.lr(step);
-            let (loss, grad_norm) = tuner.step(train, chunk, lr, device)?;
-            let record = StepRecord {
-                step,
-                epoch,
-                loss,
-                lr,
-                grad_norm,
-            };
-            progress.step(&record);
-            history.push(record);
-            sum += loss;
-            step += 1;
-        }
-        progress.epoch_end(epoch, sum / steps_per_epoch as f64);
-    }
+    let (history, seconds) = run_epochs(train.len(), &recipe, seed, progress, |chunk, lr| {
+        tuner.step(train, chunk, lr, device)
+    })?;
     Ok(Trained {
         model: tuner.model.valid(),
         history,
         recipe,
-        seconds: started.elapsed().as_secs_f64(),
+        seconds,
     })
 }
 
@@ -390,23 +252,46 @@ pub fn predict<B: Backend>(
     batch_size: usize,
     device: &B::Device,
 ) -> Predictions {
-    let order: Vec<usize> = (0..set.len()).collect();
-    let mut classes = Vec::new();
-    let mut scores = Vec::new();
-    for chunk in order.chunks(batch_size.max(1)) {
+    let lengths: Vec<usize> = set.items.iter().map(|e| e.input_ids.len()).collect();
+    predict_batched(
+        model,
+        task,
+        set,
+        &batching::by_length(&lengths, batch_size),
+        device,
+    )
+}
+
+/// [`predict`] over the given `batches` of indices into `set` (each padded to its longest
+/// example); the predictions come back in `set`'s order whatever the batches' order.
+pub fn predict_batched<B: Backend>(
+    model: &ElectraForSequenceClassification<B>,
+    task: Task,
+    set: &EncodedSet,
+    batches: &[Vec<usize>],
+    device: &B::Device,
+) -> Predictions {
+    let mut classes = Vec::with_capacity(batches.len());
+    let mut scores = Vec::with_capacity(batches.len());
+    for chunk in batches {
         let outputs = model.forward(batch::<B>(set, chunk, device));
         if task.is_regression() {
             let values = outputs.reshape([chunk.len()]).into_data();
-            scores.extend(values.iter::<f32>().map(|v| f64::from(v * STSB_MAX_SCORE)));
+            scores.push(
+                values
+                    .iter::<f32>()
+                    .map(|v| f64::from(v * STSB_MAX_SCORE))
+                    .collect(),
+            );
         } else {
             let best = outputs.argmax(1).reshape([chunk.len()]).into_data();
-            classes.extend(best.iter::<i64>().map(|c| c.max(0) as usize));
+            classes.push(best.iter::<i64>().map(|c| c.max(0) as usize).collect());
         }
     }
     if task.is_regression() {
-        Predictions::Scores(scores)
+        Predictions::Scores(batching::restore_order(set.len(), batches, scores))
     } else {
-        Predictions::Classes(classes)
+        Predictions::Classes(batching::restore_order(set.len(), batches, classes))
     }
 }
 

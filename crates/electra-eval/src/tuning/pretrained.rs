@@ -78,7 +78,7 @@ pub fn load<B: Backend>(
             (electra, hf_config.model, text)
         }
         (CheckpointKind::Run, false) => {
-            let (encoder, run) = electra_train::pretrained::load_encoder::<B>(path, device)?;
+            let (encoder, run) = electra_run::pretrained::load_encoder::<B>(path, device)?;
             let text = format!(
                 "run {} (preset {}, objective {}), checkpoint step {} ({})",
                 path.display(),
@@ -94,7 +94,7 @@ pub fn load<B: Backend>(
                 CheckpointKind::HuggingFace => hf::read_config(path)?.model,
                 CheckpointKind::Run => {
                     let file = path.join("config.toml");
-                    electra_train::config::RunConfig::resolve(None, Some(&file), &[])?.model
+                    electra_run::config::RunConfig::resolve(None, Some(&file), &[])?.model
                 }
             };
             let text = format!(

@@ -14,7 +14,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use crate::error::EvalError;
-use crate::task::{Split, Task};
+use crate::glue::task::{Split, Task};
 
 /// The gold label of an example.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -107,16 +107,7 @@ pub fn load(glue_dir: &Path, task: Task, split: Split) -> Result<Dataset, EvalEr
 
 /// Reads one GLUE file laid out as `task`'s `split`.
 pub fn read_file(path: &Path, task: Task, split: Split) -> Result<Dataset, EvalError> {
-    let bytes = std::fs::read(path).map_err(|e| EvalError::io(path, e))?;
-    let text = String::from_utf8(bytes).map_err(|e| {
-        let offset = e.utf8_error().valid_up_to();
-        let line = e.as_bytes()[..offset]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count()
-            + 1;
-        EvalError::format(path, line, format!("invalid UTF-8 at byte {offset}"))
-    })?;
+    let text = crate::error::read_utf8(path)?;
     parse(&text, path, task, split)
 }
 

@@ -28,24 +28,24 @@ use burn::tensor::DType;
 use burn_store::{ModuleSnapshot, SafetensorsStore};
 use safetensors::tensor::{Dtype, TensorView};
 
-use crate::error::TrainError;
+use crate::error::RunError;
 
-/// Adam moments by parameter path (see [`crate::optim::ElectraAdam::state`]).
+/// Adam moments by parameter path (see [`electra_optim::ElectraAdam::state`]).
 pub type OptimizerState = BTreeMap<String, (TensorData, TensorData)>;
 
 const MODEL: &str = "model.safetensors";
 const OPTIMIZER: &str = "optimizer.safetensors";
 const STATE: &str = "state.json";
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
-    move |source| TrainError::Io {
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
+    move |source| RunError::Io {
         path: path.to_path_buf(),
         source,
     }
 }
 
-fn corrupt(path: &Path, message: impl std::fmt::Display) -> TrainError {
-    TrainError::Checkpoint {
+fn corrupt(path: &Path, message: impl std::fmt::Display) -> RunError {
+    RunError::Checkpoint {
         path: path.to_path_buf(),
         message: message.to_string(),
     }
@@ -57,7 +57,7 @@ pub fn checkpoint_name(step: u64) -> String {
 }
 
 /// The checkpoints under `run_dir/checkpoints`, oldest first, as `(step, dir)`.
-pub fn list_checkpoints(run_dir: &Path) -> Result<Vec<(u64, PathBuf)>, TrainError> {
+pub fn list_checkpoints(run_dir: &Path) -> Result<Vec<(u64, PathBuf)>, RunError> {
     let root = run_dir.join("checkpoints");
     if !root.is_dir() {
         return Ok(Vec::new());
@@ -89,8 +89,8 @@ pub fn list_checkpoints(run_dir: &Path) -> Result<Vec<(u64, PathBuf)>, TrainErro
 /// loaded with [`load`] / [`load_model`] and fails on its own error.
 pub fn newest_intact<T>(
     run_dir: &Path,
-    mut open: impl FnMut(u64, &Path) -> Result<T, TrainError>,
-) -> Result<Option<(u64, PathBuf, T)>, TrainError> {
+    mut open: impl FnMut(u64, &Path) -> Result<T, RunError>,
+) -> Result<Option<(u64, PathBuf, T)>, RunError> {
     let all = list_checkpoints(run_dir)?;
     let mut rejected = Vec::new();
     for (step, dir) in all.into_iter().rev() {
@@ -108,7 +108,7 @@ pub fn newest_intact<T>(
     if rejected.is_empty() {
         return Ok(None);
     }
-    Err(TrainError::Checkpoint {
+    Err(RunError::Checkpoint {
         path: run_dir.join("checkpoints"),
         message: format!(
             "no intact checkpoint ({} tried, newest first):\n{}",
@@ -127,7 +127,7 @@ pub fn save<B: Backend, M: ModuleSnapshot<B>>(
     optimizer: &OptimizerState,
     state: &serde_json::Value,
     keep: usize,
-) -> Result<PathBuf, TrainError> {
+) -> Result<PathBuf, RunError> {
     let root = run_dir.join("checkpoints");
     let name = checkpoint_name(step);
     let dir = root.join(&name);
@@ -167,7 +167,7 @@ pub fn save<B: Backend, M: ModuleSnapshot<B>>(
 
 /// Removes the hidden `.*.tmp` entries of `root` (the checkpoints folder): leftovers of
 /// writes interrupted by a crash. Called after a save, when no write is in progress.
-fn remove_leftovers(root: &Path) -> Result<(), TrainError> {
+fn remove_leftovers(root: &Path) -> Result<(), RunError> {
     for entry in std::fs::read_dir(root).map_err(io(root))? {
         let entry = entry.map_err(io(root))?;
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -197,7 +197,7 @@ pub struct Loaded {
 }
 
 /// Reads `state.json` and the optimizer moments of the checkpoint in `dir`.
-pub fn load(dir: &Path) -> Result<Loaded, TrainError> {
+pub fn load(dir: &Path) -> Result<Loaded, RunError> {
     let state_path = dir.join(STATE);
     let text = std::fs::read_to_string(&state_path).map_err(io(&state_path))?;
     let state = serde_json::from_str(&text).map_err(|e| corrupt(&state_path, e))?;
@@ -216,7 +216,7 @@ pub fn load(dir: &Path) -> Result<Loaded, TrainError> {
 pub fn load_model<B: Backend, M: ModuleSnapshot<B>>(
     dir: &Path,
     model: &mut M,
-) -> Result<(), TrainError> {
+) -> Result<(), RunError> {
     let path = dir.join(MODEL);
     let mut store = SafetensorsStore::from_file(&path).allow_partial(true);
     let result = model.load_from(&mut store).map_err(|e| corrupt(&path, e))?;

@@ -12,10 +12,10 @@ use electra_data::Tokenizer;
 use electra_fs::testing::cases as config;
 use proptest::prelude::*;
 
-use crate::data::{carve_validation, parse};
-use crate::features::encode;
-use crate::report::{read_predictions, score_file};
-use crate::task::{Split, Task};
+use crate::glue::data::{carve_validation, parse};
+use crate::glue::features::encode;
+use crate::glue::report::{read_predictions, score_file};
+use crate::glue::task::{Split, Task};
 
 const SPLITS: [Split; 5] = [
     Split::Train,

@@ -1,12 +1,27 @@
-//! A GLUE run: fine-tune one pre-trained encoder on several tasks over several seeds and
-//! collect a [`Report`] (what `electra glue` and `electra finetune` do).
+//! GLUE: the nine tasks and AX as data ([`task`]), their TSV files ([`data`]), features
+//! ([`features`]), the classification head and losses ([`model`]), one task's fine-tuning
+//! ([`finetune`]), the official metrics and GLUE averages ([`metrics`]), result tables and
+//! test-server files ([`report`]), and here a whole GLUE run: fine-tune one pre-trained
+//! encoder on several tasks over several seeds and collect a [`Report`] (what `electra glue`
+//! and `electra finetune` do).
 //!
-//! Per task, from its [`TaskSpec`](crate::task::TaskSpec): the training set (with the
+//! Per task, from its [`TaskSpec`](crate::glue::task::TaskSpec): the training set (with the
 //! validation share carved out when there is no dev file, an optional seeded subset, and the
 //! swapped-pair doubling of symmetric tasks), one fine-tuning per seed scored on the dev file
 //! and on the spec's extra evaluation splits (MNLI mismatched), and the test-server prediction
 //! files of the spec's submissions (MNLI's include AX) from the seed with the best paper
 //! metric. Nothing here prints: a [`GlueObserver`] hears about progress.
+
+pub mod data;
+pub mod features;
+pub mod finetune;
+pub mod metrics;
+pub mod model;
+pub mod report;
+pub mod task;
+
+#[cfg(test)]
+mod fuzzed_readers;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -15,15 +30,15 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 
-use crate::data::{self, Dataset};
+use self::features::{EncodedSet, encode, with_swapped_pairs};
+use self::metrics::Scores;
+use self::model::ElectraForSequenceClassification;
+use self::report::{Report, SeedResult, TaskResult, write_predictions};
+use self::task::{Split, Task};
 use crate::error::EvalError;
-use crate::features::{EncodedSet, encode, with_swapped_pairs};
-use crate::finetune::{self, FinetuneConfig, Progress, Trained};
-use crate::metrics::Scores;
-use crate::model::ElectraForSequenceClassification;
-use crate::pretrained::Pretrained;
-use crate::report::{Report, SeedResult, TaskResult, write_predictions};
-use crate::task::{Split, Task};
+use crate::glue::data::Dataset;
+use crate::glue::finetune::{FinetuneConfig, Progress, Trained};
+use crate::tuning::pretrained::Pretrained;
 
 /// What a GLUE run fine-tunes, on what data and with which recipe.
 #[derive(Clone, Debug)]
@@ -235,14 +250,7 @@ fn run_task<B: AutodiffBackend>(
 
 /// Mean training loss of the last epoch.
 fn final_train_loss<B: Backend>(trained: &Trained<B>) -> f64 {
-    let epochs = trained.recipe.epochs;
-    let last: Vec<f64> = trained
-        .history
-        .iter()
-        .filter(|r| r.epoch + 1 == epochs)
-        .map(|r| r.loss)
-        .collect();
-    last.iter().sum::<f64>() / last.len().max(1) as f64
+    crate::tuning::epochs::final_loss(&trained.history, trained.recipe.epochs)
 }
 
 /// The task's test-server files (those whose test file exists), predicted by `model`.

@@ -1,5 +1,6 @@
 //! A run directory's newest checkpoint as a model, for the commands that start from it
-//! (`electra export`, `electra finetune`).
+//! (`electra export`, `electra finetune`, `electra glue`, `electra squad`), and the
+//! discriminator-sized encoder fine-tuning starts from.
 
 use std::path::{Path, PathBuf};
 
@@ -9,8 +10,7 @@ use electra_objective::ElectraPretrainingModel;
 
 use crate::checkpoint;
 use crate::config::RunConfig;
-use crate::error::TrainError;
-use crate::export;
+use crate::error::RunError;
 
 /// The newest complete checkpoint of a run, loaded.
 #[derive(Debug)]
@@ -31,7 +31,7 @@ pub struct RunCheckpoint<B: Backend> {
 pub fn load_newest<B: Backend>(
     run_dir: &Path,
     device: &B::Device,
-) -> Result<RunCheckpoint<B>, TrainError> {
+) -> Result<RunCheckpoint<B>, RunError> {
     let config_path = run_dir.join("config.toml");
     let config = RunConfig::resolve(None, Some(&config_path), &[])?;
     let mut objective = config.objective.clone();
@@ -43,7 +43,7 @@ pub fn load_newest<B: Backend>(
         Ok(candidate)
     })?
     .ok_or_else(|| {
-        TrainError::InvalidConfig(format!("{}: the run has no checkpoint", run_dir.display()))
+        RunError::InvalidConfig(format!("{}: the run has no checkpoint", run_dir.display()))
     })?;
     Ok(RunCheckpoint {
         config,
@@ -59,8 +59,17 @@ pub fn load_newest<B: Backend>(
 pub fn load_encoder<B: Backend>(
     run_dir: &Path,
     device: &B::Device,
-) -> Result<(ElectraModel<B>, RunCheckpoint<B>), TrainError> {
+) -> Result<(ElectraModel<B>, RunCheckpoint<B>), RunError> {
     let run = load_newest::<B>(run_dir, device)?;
-    let encoder = export::encoder(&run.model);
+    let encoder = encoder(&run.model);
     Ok((encoder, run))
+}
+
+/// The discriminator-sized encoder of a pre-training model, whatever its objective: the shared
+/// embedding block and the discriminator tower (no head), what fine-tuning starts from.
+pub fn encoder<B: Backend>(model: &ElectraPretrainingModel<B>) -> ElectraModel<B> {
+    ElectraModel {
+        embeddings: model.embeddings.clone(),
+        encoder: model.discriminator.clone(),
+    }
 }

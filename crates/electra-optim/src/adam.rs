@@ -26,7 +26,7 @@ use burn::tensor::backend::AutodiffBackend;
 use electra_model::kernels::{self, cpu::AdamScalars};
 use serde::{Deserialize, Serialize};
 
-use crate::error::TrainError;
+use crate::error::OptimError;
 
 /// Hyper-parameters of [`ElectraAdam`]; the defaults are the paper's (spec 3, Table 6).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -59,12 +59,12 @@ impl Default for AdamConfig {
 
 impl AdamConfig {
     /// Checks the ranges; the error names the field.
-    pub fn validate(&self) -> Result<(), TrainError> {
+    pub fn validate(&self) -> Result<(), OptimError> {
         let check = |name: &str, ok: bool, value: f64| {
             if ok {
                 Ok(())
             } else {
-                Err(TrainError::InvalidConfig(format!(
+                Err(OptimError::InvalidConfig(format!(
                     "optimizer.{name} = {value} is out of range"
                 )))
             }
@@ -169,7 +169,7 @@ pub fn global_grad_norm<B: AutodiffBackend, M: AutodiffModule<B>>(
 
 impl<B: AutodiffBackend> ElectraAdam<B> {
     /// A fresh optimizer (zero moments).
-    pub fn new(config: AdamConfig) -> Result<Self, TrainError> {
+    pub fn new(config: AdamConfig) -> Result<Self, OptimError> {
         config.validate()?;
         Ok(Self {
             config,

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use crate::error::EvalError;
-use crate::task::{Metric, Task};
+use crate::glue::task::{Metric, Task};
 
 /// Share of `predictions` equal to `gold`.
 pub fn accuracy(predictions: &[usize], gold: &[usize]) -> f64 {
@@ -146,7 +146,7 @@ pub type Scores = BTreeMap<Metric, f64>;
 pub fn task_scores(
     task: Task,
     predictions: &Predictions,
-    gold: &[crate::data::Label],
+    gold: &[crate::glue::data::Label],
 ) -> Result<Scores, EvalError> {
     if predictions.len() != gold.len() {
         return Err(EvalError::Mismatch(format!(
@@ -263,32 +263,4 @@ fn average_over(
     })
 }
 
-/// The median of `values` (mean of the middle two for an even count); 0 for none. The
-/// workspace's one median (GLUE seed summaries, the benchmarks' step times); `xtask`, which
-/// depends on no crate of ours, keeps its own.
-pub fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    match sorted.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => sorted[n / 2],
-        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
-    }
-}
-
-/// Median (mean of the middle two for an even count), mean and sample standard deviation
-/// (n − 1; 0 for a single value); NaN for none.
-pub fn summary(values: &[f64]) -> (f64, f64, f64) {
-    if values.is_empty() {
-        return (f64::NAN, f64::NAN, f64::NAN);
-    }
-    let n = values.len();
-    let median = median(values);
-    let mean = values.iter().sum::<f64>() / n as f64;
-    let std = if n > 1 {
-        (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt()
-    } else {
-        0.0
-    };
-    (median, mean, std)
-}
+pub use crate::tuning::stats::{median, summary};

@@ -13,9 +13,9 @@ use electra_model::ElectraConfig;
 use electra_objective::ObjectiveConfig;
 use serde::{Deserialize, Serialize};
 
-use crate::error::TrainError;
-use crate::optim::AdamConfig;
-use crate::schedule::LrSchedule;
+use crate::error::RunError;
+use electra_optim::AdamConfig;
+use electra_optim::LrSchedule;
 
 /// The loop's settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -151,7 +151,7 @@ impl RunConfig {
     /// distribution within ~100 steps, after which a 2-layer discriminator needs far more
     /// steps than a demo has to tell its samples apart. Every other preset keeps the paper's
     /// values.
-    pub fn preset(name: &str) -> Result<Self, TrainError> {
+    pub fn preset(name: &str) -> Result<Self, RunError> {
         let config = match name {
             "small" => Self::base_config("small", ElectraConfig::small()),
             "base" => {
@@ -210,7 +210,7 @@ impl RunConfig {
                 c
             }
             other => {
-                return Err(TrainError::InvalidConfig(format!(
+                return Err(RunError::InvalidConfig(format!(
                     "unknown preset `{other}` (known: {})",
                     RUN_PRESETS.join(", ")
                 )));
@@ -225,16 +225,16 @@ impl RunConfig {
         preset: Option<&str>,
         file: Option<&Path>,
         overrides: &[String],
-    ) -> Result<Self, TrainError> {
+    ) -> Result<Self, RunError> {
         let mut layers: Vec<(String, toml::Table)> = Vec::new();
         let mut preset_name = preset.map(str::to_string);
         if let Some(path) = file {
-            let text = std::fs::read_to_string(path).map_err(|source| TrainError::Io {
+            let text = std::fs::read_to_string(path).map_err(|source| RunError::Io {
                 path: path.to_path_buf(),
                 source,
             })?;
             let table: toml::Table = toml::from_str(&text)
-                .map_err(|e| TrainError::InvalidConfig(format!("{}: {e}", path.display())))?;
+                .map_err(|e| RunError::InvalidConfig(format!("{}: {e}", path.display())))?;
             if preset_name.is_none()
                 && let Some(toml::Value::String(p)) = table.get("preset")
             {
@@ -244,7 +244,7 @@ impl RunConfig {
         }
         for item in overrides {
             let (key, value) = item.split_once('=').ok_or_else(|| {
-                TrainError::InvalidConfig(format!("--set `{item}`: expected key=value"))
+                RunError::InvalidConfig(format!("--set `{item}`: expected key=value"))
             })?;
             let value = parse_value(value.trim());
             let mut table = toml::Table::new();
@@ -253,27 +253,27 @@ impl RunConfig {
         }
         let base = Self::preset(preset_name.as_deref().unwrap_or("small"))?;
         let mut merged = toml::Table::try_from(&base)
-            .map_err(|e| TrainError::InvalidConfig(format!("cannot serialise preset: {e}")))?;
+            .map_err(|e| RunError::InvalidConfig(format!("cannot serialise preset: {e}")))?;
         for (source, layer) in layers {
             merge(&mut merged, layer);
             // Check each layer as it is applied, so the error names its source.
             toml::Value::Table(merged.clone())
                 .try_into::<Self>()
-                .map_err(|e| TrainError::InvalidConfig(format!("{source}: {e}")))?;
+                .map_err(|e| RunError::InvalidConfig(format!("{source}: {e}")))?;
         }
         let config: Self = toml::Value::Table(merged)
             .try_into()
-            .map_err(|e| TrainError::InvalidConfig(e.to_string()))?;
+            .map_err(|e| RunError::InvalidConfig(e.to_string()))?;
         config.validate()?;
         Ok(config)
     }
 
     /// Checks the loop's own settings and the nested configs.
-    pub fn validate(&self) -> Result<(), TrainError> {
+    pub fn validate(&self) -> Result<(), RunError> {
         // Informational, but `--resume` re-reads the saved config starting from this preset:
         // an unknown name (`--set preset=...`) would make the run impossible to resume.
         if !RUN_PRESETS.contains(&self.preset.as_str()) {
-            return Err(TrainError::InvalidConfig(format!(
+            return Err(RunError::InvalidConfig(format!(
                 "preset `{}`: unknown (known: {})",
                 self.preset,
                 RUN_PRESETS.join(", ")
@@ -298,23 +298,23 @@ impl RunConfig {
         ];
         for (key, value) in positive {
             if value == 0 {
-                return Err(TrainError::InvalidConfig(format!("{key} must be > 0")));
+                return Err(RunError::InvalidConfig(format!("{key} must be > 0")));
             }
         }
         let fraction = self.data.demo_eval_fraction;
         if !(0.0..=1.0).contains(&fraction) {
-            return Err(TrainError::InvalidConfig(format!(
+            return Err(RunError::InvalidConfig(format!(
                 "data.demo_eval_fraction must be a number in [0, 1], found {fraction}"
             )));
         }
         if !t.batch_size.is_multiple_of(t.grad_accum_steps) {
-            return Err(TrainError::InvalidConfig(format!(
+            return Err(RunError::InvalidConfig(format!(
                 "train.batch_size ({}) must be divisible by train.grad_accum_steps ({})",
                 t.batch_size, t.grad_accum_steps
             )));
         }
         if self.data.max_seq_len > self.model.max_position_embeddings {
-            return Err(TrainError::InvalidConfig(format!(
+            return Err(RunError::InvalidConfig(format!(
                 "data.max_seq_len ({}) exceeds model.max_position_embeddings ({})",
                 self.data.max_seq_len, self.model.max_position_embeddings
             )));
@@ -324,7 +324,7 @@ impl RunConfig {
             self.data.max_seq_len,
         );
         if slots == 0 {
-            return Err(TrainError::InvalidConfig(format!(
+            return Err(RunError::InvalidConfig(format!(
                 "data.max_seq_len ({}) leaves no masking slots: floor((objective.mask_prob + \
                  0.005)·max_seq_len) = 0",
                 self.data.max_seq_len
@@ -333,11 +333,11 @@ impl RunConfig {
         if self.objective.seed != ObjectiveConfig::default().seed
             && self.objective.seed != self.objective_seed()
         {
-            return Err(TrainError::InvalidConfig(
+            return Err(RunError::InvalidConfig(
                 "objective.seed is derived from the run's `seed`; set `seed` instead".to_string(),
             ));
         }
-        self.schedule_resolved().validate()
+        Ok(self.schedule_resolved().validate()?)
     }
 
     /// The schedule with `total_steps` filled in from `train.steps` when 0.
@@ -366,8 +366,8 @@ impl RunConfig {
     }
 
     /// The config as TOML text.
-    pub fn to_toml(&self) -> Result<String, TrainError> {
-        toml::to_string_pretty(self).map_err(|e| TrainError::InvalidConfig(e.to_string()))
+    pub fn to_toml(&self) -> Result<String, RunError> {
+        toml::to_string_pretty(self).map_err(|e| RunError::InvalidConfig(e.to_string()))
     }
 }
 

@@ -6,8 +6,8 @@ use burn::prelude::*;
 use electra_data::Tokenizer;
 use electra_model::InputTensors;
 
-use crate::data::{Example, Label};
 use crate::error::EvalError;
+use crate::glue::data::{Example, Label};
 
 /// One encoded example (no padding).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::TrainError;
+use crate::error::OptimError;
 
 /// How the learning rate moves over training.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,20 +51,20 @@ impl Default for LrSchedule {
 
 impl LrSchedule {
     /// Checks the ranges; the error names the field.
-    pub fn validate(&self) -> Result<(), TrainError> {
+    pub fn validate(&self) -> Result<(), OptimError> {
         if !(self.peak > 0.0 && self.peak.is_finite()) {
-            return Err(TrainError::InvalidConfig(format!(
+            return Err(OptimError::InvalidConfig(format!(
                 "schedule.peak must be a positive number, got {}",
                 self.peak
             )));
         }
         if self.total_steps == 0 {
-            return Err(TrainError::InvalidConfig(
+            return Err(OptimError::InvalidConfig(
                 "schedule.total_steps must be > 0".to_string(),
             ));
         }
         if !(self.power > 0.0 && self.power.is_finite()) {
-            return Err(TrainError::InvalidConfig(format!(
+            return Err(OptimError::InvalidConfig(format!(
                 "schedule.power must be a positive number, got {}",
                 self.power
             )));

@@ -12,13 +12,12 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::{Label, read_file};
 use crate::error::EvalError;
-use crate::metrics::{
-    GlueAverage, Predictions, Scores, leaderboard_glue_average, paper_glue_average, summary,
-    task_scores,
+use crate::glue::data::{Label, read_file};
+use crate::glue::metrics::{
+    GlueAverage, Predictions, Scores, leaderboard_glue_average, paper_glue_average, task_scores,
 };
-use crate::task::{Metric, Split, Task};
+use crate::glue::task::{Metric, Split, Task};
 
 /// The text of a prediction file for `task`: header, then one `index<TAB>prediction` row per
 /// example.
@@ -92,7 +91,7 @@ pub fn read_predictions(path: &Path, task: Task) -> Result<Vec<(String, Label)>,
         let (id, value) = row
             .split_once('\t')
             .ok_or_else(|| EvalError::format(path, i + 1, "expected `index<TAB>prediction`"))?;
-        let label = crate::data::parse_label(value.trim(), task)
+        let label = crate::glue::data::parse_label(value.trim(), task)
             .map_err(|m| EvalError::format(path, i + 1, m))?;
         out.push((id.trim().to_string(), label));
     }
@@ -157,16 +156,7 @@ pub struct SeedResult {
     pub train_seconds: f64,
 }
 
-/// Median, mean and sample standard deviation of one metric over seeds (fractions).
-#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
-pub struct Stat {
-    /// Median.
-    pub median: f64,
-    /// Mean.
-    pub mean: f64,
-    /// Sample standard deviation (0 for one seed).
-    pub std: f64,
-}
+pub use crate::tuning::stats::Stat;
 
 /// One task's results over seeds.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -180,7 +170,7 @@ pub struct TaskResult {
     /// Validation examples.
     pub validation_examples: usize,
     /// Learning rate, α, epochs, ... as used.
-    pub recipe: crate::finetune::Recipe,
+    pub recipe: crate::glue::finetune::Recipe,
     /// Per seed.
     pub seeds: Vec<SeedResult>,
     /// Per metric over the seeds.
@@ -200,10 +190,7 @@ impl TaskResult {
         }
         self.summary = by_metric
             .into_iter()
-            .map(|(k, v)| {
-                let (median, mean, std) = summary(&v);
-                (k, Stat { median, mean, std })
-            })
+            .map(|(k, v)| (k, Stat::of(&v)))
             .collect();
     }
 
@@ -232,7 +219,7 @@ pub struct Report {
     /// The pre-trained checkpoint, in words.
     pub checkpoint: String,
     /// The fine-tuning configuration.
-    pub config: crate::finetune::FinetuneConfig,
+    pub config: crate::glue::finetune::FinetuneConfig,
     /// Seeds used.
     pub seeds: Vec<u64>,
     /// Per task.

@@ -22,8 +22,9 @@ The reference side of ``cargo xtask compare-pytorch``: the same step as electra-
 generator's vocabulary head only at the N slots; ``--gen-head full`` calls
 ``ElectraForMaskedLM.forward`` as HF users do, which computes the head at every position and
 gathers the slots afterwards. ``--mode forward`` times discriminator inference instead
-(``ElectraForPreTraining`` in eval mode under ``torch.inference_mode``), and ``--mode finetune``
-one GLUE fine-tuning step (``ElectraForSequenceClassification``, two classes, summed loss).
+(``ElectraForPreTraining`` in eval mode under ``torch.inference_mode``), ``--mode finetune``
+one GLUE fine-tuning step (``ElectraForSequenceClassification``, two classes, summed loss), and
+``--mode squad`` one SQuAD fine-tuning step (``ElectraForQuestionAnswering``).
 
 The batch is electra-rs's ``synthetic_host_batch``: ``[CLS]`` first, ``[SEP]`` last, ids
 ``1000 + ((row·S + t)·7919) mod (V − 1000)`` between, one segment, no padding.
@@ -48,6 +49,7 @@ from transformers import (
     ElectraConfig,
     ElectraForMaskedLM,
     ElectraForPreTraining,
+    ElectraForQuestionAnswering,
     ElectraForSequenceClassification,
 )
 
@@ -201,7 +203,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--mode", choices=["step", "forward", "finetune"], default="step")
+    ap.add_argument("--mode", choices=["step", "forward", "finetune", "squad"], default="step")
     ap.add_argument("--gen-head", choices=["masked", "full"], default="masked")
     ap.add_argument("--seed", type=int, default=42)
     args = ap.parse_args(argv)
@@ -248,6 +250,31 @@ def main(argv: list[str] | None = None) -> None:
             started = time.perf_counter()
             out = clf(input_ids=ids, attention_mask=attention_mask, token_type_ids=types)
             loss = nn.functional.cross_entropy(out.logits, labels, reduction="sum")
+            value = loss.item()
+            loss.backward()
+            optimizer.step(desc["lr"])
+            if i >= args.warmup:
+                seconds.append(time.perf_counter() - started)
+                last_loss = value
+        implementation = "pytorch"
+    elif args.mode == "squad":
+        # SQuAD fine-tuning: HF's question-answering head (start and end logits from one dense
+        # layer), start/end cross-entropy summed over the batch as electra-rs's recipe does
+        # (HF's own loss averages; the cost is the same), the same Adam. Answers are 3-token
+        # spans of the context, as electra-rs's synthetic SQuAD batch.
+        config = hf_config(desc["discriminator"])
+        qa = ElectraForQuestionAnswering(config)
+        qa.train()
+        optimizer = ReferenceAdam(qa, desc)
+        parameters = sum(p.numel() for p in optimizer.params)
+        query = min(64, args.seq // 4)
+        starts = query + 2 + torch.arange(args.batch) % max(1, args.seq - query - 6)
+        ends = torch.clamp(starts + 2, max=args.seq - 2)
+        ce = nn.CrossEntropyLoss(reduction="sum")
+        for i in range(args.warmup + args.steps):
+            started = time.perf_counter()
+            out = qa(input_ids=ids, attention_mask=attention_mask, token_type_ids=types)
+            loss = (ce(out.start_logits, starts) + ce(out.end_logits, ends)) / 2
             value = loss.item()
             loss.backward()
             optimizer.step(desc["lr"])

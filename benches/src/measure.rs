@@ -16,6 +16,8 @@ use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use electra_eval::finetune::FinetuneConfig;
+use electra_eval::squad::finetune::{SquadConfig, SquadTuner, synthetic_batch as squad_batch};
+use electra_eval::squad::model::HeadKind;
 use electra_eval::metrics::median;
 use electra_eval::model::{ElectraForSequenceClassification, classification_loss};
 use electra_model::{ElectraConfig, ElectraModel, InputTensors, additive_attention_mask};
@@ -69,6 +71,11 @@ pub enum Mode {
     /// One GLUE fine-tuning step: the discriminator's encoder with a fresh two-class `[CLS]`
     /// head (dropout + linear), the summed cross-entropy, backward and the reference Adam.
     Finetune,
+    /// One SQuAD fine-tuning step with Hugging Face's question-answering head
+    /// (`ElectraForQuestionAnswering`: independent start and end logits), the recipe's loss and
+    /// Adam (`electra_eval::squad::finetune::SquadTuner`), on a synthetic batch of questions of
+    /// up to 64 tokens and their contexts.
+    Squad,
 }
 
 /// The shapes of one measurement.
@@ -304,6 +311,32 @@ pub fn measure<B: AutodiffBackend>(
                 }
             }
             // Forward and backward of the discriminator's encoder (the head is negligible).
+            (parameters, 3.0 * flops.inference())
+        }
+        Mode::Squad => {
+            let (b, s) = (settings.batch, settings.seq);
+            let mut squad = SquadConfig::default();
+            squad.head = HeadKind::HuggingFace;
+            let recipe = squad.recipe(&config.model);
+            let encoder = ElectraModel::new(&config.model, device);
+            let mut tuner = SquadTuner::new(encoder, &config.model, &recipe, &squad, device)
+                .map_err(|e| e.to_string())?;
+            let parameters = tuner.model.num_params();
+            let query = squad.windows.max_query_length.min(s / 4);
+            let (qa, targets) =
+                squad_batch::<B>(b, s, query, config.model.vocab_size, device);
+            for i in 0..total {
+                let started = Instant::now();
+                let (loss, _) = tuner
+                    .step_batch(&qa, &targets, BENCH_LR)
+                    .map_err(|e| e.to_string())?;
+                B::sync(device).map_err(|e| format!("{e:?}"))?;
+                if i >= settings.warmup {
+                    seconds.push(started.elapsed().as_secs_f64());
+                    last_loss = Some(loss);
+                }
+            }
+            // Forward and backward of the encoder (the head is negligible).
             (parameters, 3.0 * flops.inference())
         }
         Mode::Forward => {

@@ -6,7 +6,9 @@
 //! preset and sequence length it runs, one process each and in this order: our training step,
 //! the reference step with the generator head at the masked slots, the plain HF step (HF
 //! computes the head at every position), our inference, PyTorch's inference, our GLUE
-//! fine-tuning step, PyTorch's (HF `ElectraForSequenceClassification`); `--modes` picks some.
+//! fine-tuning step, PyTorch's (HF `ElectraForSequenceClassification`), and a SQuAD
+//! fine-tuning step with HF's question-answering head on both sides (`ElectraForQuestionAnswering`,
+//! at `--squad-seq` tokens, 384 by default); `--modes` picks some.
 //!
 //! **Ratios are paired by round.** The machines this runs on are shared: a host's speed moves by
 //! up to 1.7× within minutes (docs/benchmarks.md), more than most effects measured. So the
@@ -45,19 +47,24 @@ pub struct CompareArgs {
     /// Shapes, threads, rounds and the rest, as `bench throughput`.
     #[command(flatten)]
     pub throughput: ThroughputArgs,
-    /// Modes to measure, comma-separated: step, forward, finetune [default: all three].
+    /// Modes to measure, comma-separated: step, forward, finetune, squad [default: all].
     #[arg(long, value_delimiter = ',')]
     pub modes: Vec<String>,
     /// Sequence lengths of a scaling table (e.g. 128,256,512); replaces `--seq`.
     #[arg(long, value_delimiter = ',')]
     pub seqs: Vec<usize>,
+    /// Tokens per sequence of the SQuAD row (`--modes squad`) of the standard table: SQuAD's
+    /// windows are longer than GLUE's sentences (HF's examples use 384, the reference 512).
+    #[arg(long, default_value_t = 384)]
+    pub squad_seq: usize,
 }
 
 /// The modes, in table order, with their labels.
-const MODES: [(&str, &str); 3] = [
+const MODES: [(&str, &str); 4] = [
     ("step", "training step"),
     ("forward", "inference"),
     ("finetune", "GLUE fine-tuning step"),
+    ("squad", "SQuAD fine-tuning step"),
 ];
 
 /// Every report of one table row: ours, PyTorch's and (training step only) plain HF's, one
@@ -98,58 +105,80 @@ pub fn compare(root: &Path, args: &CompareArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&describe_dir)
         .with_context(|| format!("cannot create {}", describe_dir.display()))?;
 
-    let mut rows = Vec::new();
+    // (preset, seq) groups of rows; a SQuAD row of the standard table has its own length.
+    let mut groups: Vec<(String, usize, Vec<&'static str>)> = Vec::new();
     for preset in &options.presets {
         for &seq in &seqs {
-            let options = Options {
-                seq,
-                ..options.clone()
-            };
-            let description = describe(&binary, &describe_dir, preset, seq)?;
-            let first = rows.len();
             for (mode, _) in &modes {
-                rows.push(Row {
-                    preset: preset.clone(),
-                    seq,
-                    batch: options.batch_for(preset),
-                    mode,
-                    ..Row::default()
-                });
-            }
-            for round in 0..options.rounds {
-                for row in &mut rows[first..] {
-                    let say = |who: &str| {
-                        eprintln!(
-                            "round {}/{}: {preset} seq {seq} {} {who} ...",
-                            round + 1,
-                            options.rounds,
-                            row.mode
-                        )
-                    };
-                    say("electra-rs");
-                    row.ours
-                        .push(throughput::ours(&binary, &options, preset, row.mode)?);
-                    say("PyTorch");
-                    let reference = |head| {
-                        reference(
-                            &python,
-                            root,
-                            &description,
-                            &options,
-                            preset,
-                            row.mode,
-                            head,
-                        )
-                    };
-                    row.torch.push(reference("masked")?);
-                    if row.mode == "step" && !scaling {
-                        say("plain HF");
-                        row.hf.push(reference("full")?);
-                    }
+                let seq = if *mode == "squad" && !scaling {
+                    args.squad_seq
+                } else {
+                    seq
+                };
+                match groups.iter_mut().find(|(p, s, _)| p == preset && *s == seq) {
+                    Some((_, _, group)) => group.push(mode),
+                    None => groups.push((preset.clone(), seq, vec![mode])),
                 }
             }
         }
     }
+    let mut rows = Vec::new();
+    for (preset, seq, group) in &groups {
+        let (preset, seq) = (preset.as_str(), *seq);
+        let options = Options {
+            seq,
+            ..options.clone()
+        };
+        let description = describe(&binary, &describe_dir, preset, seq)?;
+        let first = rows.len();
+        for mode in group {
+            rows.push(Row {
+                preset: preset.to_string(),
+                seq,
+                batch: options.batch_for(preset),
+                mode,
+                ..Row::default()
+            });
+        }
+        for round in 0..options.rounds {
+            for row in &mut rows[first..] {
+                let say = |who: &str| {
+                    eprintln!(
+                        "round {}/{}: {preset} seq {seq} {} {who} ...",
+                        round + 1,
+                        options.rounds,
+                        row.mode
+                    )
+                };
+                say("electra-rs");
+                row.ours
+                    .push(throughput::ours(&binary, &options, preset, row.mode)?);
+                say("PyTorch");
+                let reference = |head| {
+                    reference(
+                        &python,
+                        root,
+                        &description,
+                        &options,
+                        preset,
+                        row.mode,
+                        head,
+                    )
+                };
+                row.torch.push(reference("masked")?);
+                if row.mode == "step" && !scaling {
+                    say("plain HF");
+                    row.hf.push(reference("full")?);
+                }
+            }
+        }
+    }
+    // Table order: presets as given, then modes as `MODES` lists them.
+    rows.sort_by_key(|r| {
+        let preset = options.presets.iter().position(|p| *p == r.preset);
+        let mode = MODES.iter().position(|(m, _)| *m == r.mode);
+        (preset, r.seq * usize::from(scaling), mode)
+    });
 
     let header = header(&rows, &options, &started_load, warning.as_deref());
     let table = if scaling {
@@ -171,7 +200,7 @@ pub fn compare(root: &Path, args: &CompareArgs) -> anyhow::Result<()> {
 /// The modes asked for, in table order.
 fn modes(asked: &[String]) -> anyhow::Result<Vec<(&'static str, &'static str)>> {
     if let Some(bad) = asked.iter().find(|m| !MODES.iter().any(|(k, _)| k == m)) {
-        anyhow::bail!("unknown mode `{bad}` (known: step, forward, finetune)");
+        anyhow::bail!("unknown mode `{bad}` (known: step, forward, finetune, squad)");
     }
     Ok(MODES
         .iter()
@@ -319,7 +348,9 @@ fn comparison_table(rows: &[Row]) -> String {
          which computes it at every position. Peak RSS: the largest `VmHWM` / `ru_maxrss` of \
          the processes of that column. The fine-tuning step is a two-class `[CLS]` classifier on \
          the discriminator (HF `ElectraForSequenceClassification` on the PyTorch side) with the \
-         summed loss and the same Adam; its tokens/s ÷ seq is examples/s.\n",
+         summed loss and the same Adam; its tokens/s ÷ seq is examples/s. The SQuAD step is HF's \
+         question-answering head (`ElectraForQuestionAnswering`) on both sides, start and end \
+         losses, the same Adam.\n",
     );
     table
 }
@@ -477,7 +508,7 @@ mod tests {
             .map(|m| m.0)
             .collect();
         assert_eq!(picked, ["step", "finetune"]);
-        assert_eq!(asked(&[]).unwrap().len(), 3);
+        assert_eq!(asked(&[]).unwrap().len(), 4);
         let err = asked(&["squat"]).unwrap_err().to_string();
         assert!(err.contains("unknown mode `squat`"), "{err}");
     }

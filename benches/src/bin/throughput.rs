@@ -35,6 +35,7 @@ enum ModeArg {
     Step,
     Forward,
     Finetune,
+    Squad,
 }
 
 #[derive(Debug, Parser)]
@@ -55,8 +56,9 @@ struct Args {
     /// Timed steps.
     #[arg(long, default_value_t = 5)]
     steps: usize,
-    /// What to time: the full pre-training step, discriminator inference, or a GLUE
-    /// fine-tuning step (two classes, `[CLS]` head).
+    /// What to time: the full pre-training step, discriminator inference, a GLUE
+    /// fine-tuning step (two classes, `[CLS]` head), or a SQuAD fine-tuning step (HF's
+    /// question-answering head).
     #[arg(long, value_enum, default_value_t = ModeArg::Step)]
     mode: ModeArg,
     /// Peak TFLOP/s for the utilisation figure [default on flex: threads × 0.1664, i.e.
@@ -129,6 +131,7 @@ fn run(args: &Args) -> Result<String, String> {
             ModeArg::Step => Mode::Step,
             ModeArg::Forward => Mode::Forward,
             ModeArg::Finetune => Mode::Finetune,
+            ModeArg::Squad => Mode::Squad,
         },
         peak_tflops: args
             .peak_tflops

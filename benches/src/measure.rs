@@ -16,10 +16,10 @@ use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use electra_eval::finetune::FinetuneConfig;
-use electra_eval::squad::finetune::{SquadConfig, SquadTuner, synthetic_batch as squad_batch};
-use electra_eval::squad::model::HeadKind;
 use electra_eval::metrics::median;
 use electra_eval::model::{ElectraForSequenceClassification, classification_loss};
+use electra_eval::squad::finetune::{SquadConfig, SquadTuner, synthetic_batch as squad_batch};
+use electra_eval::squad::model::HeadKind;
 use electra_model::{ElectraConfig, ElectraModel, InputTensors, additive_attention_mask};
 use electra_objective::masking::max_predictions;
 use electra_objective::{ElectraPretrainingModel, HostBatch};
@@ -323,8 +323,7 @@ pub fn measure<B: AutodiffBackend>(
                 .map_err(|e| e.to_string())?;
             let parameters = tuner.model.num_params();
             let query = squad.windows.max_query_length.min(s / 4);
-            let (qa, targets) =
-                squad_batch::<B>(b, s, query, config.model.vocab_size, device);
+            let (qa, targets) = squad_batch::<B>(b, s, query, config.model.vocab_size, device);
             for i in 0..total {
                 let started = Instant::now();
                 let (loss, _) = tuner

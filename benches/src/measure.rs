@@ -315,8 +315,10 @@ pub fn measure<B: AutodiffBackend>(
         }
         Mode::Squad => {
             let (b, s) = (settings.batch, settings.seq);
-            let mut squad = SquadConfig::default();
-            squad.head = HeadKind::HuggingFace;
+            let squad = SquadConfig {
+                head: HeadKind::HuggingFace,
+                ..SquadConfig::default()
+            };
             let recipe = squad.recipe(&config.model);
             let encoder = ElectraModel::new(&config.model, device);
             let mut tuner = SquadTuner::new(encoder, &config.model, &recipe, &squad, device)

@@ -3,10 +3,12 @@
 //! The workspace compiles for the baseline x86-64 target (SSE2: 4 `f32` lanes), so a binary runs
 //! on any x86-64 machine. [`multiversion!`] makes a kernel's body an `#[inline(always)]`
 //! function and calls it through `pulp::Arch::dispatch`, which checks the CPU's features once
-//! per call (std caches the check) and runs the body inlined into a copy compiled with AVX2 and
-//! FMA (8 lanes) when the CPU has them, and into the baseline copy otherwise. pulp holds the
+//! per call (std caches the check) and runs the body inlined into a copy compiled with AVX-512
+//! (F, BW, CD, DQ, VL: pulp's `x86-v4` level, enabled in the workspace's `Cargo.toml`) when the
+//! CPU has it, into one compiled with AVX2 and FMA (8 lanes) when it has those, and into the
+//! baseline copy otherwise. pulp holds the
 //! `unsafe` of that call (a `#[target_feature]` function may only be called where the feature
-//! is known), so the workspace keeps `unsafe_code = "forbid"`. Both copies perform the same IEEE
+//! is known), so the workspace keeps `unsafe_code = "forbid"`. All copies perform the same IEEE
 //! operations in the same order: Rust never contracts `a·b + c` into a fused multiply-add, and
 //! the kernels call no `mul_add`. So they give bit-identical results; the choice changes speed,
 //! never numbers (tested below).

@@ -16,10 +16,10 @@ use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use electra_eval::finetune::FinetuneConfig;
-use electra_eval::squad::finetune::{SquadConfig, SquadTuner, synthetic_batch as squad_batch};
-use electra_eval::squad::model::HeadKind;
 use electra_eval::metrics::median;
 use electra_eval::model::{ElectraForSequenceClassification, classification_loss};
+use electra_eval::squad::finetune::{SquadConfig, SquadTuner, synthetic_batch as squad_batch};
+use electra_eval::squad::model::HeadKind;
 use electra_model::{ElectraConfig, ElectraModel, InputTensors, additive_attention_mask};
 use electra_objective::masking::max_predictions;
 use electra_objective::{ElectraPretrainingModel, HostBatch};
@@ -131,9 +131,8 @@ pub fn run_config(preset: &str, seq: usize) -> Result<RunConfig, String> {
 /// The configs of `preset` at sequence length `seq`.
 pub fn describe(config: &RunConfig, seq: usize) -> Result<Description, String> {
     let o = &config.objective;
-    let generator = config
-        .model
-        .generator_config(o.generator_hidden_multiplier, o.generator_layers_multiplier)
+    let generator = o
+        .generator_config(&config.model)
         .map_err(|e| e.to_string())?;
     let a = &config.optimizer;
     Ok(Description {
@@ -315,16 +314,17 @@ pub fn measure<B: AutodiffBackend>(
         }
         Mode::Squad => {
             let (b, s) = (settings.batch, settings.seq);
-            let mut squad = SquadConfig::default();
-            squad.head = HeadKind::HuggingFace;
+            let squad = SquadConfig {
+                head: HeadKind::HuggingFace,
+                ..SquadConfig::default()
+            };
             let recipe = squad.recipe(&config.model);
             let encoder = ElectraModel::new(&config.model, device);
             let mut tuner = SquadTuner::new(encoder, &config.model, &recipe, &squad, device)
                 .map_err(|e| e.to_string())?;
             let parameters = tuner.model.num_params();
             let query = squad.windows.max_query_length.min(s / 4);
-            let (qa, targets) =
-                squad_batch::<B>(b, s, query, config.model.vocab_size, device);
+            let (qa, targets) = squad_batch::<B>(b, s, query, config.model.vocab_size, device);
             for i in 0..total {
                 let started = Instant::now();
                 let (loss, _) = tuner

@@ -65,11 +65,13 @@ pub fn load_encoder<B: Backend>(
     Ok((encoder, run))
 }
 
-/// The discriminator-sized encoder of a pre-training model, whatever its objective: the shared
-/// embedding block and the discriminator tower (no head), what fine-tuning starts from.
+/// The discriminator-sized encoder of a pre-training model, whatever its objective and
+/// embedding sharing: the discriminator's embedding block (under `gdes` the folded
+/// `E_G + E_Δ`, see [`ElectraPretrainingModel::discriminator_embeddings`]) and the
+/// discriminator tower (no head), what export and fine-tuning start from.
 pub fn encoder<B: Backend>(model: &ElectraPretrainingModel<B>) -> ElectraModel<B> {
     ElectraModel {
-        embeddings: model.embeddings.clone(),
+        embeddings: model.discriminator_embeddings(),
         encoder: model.discriminator.clone(),
     }
 }

@@ -7,26 +7,9 @@
 use std::path::Path;
 
 mod common;
-use common::{TINY_MODEL, electra_ok as electra};
+use common::{QUICK_RUN as SMALL, TINY_MODEL, electra_ok as electra};
 
 use serde_json::Value;
-
-/// A shrunken demo run (as in `pretrain.rs`), no evaluation.
-/// With [`TINY_MODEL`] before it: a shrunken demo run.
-const SMALL: &[&str] = &[
-    "--set",
-    "train.batch_size=4",
-    "--set",
-    "train.checkpoint_every=2",
-    "--set",
-    "train.eval_every=0",
-    "--set",
-    "data.max_seq_len=32",
-    "--set",
-    "data.demo_documents=20",
-    "--set",
-    "data.shuffle_buffer=16",
-];
 
 /// A tiny RTE folder (train only: validation is carved from it).
 fn write_rte(glue: &Path) {

@@ -8,25 +8,7 @@
 use std::path::Path;
 
 mod common;
-use common::{TINY_MODEL, electra, electra_ok};
-
-/// A shrunken demo run (no evaluation).
-const SMALL: &[&str] = &[
-    "--set",
-    "train.batch_size=4",
-    "--set",
-    "train.log_every=1",
-    "--set",
-    "train.checkpoint_every=2",
-    "--set",
-    "train.eval_every=0",
-    "--set",
-    "data.max_seq_len=32",
-    "--set",
-    "data.demo_documents=30",
-    "--set",
-    "data.shuffle_buffer=16",
-];
+use common::{QUICK_RUN as SMALL, TINY_MODEL, electra, electra_ok};
 
 fn s(path: &Path) -> &str {
     path.to_str().expect("utf8")

@@ -42,18 +42,11 @@ fn read_json(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-fn flat_i64(v: &Value) -> Vec<i64> {
-    match v {
-        Value::Array(items) => items.iter().flat_map(flat_i64).collect(),
-        other => vec![other.as_i64().unwrap()],
-    }
-}
-
-fn flat_f64(v: &Value) -> Vec<f64> {
-    match v {
-        Value::Array(items) => items.iter().flat_map(flat_f64).collect(),
-        other => vec![other.as_f64().unwrap()],
-    }
+/// A `[rows][cols]` JSON array, row-major.
+fn row_major<T: serde::de::DeserializeOwned + Clone>(v: &Value) -> Vec<T> {
+    serde_json::from_value::<Vec<Vec<T>>>(v.clone())
+        .unwrap()
+        .concat()
 }
 
 /// The run config of a continued run, resolved as `electra pretrain` resolves it.
@@ -95,16 +88,13 @@ fn batch() -> (HostBatch, MaskedBatch, Vec<i64>) {
     let slots =
         read_json(&fixtures.join("electra-objective/tests/fixtures/objective-tiny/expected.json"));
     let masked = MaskedBatch {
-        masked_input_ids: flat_i64(&slots["masked_input_ids"]),
-        positions: flat_i64(&slots["positions"]),
-        targets: flat_i64(&slots["targets"]),
-        weights: flat_f64(&slots["weights"])
-            .iter()
-            .map(|&w| w as f32)
-            .collect(),
+        masked_input_ids: row_major(&slots["masked_input_ids"]),
+        positions: row_major(&slots["positions"]),
+        targets: row_major(&slots["targets"]),
+        weights: row_major(&slots["weights"]),
         slots: slots["positions"][0].as_array().unwrap().len(),
     };
-    (batch, masked, flat_i64(&slots["sampled_ids"]))
+    (batch, masked, row_major(&slots["sampled_ids"]))
 }
 
 fn scalar(t: &Tensor<B, 1>) -> f64 {

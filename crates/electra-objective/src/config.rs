@@ -174,7 +174,9 @@ pub struct ObjectiveConfig {
     pub embedding_sharing: EmbeddingSharing,
     /// The key configs written before `embedding_sharing` existed: `true` reads as `"tied"`,
     /// `false` as `"untied"`. [`Self::resolve_legacy`] moves it into `embedding_sharing`; it is
-    /// never written.
+    /// never written. The config reads, but the checkpoints of untied runs written before
+    /// `embedding_sharing` existed (their generator had an `E`-wide block and a projection) do
+    /// not load into today's untied generator (`H_g`-wide, no projection).
     #[serde(skip_serializing)]
     pub tie_embeddings: Option<bool>,
     /// Seed of every random draw of the objective (masking, sampling, dropout); a step's

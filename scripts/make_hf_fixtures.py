@@ -34,6 +34,13 @@ total ``1·MLM + 50·RTD`` in ``--objective-out`` (default
 ``crates/electra-objective/tests/fixtures/objective-tiny``). That folder holds
 only JSON and a README; its test loads the checkpoints from ``--out``.
 
+``make_pair_fixture`` writes a released-style pair for continuing pre-training
+(``electra-run``'s ``init_from_hf`` test) to ``--pair-out`` (default
+``crates/electra-run/tests/fixtures/hf-pair``): the discriminator, a generator
+of half its width whose copy of the shared embedding block is nudged in two
+tensors, and the first step's losses on the objective reference's batch and
+slots. ``--pair-only`` writes that fixture alone.
+
 The outputs are committed, so CI and ``cargo test`` do not need Python. Rerun
 this script only to change or extend the fixtures. The script is deterministic:
 it runs on CPU with one thread and a fixed seed, and two runs with the pinned
@@ -58,6 +65,7 @@ from transformers import ElectraConfig, ElectraForMaskedLM, ElectraForPreTrainin
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = Path("crates/electra-model/tests/fixtures/hf-tiny")
 DEFAULT_OBJECTIVE_OUT = Path("crates/electra-objective/tests/fixtures/objective-tiny")
+DEFAULT_PAIR_OUT = Path("crates/electra-run/tests/fixtures/hf-pair")
 
 SEED = 20240601
 
@@ -506,6 +514,99 @@ def make_objective_fixture(
     return result
 
 
+# --------------------------------------------------------------------------- released pair
+
+
+# A generator that `ObjectiveConfig::generator_config` derives from the discriminator (as the
+# reference's `get_generator_config` does: half the width, heads = hidden / 64 but at least 1,
+# FFN 4x hidden), embedding at the discriminator's width, as Google's released pairs do.
+PAIR_GENERATOR_CONFIG = dict(DISCRIMINATOR_CONFIG, hidden_size=16, num_attention_heads=1, intermediate_size=64)
+
+# The released checkpoints store the shared block twice; here the generator's copy differs from
+# the discriminator's in two tensors, by these amounts, so that the Rust loader must report them.
+PAIR_POSITION_NUDGE = ((3, 5), 0.05)
+PAIR_LAYER_NORM_BIAS_NUDGE = (7, -0.05)
+
+
+@torch.no_grad()
+def build_pair(discriminator: ElectraForPreTraining) -> ElectraForMaskedLM:
+    """A generator for ``discriminator`` whose embedding block is the discriminator's, nudged."""
+    torch.manual_seed(SEED + 2)
+    generator = ElectraForMaskedLM(ElectraConfig(**PAIR_GENERATOR_CONFIG))
+    randomise(generator, torch.Generator().manual_seed(SEED + 3))
+    generator.electra.embeddings.load_state_dict(discriminator.electra.embeddings.state_dict())
+    (row, col), amount = PAIR_POSITION_NUDGE
+    generator.electra.embeddings.position_embeddings.weight[row, col] += amount
+    index, amount = PAIR_LAYER_NORM_BIAS_NUDGE
+    generator.electra.embeddings.LayerNorm.bias[index] += amount
+    check_tied(generator)
+    generator.to(torch.float32)
+    generator.eval()
+    return generator
+
+
+def with_embeddings_of(generator: ElectraForMaskedLM, donor: nn.Module) -> ElectraForMaskedLM:
+    """A copy of ``generator`` whose embedding block (and so its tied output layer) is ``donor``'s."""
+    copy = ElectraForMaskedLM(generator.config)
+    copy.load_state_dict(generator.state_dict())
+    with torch.no_grad():
+        copy.electra.embeddings.load_state_dict(donor.state_dict())
+    check_tied(copy)
+    copy.eval()
+    return copy
+
+
+def make_pair_fixture(out: Path, discriminator: ElectraForPreTraining, inputs: dict[str, torch.Tensor]) -> dict:
+    """A released-style pair and the first step's losses of continuing it (``electra-run``'s test).
+
+    Writes ``generator/`` and ``discriminator/`` (safetensors, as ``save_pretrained``) and
+    ``expected.json``: the losses on the objective fixture's batch and slots when the generator
+    reads the discriminator's copy of the embeddings (``tied`` keeps that copy) and when it reads
+    its own (``untied`` and ``gdes`` keep both copies); the discriminator reads its own in all.
+    """
+    generator = build_pair(discriminator)
+    generator.save_pretrained(reset_dir(out / GENERATOR_DIR), safe_serialization=True)
+    discriminator.save_pretrained(reset_dir(out / DISCRIMINATOR_DIR), safe_serialization=True)
+    kept = objective_reference(
+        discriminator, with_embeddings_of(generator, discriminator.electra.embeddings), inputs
+    )
+    own = objective_reference(discriminator, generator, inputs)
+    payload = {
+        "discriminator_copy": {k: kept[k].item() for k in ("mlm_loss", "rtd_loss", "total_loss")},
+        "own_copies": {k: own[k].item() for k in ("mlm_loss", "rtd_loss", "total_loss")},
+        "differences": {
+            "embeddings.position_embeddings": abs(PAIR_POSITION_NUDGE[1]),
+            "embeddings.LayerNorm.bias": abs(PAIR_LAYER_NORM_BIAS_NUDGE[1]),
+        },
+    }
+    payload.update(OBJECTIVE_SPECIAL_IDS)
+    payload.update(gen_weight=GEN_WEIGHT, disc_weight=DISC_WEIGHT)
+    write_text(out / EXPECTED_FILE, format_json(payload) + "\n")
+    lines = [
+        "# hf-pair: continuing pre-training from a released generator and discriminator",
+        "",
+        "Generated by `scripts/make_hf_fixtures.py` (`make_pair_fixture`); do not edit by hand.",
+        "",
+        "- `discriminator/`: the tiny `ElectraForPreTraining` of `electra-model/tests/fixtures/hf-tiny`.",
+        "- `generator/`: an `ElectraForMaskedLM` of half its width (hidden 16, 1 head, FFN 64, 2 layers:",
+        "  what `ObjectiveConfig::generator_config` derives), whose embedding block is the",
+        f"  discriminator's with `position_embeddings[{PAIR_POSITION_NUDGE[0][0]}][{PAIR_POSITION_NUDGE[0][1]}]` "
+        f"moved by {PAIR_POSITION_NUDGE[1]} and",
+        f"  `LayerNorm.bias[{PAIR_LAYER_NORM_BIAS_NUDGE[0]}]` by {PAIR_LAYER_NORM_BIAS_NUDGE[1]} "
+        "(released pairs store the shared block twice).",
+        f"- `{EXPECTED_FILE}`: on the batch of `hf-tiny/inputs.json` with the slots and replacements of",
+        "  `objective-tiny/expected.json`, the generator MLM loss, the discriminator RTD loss and the total",
+        "  (gen_weight 1, disc_weight 50), computed by torch in eval mode: `discriminator_copy` with the",
+        "  generator reading the discriminator's copy of the block (what `tied` keeps), `own_copies` with",
+        "  each network reading its own (`untied`, and `gdes` with E_G the generator's copy); `differences`:",
+        "  the largest difference per tensor between the two copies.",
+        f"- torch {torch.__version__}, transformers {transformers.__version__}.",
+        "",
+    ]
+    write_text(out / README_FILE, "\n".join(lines))
+    return payload
+
+
 # --------------------------------------------------------------------------- checks
 
 
@@ -564,6 +665,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="output folder of the pre-training loss reference, resolved like --out "
         f"(default: {DEFAULT_OBJECTIVE_OUT})",
     )
+    parser.add_argument(
+        "--pair-out",
+        type=Path,
+        default=DEFAULT_PAIR_OUT,
+        help="output folder of the released-pair fixture (continued pre-training), resolved like "
+        f"--out (default: {DEFAULT_PAIR_OUT})",
+    )
+    parser.add_argument(
+        "--pair-only",
+        action="store_true",
+        help="write only the released-pair fixture (--pair-out), leaving hf-tiny and the objective "
+        "reference as they are",
+    )
     return parser.parse_args(argv)
 
 
@@ -582,6 +696,10 @@ def main(argv: list[str] | None = None) -> None:
 
     discriminator, generator = build_models()
     inputs = make_inputs()
+    pair_out = args.pair_out if args.pair_out.is_absolute() else REPO_ROOT / args.pair_out
+    if args.pair_only:
+        write_pair(pair_out, discriminator, inputs)
+        return
     expected = {
         "discriminator": run_model(discriminator, inputs),
         "generator": run_model(generator, inputs),
@@ -601,6 +719,14 @@ def main(argv: list[str] | None = None) -> None:
         f"total {losses['total_loss'].item():.6f}"
     )
     print(f"wrote {objective_out}")
+
+    write_pair(pair_out, discriminator, inputs)
+
+
+def write_pair(out: Path, discriminator: ElectraForPreTraining, inputs: dict[str, torch.Tensor]) -> None:
+    pair = make_pair_fixture(out, discriminator, inputs)
+    print(f"pair: {pair['discriminator_copy']} (discriminator's copy), {pair['own_copies']} (own copies)")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -13,14 +13,17 @@
 //! | per layer: attention scores `q·kᵀ` and `probs·v` | `4·S²·H` |
 //! | per layer: FFN in and out | `4·S·H·F` |
 //! | discriminator head (dense `H→H`, dense `H→1`) | `2·S·H² + 2·S·H` |
-//! | generator head at the `N` prediction slots (dense `H_g→E`, tied output `E→V`) | `2·N·H_g·E + 2·N·E·V` |
+//! | generator head at the `N` prediction slots (dense `H_g→E_g`, tied output `E_g→V`) | `2·N·H_g·E_g + 2·N·E_g·V` |
 //!
 //! Embedding lookups, LayerNorm, GELU, softmax, losses and the optimizer are not matrix
 //! products and are left out (they are a few percent of the total). Backward costs twice the
 //! forward (a gradient for the input and one for the weight of every product), so a training
 //! step is `3 × (generator forward + discriminator forward)`. Inference is the discriminator
 //! forward alone. `N = floor((mask_prob + 0.005)·S)` slots per sequence (spec 1.2): the
-//! generator head runs on every slot, active or not, as in the reference code.
+//! generator head runs on every slot, active or not, as in the reference code. `E_g` is the
+//! generator's embedding width: the shared `E` when the embeddings are tied (and under GDES,
+//! whose `sg(E_G) + E_Δ` is an addition, not a product), its own `H_g` when untied
+//! (`ObjectiveConfig::generator_config`), which makes an untied step cheaper.
 //!
 //! The §3.5 baselines ([`objective_forward`]) reuse the same parts: `mlm` is the
 //! discriminator-sized tower with an MLM head (dense `H→E`, tied `E→V`) at the `N` slots and no
@@ -48,13 +51,13 @@ impl StepFlops {
     /// `seq` tokens and `slots` prediction slots per sequence.
     pub fn new(disc: &ElectraConfig, generator: &ElectraConfig, seq: usize, slots: usize) -> Self {
         let (s, n) = (seq as f64, slots as f64);
-        let (h, e) = (disc.hidden_size as f64, disc.embedding_size as f64);
+        let h = disc.hidden_size as f64;
         let (hg, v) = (generator.hidden_size as f64, generator.vocab_size as f64);
         let eg = generator.embedding_size as f64;
         Self {
             discriminator_forward: encoder_forward(disc, seq) + 2.0 * s * h * h + 2.0 * s * h,
             generator_encoder_forward: encoder_forward(generator, seq),
-            generator_head_forward: 2.0 * n * hg * eg + 2.0 * n * e * v,
+            generator_head_forward: 2.0 * n * hg * eg + 2.0 * n * eg * v,
         }
     }
 
@@ -184,6 +187,41 @@ mod tests {
             f(ObjectiveKind::AllTokensMlm),
             generator_part + 960.0 + 168.0 + 120.0
         );
+    }
+
+    #[test]
+    fn an_untied_generator_projects_nothing_and_outputs_at_its_own_width() {
+        use electra_objective::{EmbeddingSharing, ObjectiveConfig};
+        let disc = ElectraConfig::small();
+        let generator = |embedding_sharing| {
+            ObjectiveConfig {
+                embedding_sharing,
+                ..ObjectiveConfig::default()
+            }
+            .generator_config(&disc)
+            .expect("generator")
+        };
+        let (s, n) = (128, 19);
+        let tied = StepFlops::new(&disc, &generator(EmbeddingSharing::Tied), s, n);
+        let gdes = StepFlops::new(&disc, &generator(EmbeddingSharing::Gdes), s, n);
+        let untied = StepFlops::new(&disc, &generator(EmbeddingSharing::Untied), s, n);
+        assert_eq!(tied, gdes, "GDES adds no matrix product");
+        // Small: E = 128, H_g = 64, V = 30522. Tied: projection 2·S·128·64 and head
+        // 2·N·64·128 + 2·N·128·V; untied: no projection, head 2·N·64·64 + 2·N·64·V.
+        let (e, hg, v, s, n) = (128.0, 64.0, 30522.0, s as f64, n as f64);
+        assert_eq!(
+            tied.generator_encoder_forward - untied.generator_encoder_forward,
+            2.0 * s * e * hg
+        );
+        assert_eq!(
+            tied.generator_head_forward,
+            2.0 * n * hg * e + 2.0 * n * e * v
+        );
+        assert_eq!(
+            untied.generator_head_forward,
+            2.0 * n * hg * hg + 2.0 * n * hg * v
+        );
+        assert_eq!(tied.discriminator_forward, untied.discriminator_forward);
     }
 
     #[test]

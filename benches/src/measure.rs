@@ -131,9 +131,8 @@ pub fn run_config(preset: &str, seq: usize) -> Result<RunConfig, String> {
 /// The configs of `preset` at sequence length `seq`.
 pub fn describe(config: &RunConfig, seq: usize) -> Result<Description, String> {
     let o = &config.objective;
-    let generator = config
-        .model
-        .generator_config(o.generator_hidden_multiplier, o.generator_layers_multiplier)
+    let generator = o
+        .generator_config(&config.model)
         .map_err(|e| e.to_string())?;
     let a = &config.optimizer;
     Ok(Description {

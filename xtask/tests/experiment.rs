@@ -50,8 +50,13 @@ fn debug_binaries() -> PathBuf {
 
 /// Runs the smoke experiment; returns whether it succeeded and its log.
 fn run_experiment(bins: &Path, out: &Path, extra: &[&str]) -> (bool, String) {
+    run_named("equal-compute", bins, out, extra)
+}
+
+/// Runs `experiment`'s smoke budget; returns whether it succeeded and its log.
+fn run_named(experiment: &str, bins: &Path, out: &Path, extra: &[&str]) -> (bool, String) {
     let output: Output = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(["experiment", "equal-compute", "--budget", "smoke", "--out"])
+        .args(["experiment", experiment, "--budget", "smoke", "--out"])
         .arg(out)
         .arg("--bin-dir")
         .arg(bins)
@@ -364,8 +369,98 @@ fn fresh_clone(out: &Path, committed: &Value) {
 
 /// A fresh directory under the system temp dir.
 fn tempfile_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("xtask-experiment-{}", std::process::id()));
+    tempfile_dir_named("experiment")
+}
+
+fn tempfile_dir_named(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("xtask-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir
+}
+
+/// `cargo xtask experiment sharing --budget smoke`: ELECTRA tied, untied and GDES at equal
+/// FLOPs, each final checkpoint and random init fine-tuned, the paired comparisons between the
+/// modes written; interrupted, it resumes, and a finished experiment reruns as a no-op.
+#[test]
+fn sharing_smoke_budget_compares_the_three_modes_and_resumes() {
+    let bins = debug_binaries();
+    let tmp = tempfile_dir_named("sharing");
+    let out = tmp.join("exp");
+    let run = |extra: &[&str]| {
+        let (ok, log) = run_named("sharing", &bins, &out, extra);
+        assert!(ok, "experiment failed:\n{log}");
+        log
+    };
+    let log = run(&["--stop-after", "2"]);
+    assert!(log.contains("stopped at step 2"), "{log}");
+
+    let plan = json(&out.join("plan.json"));
+    assert_eq!(plan["budget"]["experiment"], "sharing");
+    let runs = plan["runs"].as_array().expect("runs");
+    let labels: Vec<&str> = runs
+        .iter()
+        .filter_map(|r| r["objective"].as_str())
+        .collect();
+    assert_eq!(labels, ["electra", "electra-untied", "electra-gdes"]);
+    for (run, mode) in runs.iter().zip(["tied", "untied", "gdes"]) {
+        let overrides: Vec<&str> = run["overrides"]
+            .as_array()
+            .expect("overrides")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert!(overrides.contains(&"objective.objective=electra"), "{run}");
+        if mode != "tied" {
+            let set = format!("objective.embedding_sharing={mode}");
+            assert!(overrides.contains(&set.as_str()), "{run}");
+        }
+    }
+    // Equal FLOPs: every run spends tied ELECTRA's total within one step; GDES costs the same.
+    let (tied, gdes) = (&runs[0], &runs[2]);
+    let total = |r: &Value| r["train_flops_total"].as_f64().expect("flops");
+    for r in runs {
+        let per_step = r["train_flops_per_step"].as_f64().expect("per step");
+        assert!(
+            (total(r) - total(tied)).abs() <= per_step / 2.0 + 1.0,
+            "{plan}"
+        );
+    }
+    assert_eq!(tied["steps"], gdes["steps"]);
+
+    let log = run(&[]);
+    assert!(log.contains("pretrain --resume"), "{log}");
+    let results = json(&out.join("results.json"));
+    assert_eq!(results["experiment"], "sharing");
+    let comparisons: Vec<&str> = results["paired"]
+        .as_array()
+        .expect("paired")
+        .iter()
+        .filter_map(|p| p["comparison"].as_str())
+        .collect();
+    for want in [
+        "electra-gdes - electra",
+        "electra-untied - electra",
+        "electra-gdes - electra-untied",
+    ] {
+        assert!(comparisons.contains(&want), "{want} in {comparisons:?}");
+    }
+    // 4 models (three modes and random init) × 2 tasks × 2 seeds.
+    assert_eq!(results["finetune"].as_array().map(Vec::len), Some(16));
+    let md = std::fs::read_to_string(out.join("results.md")).expect("results.md");
+    assert!(
+        md.contains("# Embedding-sharing experiment, budget `smoke`"),
+        "{md}"
+    );
+    assert!(
+        md.contains("cargo xtask experiment sharing --budget smoke"),
+        "{md}"
+    );
+    assert!(md.contains("electra-gdes - electra"), "{md}");
+
+    // A finished experiment reruns as a no-op with the same numbers.
+    let log = run(&[]);
+    assert!(log.contains("0 run"), "{log}");
+    assert_eq!(scores(&results), scores(&json(&out.join("results.json"))));
+    std::fs::remove_dir_all(&tmp).expect("clean");
 }

@@ -54,9 +54,8 @@ fn run(args: &Args) -> Result<String, String> {
     let config = RunConfig::resolve(args.preset.as_deref(), args.config.as_deref(), &args.set)
         .map_err(|e| e.to_string())?;
     let o = &config.objective;
-    let generator = config
-        .model
-        .generator_config(o.generator_hidden_multiplier, o.generator_layers_multiplier)
+    let generator = o
+        .generator_config(&config.model)
         .map_err(|e| e.to_string())?;
     let seq = config.data.max_seq_len;
     let slots = max_predictions(o.mask_prob, seq);

@@ -1,30 +1,15 @@
-//! The §3.5 baselines without a replaced-token head (`mlm`, `replace-mlm`) are fine-tunable
-//! like ELECTRA runs: `electra export` writes their discriminator-sized network as an
-//! `ElectraForMaskedLM`, and `electra finetune` accepts both the run directory and that export.
+//! The §3.5 baselines are fine-tunable like ELECTRA runs: `electra export` writes the
+//! discriminator-sized network of those without a replaced-token head (`mlm`, `replace-mlm`) as
+//! an `ElectraForMaskedLM` and that of `all-tokens-mlm` (whose copy gate has the RTD head's
+//! shape) as an `ElectraForPreTraining`, and `electra finetune` accepts both the run directory
+//! and that export.
 
 use std::path::Path;
 
 mod common;
-use common::{TINY_MODEL, electra_ok as electra};
+use common::{QUICK_RUN as SMALL, TINY_MODEL, electra_ok as electra};
 
 use serde_json::Value;
-
-/// A shrunken demo run (as in `pretrain.rs`), no evaluation.
-/// With [`TINY_MODEL`] before it: a shrunken demo run.
-const SMALL: &[&str] = &[
-    "--set",
-    "train.batch_size=4",
-    "--set",
-    "train.checkpoint_every=2",
-    "--set",
-    "train.eval_every=0",
-    "--set",
-    "data.max_seq_len=32",
-    "--set",
-    "data.demo_documents=20",
-    "--set",
-    "data.shuffle_buffer=16",
-];
 
 /// A tiny RTE folder (train only: validation is carved from it).
 fn write_rte(glue: &Path) {
@@ -70,7 +55,7 @@ fn finetune(checkpoint: &Path, glue: &Path, out: &Path) -> Value {
     serde_json::from_str(&text).expect("json")
 }
 
-fn baseline_runs_export_and_fine_tune(objective: &str, has_generator: bool) {
+fn baseline_runs_export_and_fine_tune(objective: &str, has_generator: bool, class: &str) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let run = tmp.path().join("run");
     let set_objective = format!("objective.objective={objective}");
@@ -99,10 +84,7 @@ fn baseline_runs_export_and_fine_tune(objective: &str, has_generator: bool) {
         &std::fs::read_to_string(disc.join("config.json")).expect("config.json"),
     )
     .expect("json");
-    assert_eq!(
-        config["architectures"][0], "ElectraForMaskedLM",
-        "{objective}"
-    );
+    assert_eq!(config["architectures"][0], class, "{objective}");
     assert_eq!(
         config["hidden_size"], 32,
         "discriminator-sized: {objective}"
@@ -125,10 +107,15 @@ fn baseline_runs_export_and_fine_tune(objective: &str, has_generator: bool) {
 
 #[test]
 fn an_mlm_run_exports_an_encoder_that_finetune_loads() {
-    baseline_runs_export_and_fine_tune("mlm", false);
+    baseline_runs_export_and_fine_tune("mlm", false, "ElectraForMaskedLM");
 }
 
 #[test]
 fn a_replace_mlm_run_exports_an_encoder_that_finetune_loads() {
-    baseline_runs_export_and_fine_tune("replace-mlm", true);
+    baseline_runs_export_and_fine_tune("replace-mlm", true, "ElectraForMaskedLM");
+}
+
+#[test]
+fn an_all_tokens_mlm_run_exports_an_encoder_that_finetune_loads() {
+    baseline_runs_export_and_fine_tune("all-tokens-mlm", true, "ElectraForPreTraining");
 }

@@ -421,6 +421,13 @@ mod tests {
             ),
             (128, 256, 12)
         );
+        // Paper Table 6 / the reference's Small: 4 heads of 64 and FFN 1024 (not BERT-Small's
+        // 4H = 1024 by accident of a multiplier: pinned here).
+        assert_eq!(
+            (small.num_attention_heads, small.intermediate_size),
+            (4, 1024)
+        );
+        assert_eq!(small.head_size(), 64);
         let base = ElectraConfig::preset("base").expect("base");
         assert_eq!((base.hidden_size, base.num_attention_heads), (768, 12));
         let large = ElectraConfig::preset("large").expect("large");

@@ -15,6 +15,7 @@ use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, Linear, Linea
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use burn::tensor::activation::{gelu_approximate, relu};
+use burn::tensor::module::embedding;
 
 use crate::config::{Activation, ElectraConfig};
 use crate::kernels::{self, dropout};
@@ -247,9 +248,48 @@ impl<B: Backend> ElectraEmbeddings<B> {
         }
     }
 
+    /// A block with zero tables and a fresh LayerNorm (γ = 1, β = 0): the `E_Δ` of
+    /// gradient-disentangled sharing. Draws nothing from the random stream.
+    pub fn zeros(config: &ElectraConfig, device: &B::Device) -> Self {
+        let e = config.embedding_size;
+        let table = |rows| {
+            EmbeddingConfig::new(rows, e)
+                .with_initializer(Initializer::Zeros)
+                .init(device)
+        };
+        Self {
+            word_embeddings: table(config.vocab_size),
+            position_embeddings: table(config.max_position_embeddings),
+            token_type_embeddings: table(config.type_vocab_size),
+            layer_norm: layer_norm(e, config.layer_norm_eps, device),
+            dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
+        }
+    }
+
     /// `input_ids [b, s]`, `token_type_ids [b, s]` → `[b, s, E]`. Positions are `0..s`.
     pub fn forward(
         &self,
+        input_ids: Tensor<B, 2, Int>,
+        token_type_ids: Tensor<B, 2, Int>,
+    ) -> Tensor<B, 3> {
+        self.forward_tables(self.tables(), input_ids, token_type_ids)
+    }
+
+    /// The block's three tables as tensors.
+    pub fn tables(&self) -> EmbeddingTables<B> {
+        EmbeddingTables {
+            word: self.word_embeddings.weight.val(),
+            position: self.position_embeddings.weight.val(),
+            token_type: self.token_type_embeddings.weight.val(),
+        }
+    }
+
+    /// [`Self::forward`] with `tables` in place of the block's own (same shapes), and the
+    /// block's LayerNorm and dropout: how a block made of other tensors is embedded (the
+    /// discriminator's `sg(E_G) + E_Δ` under gradient-disentangled sharing).
+    pub fn forward_tables(
+        &self,
+        tables: EmbeddingTables<B>,
         input_ids: Tensor<B, 2, Int>,
         token_type_ids: Tensor<B, 2, Int>,
     ) -> Tensor<B, 3> {
@@ -258,10 +298,58 @@ impl<B: Backend> ElectraEmbeddings<B> {
         let positions = Tensor::<B, 1, Int>::arange(0..s as i64, &device)
             .reshape([1, s])
             .repeat_dim(0, b);
-        let x = self.word_embeddings.forward(input_ids)
-            + self.position_embeddings.forward(positions)
-            + self.token_type_embeddings.forward(token_type_ids);
+        let x = embedding(tables.word, input_ids)
+            + embedding(tables.position, positions)
+            + embedding(tables.token_type, token_type_ids);
         dropout(self.layer_norm.forward(x), self.dropout.prob)
+    }
+
+    /// The block with its tables replaced by `tables` (same shapes), its LayerNorm and dropout
+    /// kept: a block whose tables were computed (a folded `E_G + E_Δ`) as a plain block. The
+    /// tables become new parameters, detached from whatever computed them (on an autodiff
+    /// backend a computed tensor cannot itself become a parameter).
+    pub fn with_tables(&self, tables: EmbeddingTables<B>) -> Self {
+        let tables = tables.map(Tensor::detach);
+        let mut block = self.clone();
+        block.word_embeddings.weight = Param::from_tensor(tables.word);
+        block.position_embeddings.weight = Param::from_tensor(tables.position);
+        block.token_type_embeddings.weight = Param::from_tensor(tables.token_type);
+        block
+    }
+}
+
+/// The word `[V, E]`, position `[P, E]` and token-type `[T, E]` tables of an embedding block.
+#[derive(Clone, Debug)]
+pub struct EmbeddingTables<B: Backend> {
+    /// Word embeddings `[V, E]`.
+    pub word: Tensor<B, 2>,
+    /// Position embeddings `[max_position_embeddings, E]`.
+    pub position: Tensor<B, 2>,
+    /// Token-type embeddings `[type_vocab_size, E]`.
+    pub token_type: Tensor<B, 2>,
+}
+
+impl<B: Backend> EmbeddingTables<B> {
+    /// Applies `f` to each table.
+    pub fn map(self, f: impl Fn(Tensor<B, 2>) -> Tensor<B, 2>) -> Self {
+        Self {
+            word: f(self.word),
+            position: f(self.position),
+            token_type: f(self.token_type),
+        }
+    }
+}
+
+/// Table by table `self + other`.
+impl<B: Backend> core::ops::Add for EmbeddingTables<B> {
+    type Output = Self;
+
+    fn add(self, other: Self) -> Self {
+        Self {
+            word: self.word + other.word,
+            position: self.position + other.position,
+            token_type: self.token_type + other.token_type,
+        }
     }
 }
 

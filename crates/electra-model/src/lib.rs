@@ -30,8 +30,8 @@ mod fuzzed_readers;
 pub use config::{Activation, ElectraConfig, HfConfig, PRESETS};
 pub use electra::{
     DiscriminatorHead, ElectraAttention, ElectraEmbeddings, ElectraEncoder, ElectraForMaskedLM,
-    ElectraForPreTraining, ElectraLayer, ElectraModel, EncoderOutput, GeneratorHead,
-    additive_attention_mask,
+    ElectraForPreTraining, ElectraLayer, ElectraModel, EmbeddingTables, EncoderOutput,
+    GeneratorHead, LayerNorm, additive_attention_mask,
 };
 pub use error::ModelError;
 pub use input::{InputBatch, InputTensors};

@@ -4,6 +4,7 @@
 //! (`configure_pretraining.py`); the special token ids are those of the BERT uncased WordPiece
 //! vocabulary the paper uses.
 
+use electra_model::ElectraConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ObjectiveError;
@@ -93,6 +94,53 @@ impl MlmMasking {
     }
 }
 
+/// How the generator and the discriminator share their embeddings (paper §3.2; DeBERTa-v3
+/// §3.3). `docs/faithfulness.md` lists what each mode follows.
+///
+/// | mode | generator's block | discriminator's block | trained by |
+/// |---|---|---|---|
+/// | `tied` | `E` (width `E`) | the same `E` | MLM and RTD, summed |
+/// | `untied` | its own, width `H_g`, no projection | its own, width `E` | MLM; RTD |
+/// | `gdes` | `E_G` (width `E`) | `sg(E_G) + E_Δ` | `E_G`: MLM only; `E_Δ`: RTD only |
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EmbeddingSharing {
+    /// One embedding block (word, position and token-type tables and the embedding LayerNorm)
+    /// read by both towers, updated by the sum of both losses' gradients: the paper's choice
+    /// (§3.2, "tied embeddings", 84.3 GLUE) and the reference code's default.
+    #[default]
+    Tied,
+    /// No sharing, as the reference builds it with `untied_generator_embeddings`: the
+    /// generator has its own block at its own hidden width `H_g` (scope
+    /// `generator/embeddings`), no `embeddings_project`, and its MLM head maps `H_g → H_g`
+    /// and outputs through its own `[V, H_g]` table (paper §3.2, "no weight tying", 83.6).
+    Untied,
+    /// Gradient-disentangled embedding sharing (DeBERTa-v3, He et al. 2021, §3.3): the
+    /// generator owns `E_G`; the discriminator's word, position and token-type tables are
+    /// `sg(E_G) + E_Δ` with `E_Δ` zero at initialisation, and it has its own embedding
+    /// LayerNorm (initialised as `E_G`'s). The MLM loss alone trains `E_G`; the RTD loss alone
+    /// trains `E_Δ`. Export and fine-tuning fold `E_G + E_Δ` into one block.
+    Gdes,
+}
+
+impl EmbeddingSharing {
+    /// Every mode, the default first.
+    pub const ALL: [EmbeddingSharing; 3] = [
+        EmbeddingSharing::Tied,
+        EmbeddingSharing::Untied,
+        EmbeddingSharing::Gdes,
+    ];
+
+    /// The name used in config files (`tied`, `untied`, `gdes`).
+    pub fn name(self) -> &'static str {
+        match self {
+            EmbeddingSharing::Tied => "tied",
+            EmbeddingSharing::Untied => "untied",
+            EmbeddingSharing::Gdes => "gdes",
+        }
+    }
+}
+
 /// Configuration of the pre-training objective.
 ///
 /// Read from TOML/JSON: unknown keys are rejected and missing keys take the paper default.
@@ -120,9 +168,17 @@ pub struct ObjectiveConfig {
     pub generator_hidden_multiplier: f64,
     /// Generator depth as a fraction of the discriminator's (reference `generator_layers` 1.0).
     pub generator_layers_multiplier: f64,
-    /// Share word, position and token-type embeddings and the embedding LayerNorm between the
-    /// generator and the discriminator (paper §3.2 / spec 2.3, default true).
-    pub tie_embeddings: bool,
+    /// How the generator and the discriminator share their embeddings: `"tied"` (default;
+    /// paper §3.2, spec 2.3), `"untied"` or `"gdes"` (see [`EmbeddingSharing`]). Objectives
+    /// without a generator (`mlm`) are always `"tied"`.
+    pub embedding_sharing: EmbeddingSharing,
+    /// The key configs written before `embedding_sharing` existed: `true` reads as `"tied"`,
+    /// `false` as `"untied"`. [`Self::resolve_legacy`] moves it into `embedding_sharing`; it is
+    /// never written. The config reads, but the checkpoints of untied runs written before
+    /// `embedding_sharing` existed (their generator had an `E`-wide block and a projection) do
+    /// not load into today's untied generator (`H_g`-wide, no projection).
+    #[serde(skip_serializing)]
+    pub tie_embeddings: Option<bool>,
     /// Seed of every random draw of the objective (masking, sampling, dropout); a step's
     /// randomness is derived from `(seed, step)`.
     pub seed: u64,
@@ -148,7 +204,8 @@ impl Default for ObjectiveConfig {
             disallow_correct: false,
             generator_hidden_multiplier: 0.25,
             generator_layers_multiplier: 1.0,
-            tie_embeddings: true,
+            embedding_sharing: EmbeddingSharing::Tied,
+            tie_embeddings: None,
             seed: 42,
             pad_token_id: 0,
             cls_token_id: 101,
@@ -165,11 +222,65 @@ impl ObjectiveConfig {
         self.objective == ObjectiveKind::Mlm && self.mlm_masking == MlmMasking::Bert
     }
 
+    /// Moves the legacy `tie_embeddings` key into `embedding_sharing` (`true`: tied, `false`:
+    /// untied); an error when the two disagree (`tie_embeddings = true` with another mode, or
+    /// `false` with `gdes`).
+    pub fn resolve_legacy(&mut self) -> Result<(), ObjectiveError> {
+        let Some(tie) = self.tie_embeddings.take() else {
+            return Ok(());
+        };
+        self.embedding_sharing = match (tie, self.embedding_sharing) {
+            (true, EmbeddingSharing::Tied) => EmbeddingSharing::Tied,
+            (false, EmbeddingSharing::Tied | EmbeddingSharing::Untied) => EmbeddingSharing::Untied,
+            (_, other) => {
+                return Err(ObjectiveError::InvalidConfig {
+                    field: "tie_embeddings",
+                    message: format!(
+                        "is {tie} (a key of older configs), which disagrees with \
+                         embedding_sharing = \"{}\"; remove tie_embeddings",
+                        other.name()
+                    ),
+                });
+            }
+        };
+        Ok(())
+    }
+
+    /// The generator's sizes for a discriminator of `model` sizes (spec 2.4): the widths
+    /// and depth of [`ElectraConfig::generator_config`]; with untied embeddings its embedding
+    /// width is its own hidden size, as the reference builds it (`embedding_size=None`).
+    pub fn generator_config(&self, model: &ElectraConfig) -> Result<ElectraConfig, ObjectiveError> {
+        let mut config = model.generator_config(
+            self.generator_hidden_multiplier,
+            self.generator_layers_multiplier,
+        )?;
+        if self.embedding_sharing == EmbeddingSharing::Untied {
+            config.embedding_size = config.hidden_size;
+        }
+        Ok(config)
+    }
+
     /// Checks every field against `vocab_size`; the error names the offending field.
     pub fn validate(&self, vocab_size: usize) -> Result<(), ObjectiveError> {
         let bad = |field: &'static str, message: String| {
             Err(ObjectiveError::InvalidConfig { field, message })
         };
+        if self.tie_embeddings.is_some() {
+            return bad(
+                "tie_embeddings",
+                "is a key of older configs; use embedding_sharing (or resolve_legacy)".into(),
+            );
+        }
+        if self.embedding_sharing != EmbeddingSharing::Tied && !self.objective.uses_generator() {
+            return bad(
+                "embedding_sharing",
+                format!(
+                    "is \"{}\", but `{}` has no generator to share with; use \"tied\"",
+                    self.embedding_sharing.name(),
+                    self.objective.name()
+                ),
+            );
+        }
         if self.mlm_masking == MlmMasking::Bert && self.objective != ObjectiveKind::Mlm {
             return bad(
                 "mlm_masking",
@@ -249,7 +360,7 @@ mod tests {
             (c.generator_hidden_multiplier, c.generator_layers_multiplier),
             (0.25, 1.0)
         );
-        assert!(c.tie_embeddings);
+        assert_eq!(c.embedding_sharing, EmbeddingSharing::Tied);
         assert_eq!(
             (
                 c.pad_token_id,
@@ -347,6 +458,86 @@ mod tests {
             spoil(&mut c);
             let msg = c.validate(64).unwrap_err().to_string();
             assert!(msg.contains(field), "{field}: {msg}");
+        }
+    }
+
+    #[test]
+    fn embedding_sharing_names_and_the_legacy_key() {
+        for mode in EmbeddingSharing::ALL {
+            let c: ObjectiveConfig =
+                serde_json::from_str(&format!(r#"{{"embedding_sharing": "{}"}}"#, mode.name()))
+                    .unwrap();
+            assert_eq!(c.embedding_sharing, mode);
+        }
+        let err = serde_json::from_str::<ObjectiveConfig>(r#"{"embedding_sharing": "shared"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("shared"), "{err}");
+        // `tie_embeddings` of older configs is read, moved and never written.
+        let legacy = |json: &str| {
+            let mut c: ObjectiveConfig = serde_json::from_str(json).unwrap();
+            c.resolve_legacy().map(|()| c)
+        };
+        let c = legacy(r#"{"tie_embeddings": true}"#).unwrap();
+        assert_eq!(
+            (c.embedding_sharing, c.tie_embeddings),
+            (EmbeddingSharing::Tied, None)
+        );
+        assert!(
+            !serde_json::to_string(&c)
+                .unwrap()
+                .contains("tie_embeddings")
+        );
+        let c = legacy(r#"{"tie_embeddings": false}"#).unwrap();
+        assert_eq!(c.embedding_sharing, EmbeddingSharing::Untied);
+        let err = legacy(r#"{"tie_embeddings": true, "embedding_sharing": "gdes"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("tie_embeddings") && err.contains("gdes"),
+            "{err}"
+        );
+        let unresolved: ObjectiveConfig =
+            serde_json::from_str(r#"{"tie_embeddings": true}"#).unwrap();
+        assert!(unresolved.validate(30522).is_err());
+    }
+
+    #[test]
+    fn only_objectives_with_a_generator_may_untie() {
+        for kind in ObjectiveKind::ALL {
+            for mode in EmbeddingSharing::ALL {
+                let c = ObjectiveConfig {
+                    objective: kind,
+                    embedding_sharing: mode,
+                    ..ObjectiveConfig::default()
+                };
+                let ok = mode == EmbeddingSharing::Tied || kind.uses_generator();
+                match c.validate(30522) {
+                    Ok(()) => assert!(ok, "{kind:?} {mode:?}"),
+                    Err(e) => {
+                        assert!(!ok, "{kind:?} {mode:?}: {e}");
+                        assert!(e.to_string().contains("embedding_sharing"), "{e}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// The reference's untied generator: embeddings at its own width, so no projection.
+    #[test]
+    fn the_untied_generator_embeds_at_its_own_width() {
+        let model = ElectraConfig::small();
+        for (mode, width) in [
+            (EmbeddingSharing::Tied, 128),
+            (EmbeddingSharing::Gdes, 128),
+            (EmbeddingSharing::Untied, 64),
+        ] {
+            let c = ObjectiveConfig {
+                embedding_sharing: mode,
+                ..ObjectiveConfig::default()
+            };
+            let g = c.generator_config(&model).unwrap();
+            assert_eq!((g.hidden_size, g.embedding_size), (64, width), "{mode:?}");
         }
     }
 }

@@ -38,11 +38,13 @@ pub mod metrics;
 pub mod model;
 mod objectives;
 pub mod sampling;
+mod sharing;
 
 pub use batch::HostBatch;
-pub use config::{MlmMasking, ObjectiveConfig, ObjectiveKind};
+pub use config::{EmbeddingSharing, MlmMasking, ObjectiveConfig, ObjectiveKind};
 pub use error::ObjectiveError;
 pub use masking::{MaskedBatch, mask_batch, step_rng};
 pub use metrics::{Confusion, StepMetrics};
 pub use model::{ElectraPretrainingModel, ObjectiveOutput, Replacements};
 pub use sampling::sample_from_softmax;
+pub use sharing::PairReport;

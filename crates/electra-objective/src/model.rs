@@ -1,5 +1,6 @@
-//! `ElectraPretrainingModel`: the generator and the discriminator around one embedding block
-//! (paper §2 and §3.2, spec 2.3-2.6). The forward pass of each objective is in `objectives.rs`.
+//! `ElectraPretrainingModel`: the generator and the discriminator around their embeddings
+//! (paper §2 and §3.2, spec 2.3-2.6), shared as [`EmbeddingSharing`] says (`sharing.rs`). The
+//! forward pass of each objective is in `objectives.rs`.
 
 use burn::prelude::*;
 use electra_model::{
@@ -8,7 +9,7 @@ use electra_model::{
 };
 
 use crate::batch::HostBatch;
-use crate::config::{ObjectiveConfig, ObjectiveKind};
+use crate::config::{EmbeddingSharing, ObjectiveConfig, ObjectiveKind};
 use crate::error::ObjectiveError;
 use crate::masking::{MaskedBatch, mask_batch, step_rng};
 use crate::sampling::device_seed;
@@ -24,11 +25,13 @@ pub enum Replacements<'a> {
 
 /// The pre-training model.
 ///
-/// Sharing by ownership (spec 2.3): `embeddings` (word, position and token-type tables and the
-/// embedding LayerNorm) is stored once and both towers read it, so it is saved once, updated
-/// once and receives the sum of both towers' gradients. Each tower owns its own
-/// `embeddings_project` (inside [`ElectraEncoder`]), layers and head. With `tie_embeddings =
-/// false` the generator gets its own `generator_embeddings`.
+/// Sharing by ownership (spec 2.3): with `embedding_sharing = "tied"` (the default)
+/// `embeddings` (word, position and token-type tables and the embedding LayerNorm) is stored
+/// once and both towers read it, so it is saved once, updated once and receives the sum of both
+/// towers' gradients. Each tower owns its own `embeddings_project` (inside [`ElectraEncoder`]),
+/// layers and head. `"untied"` gives the generator its own `generator_embeddings` at its own
+/// width; `"gdes"` adds `embedding_deltas`, the discriminator's `E_Δ` on top of the
+/// stop-gradient `embeddings` ([`EmbeddingSharing`]).
 ///
 /// Which parts exist depends on the objective:
 ///
@@ -43,10 +46,14 @@ pub enum Replacements<'a> {
 /// baselines it is the model being pre-trained, with an MLM head instead of the RTD head).
 #[derive(Module, Debug)]
 pub struct ElectraPretrainingModel<B: Backend> {
-    /// The embedding block shared by both towers (the discriminator's own when untied).
+    /// The embedding block shared by both towers (`tied`); the discriminator's own
+    /// (`untied`); the generator's `E_G`, under the discriminator's stop-gradient (`gdes`).
     pub embeddings: ElectraEmbeddings<B>,
-    /// The generator's own embedding block; `Some` only with `tie_embeddings = false`.
+    /// The generator's own embedding block at its own width `H_g`; `Some` only when untied.
     pub generator_embeddings: Option<ElectraEmbeddings<B>>,
+    /// `gdes` only: the discriminator's `E_Δ` tables (zero at initialisation), added to
+    /// `sg(embeddings)`, and its own embedding LayerNorm.
+    pub embedding_deltas: Option<ElectraEmbeddings<B>>,
     /// The generator's projection and layers (hidden `H_g`); `None` for `mlm`.
     pub generator: Option<ElectraEncoder<B>>,
     /// The generator's MLM head, tied to the generator's word embeddings; `None` for `mlm`.
@@ -127,6 +134,7 @@ impl<B: Backend> ElectraPretrainingModel<B> {
         Self {
             embeddings: discriminator.electra.embeddings,
             generator_embeddings: None,
+            embedding_deltas: None,
             generator: Some(generator.electra.encoder),
             generator_predictions: Some(generator.generator_predictions),
             discriminator: discriminator.electra.encoder,
@@ -137,8 +145,9 @@ impl<B: Backend> ElectraPretrainingModel<B> {
     }
 
     /// A freshly initialised model for `objective`: the discriminator has `model` sizes, the
-    /// generator `model.generator_config(generator_hidden_multiplier,
-    /// generator_layers_multiplier)` (spec 2.4). Seed the backend first for reproducibility.
+    /// generator [`ObjectiveConfig::generator_config`] (spec 2.4). Seed the backend first for
+    /// reproducibility. `tied` and `gdes` draw the same random numbers in the same order
+    /// (`E_Δ` starts at zero), so both start from the same weights.
     pub fn new(
         model: &ElectraConfig,
         objective: &ObjectiveConfig,
@@ -147,15 +156,15 @@ impl<B: Backend> ElectraPretrainingModel<B> {
         model.validate()?;
         objective.validate(model.vocab_size)?;
         let kind = objective.objective;
-        let generator_config = model.generator_config(
-            objective.generator_hidden_multiplier,
-            objective.generator_layers_multiplier,
-        )?;
+        let generator_config = objective.generator_config(model)?;
         let uses_generator = kind.uses_generator();
+        let sharing = objective.embedding_sharing;
         Ok(Self {
             embeddings: ElectraEmbeddings::new(model, device),
-            generator_embeddings: (uses_generator && !objective.tie_embeddings)
-                .then(|| ElectraEmbeddings::new(model, device)),
+            generator_embeddings: (uses_generator && sharing == EmbeddingSharing::Untied)
+                .then(|| ElectraEmbeddings::new(&generator_config, device)),
+            embedding_deltas: (uses_generator && sharing == EmbeddingSharing::Gdes)
+                .then(|| ElectraEmbeddings::zeros(model, device)),
             generator: uses_generator.then(|| ElectraEncoder::new(&generator_config, device)),
             generator_predictions: uses_generator
                 .then(|| GeneratorHead::new(&generator_config, device)),
@@ -245,7 +254,7 @@ impl<B: Backend> ElectraPretrainingModel<B> {
         attention_mask: Tensor<B, 4>,
     ) -> Tensor<B, 3> {
         self.discriminator.forward(
-            self.embeddings.forward(input_ids, token_type_ids),
+            self.discriminator_embedding_output(input_ids, token_type_ids),
             attention_mask,
         )
     }

@@ -188,7 +188,8 @@ impl<B: Backend> ElectraPretrainingModel<B> {
     }
 
     /// The discriminator-sized model's MLM logits at the slots: `hidden [b, s, H]` gathered at
-    /// `positions [b, N]` through `head`, tied to the shared word embeddings → `[b·N, V]`.
+    /// `positions [b, N]` through `head`, tied to the discriminator's word embeddings →
+    /// `[b·N, V]`.
     fn slot_logits(
         &self,
         head: &GeneratorHead<B>,
@@ -197,7 +198,7 @@ impl<B: Backend> ElectraPretrainingModel<B> {
     ) -> Tensor<B, 2> {
         head.forward(
             gather_positions(hidden, positions),
-            self.embeddings.word_embeddings.weight.val(),
+            self.discriminator_word_table(),
         )
     }
 
@@ -312,7 +313,7 @@ impl<B: Backend> ElectraPretrainingModel<B> {
         let h = pass.hidden.dims()[2];
         let logits = mlm_head.forward(
             pass.hidden.clone().reshape([b * s, h]),
-            self.embeddings.word_embeddings.weight.val(),
+            self.discriminator_word_table(),
         );
         let is_copy: Vec<f32> = pass.labels.iter().map(|&l| (1 - l) as f32).collect();
         let target = copy_mlm_loss(

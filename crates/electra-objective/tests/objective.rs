@@ -12,8 +12,8 @@ use burn::tensor::backend::AutodiffBackend;
 use electra_model::ElectraConfig;
 use electra_objective::masking::{mask_batch, step_rng};
 use electra_objective::{
-    ElectraPretrainingModel, HostBatch, ObjectiveConfig, ObjectiveKind, Replacements, StepMetrics,
-    sample_from_softmax,
+    ElectraPretrainingModel, EmbeddingSharing, HostBatch, ObjectiveConfig, ObjectiveKind,
+    Replacements, StepMetrics, sample_from_softmax,
 };
 
 type B = Flex;
@@ -174,14 +174,215 @@ fn shared_embeddings_are_stored_once() {
             .is_none()
     );
     // Untied: the generator gets a second, distinct block.
-    let untied = build::<B>(&ObjectiveConfig {
-        tie_embeddings: false,
-        ..objective_config(ObjectiveKind::Electra)
-    });
+    let untied = build::<B>(&sharing(EmbeddingSharing::Untied));
     let own = ids(untied.generator_embeddings.as_ref().unwrap());
     assert_eq!(own.len(), 5);
     assert!(own.iter().all(|id| !ids(&untied.embeddings).contains(id)));
     assert_eq!(ids(&untied).len(), all.len() + 5);
+    assert!(untied.embedding_deltas.is_none());
+    // GDES: one more block, E_Δ (three tables and the discriminator's LayerNorm), with ids of
+    // its own, and every parameter still visited once.
+    let gdes = build::<B>(&sharing(EmbeddingSharing::Gdes));
+    let deltas = ids(gdes.embedding_deltas.as_ref().unwrap());
+    assert_eq!(deltas.len(), 5);
+    assert!(deltas.iter().all(|id| !ids(&gdes.embeddings).contains(id)));
+    let mut every = ids(&gdes);
+    assert_eq!(every.len(), all.len() + 5);
+    every.sort_by_key(|id| id.val());
+    every.dedup();
+    assert_eq!(every.len(), all.len() + 5);
+    assert!(gdes.generator_embeddings.is_none());
+}
+
+/// ELECTRA with `mode` sharing.
+fn sharing(mode: EmbeddingSharing) -> ObjectiveConfig {
+    ObjectiveConfig {
+        embedding_sharing: mode,
+        ..objective_config(ObjectiveKind::Electra)
+    }
+}
+
+/// The reference's untied generator (`run_pretraining.py` with `embedding_size=None`, scope
+/// `generator/embeddings`): embeddings of its own hidden width `H_g`, no projection, and an MLM
+/// head `H_g → H_g` whose output layer is its own `[V, H_g]` table. Here `E = 16`, `H = 32`,
+/// `H_g = 8`: the tied generator projects `16 → 8`; the untied one must not.
+#[test]
+fn the_untied_generator_has_its_own_embeddings_at_its_own_width() {
+    let _serial = serial();
+    let config = ObjectiveConfig {
+        generator_hidden_multiplier: 0.25,
+        ..sharing(EmbeddingSharing::Untied)
+    };
+    let model = build::<B>(&config);
+    let m = model_config();
+    let (hg, e) = (8, m.embedding_size);
+    let block = model.generator_embeddings.as_ref().unwrap();
+    let dims = |p: &Param<Tensor<B, 2>>| p.val().dims();
+    assert_eq!(dims(&block.word_embeddings.weight), [VOCAB, hg]);
+    assert_eq!(
+        dims(&block.position_embeddings.weight),
+        [m.max_position_embeddings, hg]
+    );
+    assert_eq!(
+        dims(&block.token_type_embeddings.weight),
+        [m.type_vocab_size, hg]
+    );
+    assert_eq!(block.layer_norm.gamma.val().dims(), [hg]);
+    let tower = model.generator.as_ref().unwrap();
+    assert!(tower.embeddings_project.is_none(), "no projection");
+    assert_eq!(
+        tower.layers[0].intermediate.weight.val().dims(),
+        [hg, 4 * hg]
+    );
+    let head = model.generator_predictions.as_ref().unwrap();
+    assert_eq!(head.dense.weight.val().dims(), [hg, hg]);
+    assert_eq!(head.layer_norm.gamma.val().dims(), [hg]);
+    // The discriminator keeps the block of width E with its projection.
+    assert_eq!(dims(&model.embeddings.word_embeddings.weight), [VOCAB, e]);
+    assert!(model.discriminator.embeddings_project.is_some());
+    // Tied, the same generator reads the shared E-wide block through a projection.
+    let tied = build::<B>(&ObjectiveConfig {
+        embedding_sharing: EmbeddingSharing::Tied,
+        ..config.clone()
+    });
+    assert!(
+        tied.generator
+            .as_ref()
+            .unwrap()
+            .embeddings_project
+            .is_some()
+    );
+    assert_eq!(
+        tied.generator_predictions
+            .as_ref()
+            .unwrap()
+            .dense
+            .weight
+            .val()
+            .dims(),
+        [hg, e]
+    );
+    // And it trains: the logits cover the vocabulary through the generator's own table.
+    let out = model.step(&batch(), 0).unwrap();
+    assert_eq!(out.mlm_logits.dims()[1], VOCAB);
+    assert!(scalar(&out.loss).is_finite());
+}
+
+fn scalar<Bk: Backend>(t: &Tensor<Bk, 1>) -> f64 {
+    t.clone().into_data().iter::<f64>().next().unwrap()
+}
+
+/// GDES (DeBERTa-v3 §3.3): the RTD loss reaches `E_Δ` and the discriminator's LayerNorm and
+/// nothing of `E_G`; the MLM loss reaches `E_G` and nothing of `E_Δ`. (Tied, the RTD loss
+/// reaches the shared block: `rtd_loss_sends_no_gradient_into_generator_only_parameters`.)
+#[test]
+fn gdes_sends_the_rtd_loss_to_the_delta_and_the_mlm_loss_to_e_g() {
+    let _serial = serial();
+    let model = build::<AB>(&sharing(EmbeddingSharing::Gdes));
+    let deltas = model.embedding_deltas.as_ref().unwrap();
+    // Parameters of E_G and of E_Δ reached by one loss (a fresh forward pass each).
+    let reached = |pick: &dyn Fn(&electra_objective::ObjectiveOutput<AB>) -> Tensor<AB, 1>| {
+        let out = model.step(&batch(), 0).unwrap();
+        let mut grads = pick(&out).backward();
+        (
+            grads_in(&mut grads, &model.embeddings),
+            grads_in(&mut grads, deltas),
+        )
+    };
+    assert_eq!(
+        reached(&|o| o.rtd_loss.clone().unwrap()),
+        (0, 5),
+        "RTD: E_G is under sg(); E_Δ's three tables and the discriminator's LayerNorm"
+    );
+    assert_eq!(
+        reached(&|o| o.mlm_loss.clone()),
+        (5, 0),
+        "MLM: E_G's block; never E_Δ"
+    );
+    assert_eq!(
+        reached(&|o| o.loss.clone()),
+        (5, 5),
+        "the total trains both"
+    );
+    // Tied, the RTD loss reaches the shared block (the control).
+    let tied = build::<AB>(&sharing(EmbeddingSharing::Tied));
+    let out = tied.step(&batch(), 0).unwrap();
+    let mut grads = out.rtd_loss.clone().unwrap().backward();
+    assert_eq!(grads_in(&mut grads, &tied.embeddings), 5);
+}
+
+/// With `E_Δ = 0` and the same initial draws, GDES computes at step 0 exactly what tied
+/// sharing computes, every loss and logit bit for bit (also under dropout and sampling).
+#[test]
+fn gdes_step_zero_equals_tied_exactly() {
+    let _serial = serial();
+    let tied = build::<B>(&sharing(EmbeddingSharing::Tied));
+    let gdes = build::<B>(&sharing(EmbeddingSharing::Gdes));
+    // Warm-up: flex's first pass can sum in another order.
+    let _ = tied.step(&batch(), 0).unwrap();
+    let (a, b) = (
+        tied.step(&batch(), 0).unwrap(),
+        gdes.step(&batch(), 0).unwrap(),
+    );
+    for (name, x, y) in [
+        ("loss", &a.loss, &b.loss),
+        ("mlm_loss", &a.mlm_loss, &b.mlm_loss),
+        (
+            "rtd_loss",
+            a.rtd_loss.as_ref().unwrap(),
+            b.rtd_loss.as_ref().unwrap(),
+        ),
+    ] {
+        assert_eq!(scalar(x).to_bits(), scalar(y).to_bits(), "{name}");
+    }
+    assert_eq!(a.sampled_ids, b.sampled_ids);
+    let logits = |o: &electra_objective::ObjectiveOutput<B>| -> Vec<f32> {
+        o.discriminator_logits
+            .clone()
+            .unwrap()
+            .into_data()
+            .to_vec()
+            .unwrap()
+    };
+    assert_eq!(logits(&a), logits(&b));
+}
+
+/// Export and fine-tuning see `E_G + E_Δ`: after training steps (so `E_Δ ≠ 0`) the folded
+/// block gives the discriminator tower exactly the input it trained on, and dropping `E_Δ`
+/// (reading `E_G` alone) gives another.
+#[test]
+fn gdes_folds_e_g_plus_delta_into_the_discriminator_block() {
+    let _serial = serial();
+    let mut model = build::<AB>(&sharing(EmbeddingSharing::Gdes));
+    for _ in 0..2 {
+        model = sgd_step(model, |out| out.loss.clone());
+    }
+    let model = model.valid();
+    let batch = batch();
+    let device = Default::default();
+    let t = |v: &[i64]| {
+        Tensor::<B, 1, Int>::from_data(TensorData::new(v.to_vec(), [v.len()]), &device)
+            .reshape([batch.batch, batch.seq])
+    };
+    let (ids, types) = (t(&batch.input_ids), t(&batch.token_type_ids));
+    let trained = model.discriminator_embedding_output(ids.clone(), types.clone());
+    let folded = model.discriminator_embeddings();
+    let exported = folded.forward(ids.clone(), types.clone());
+    assert!(max_abs_diff(trained.clone(), exported) < 1e-6);
+    let delta = model.embedding_deltas.as_ref().unwrap();
+    assert!(
+        delta.word_embeddings.weight.val().abs().max().into_scalar() > 0.0,
+        "E_Δ trained"
+    );
+    let without_delta = model.embeddings.forward(ids, types);
+    assert!(max_abs_diff(trained, without_delta) > 1e-4, "E_Δ matters");
+    // Tied and untied models export their own block unchanged.
+    let tied = build::<B>(&sharing(EmbeddingSharing::Tied));
+    let same = tied.discriminator_embeddings();
+    assert_eq!(
+        same.word_embeddings.weight.val().into_data(),
+        tied.embeddings.word_embeddings.weight.val().into_data()
+    );
 }
 
 /// One SGD step on `loss_of(output)` only.
@@ -230,10 +431,7 @@ fn shared_embeddings_step_changes_what_both_towers_see() {
     );
 
     // Control: with untied embeddings the same RTD-only step leaves the generator untouched.
-    let model = build::<AB>(&ObjectiveConfig {
-        tie_embeddings: false,
-        ..objective_config(ObjectiveKind::Electra)
-    });
+    let model = build::<AB>(&sharing(EmbeddingSharing::Untied));
     let (gen_before, _) = tower_outputs(&model);
     let model = sgd_step(model, |out| out.rtd_loss.clone().unwrap());
     let (gen_after, _) = tower_outputs(&model);

@@ -371,7 +371,7 @@ mod tests {
     fn decay_exclusion_on_the_real_model_spares_exactly_biases_and_layer_norms() {
         use electra_model::{ElectraConfig, ElectraForMaskedLM, ElectraForPreTraining};
         use electra_objective::{
-            ElectraPretrainingModel, HostBatch, ObjectiveConfig, ObjectiveKind,
+            ElectraPretrainingModel, EmbeddingSharing, HostBatch, ObjectiveConfig, ObjectiveKind,
         };
 
         let device = Default::default();
@@ -385,27 +385,37 @@ mod tests {
             max_position_embeddings: 16,
             ..ElectraConfig::small()
         };
-        let objective = |kind, tie_embeddings| ObjectiveConfig {
+        let objective = |kind, embedding_sharing| ObjectiveConfig {
             objective: kind,
-            tie_embeddings,
+            embedding_sharing,
             generator_hidden_multiplier: 0.5,
             cls_token_id: 1,
             sep_token_id: 2,
             mask_token_id: 3,
             ..ObjectiveConfig::default()
         };
-        let mut checked = 0;
+        let (mut checked, mut deltas) = (0, 0);
         let mut check = |values: Vec<(String, usize, Vec<f32>)>| {
             for (path, rank, _) in values {
                 assert_eq!(is_decayed(&path), rank >= 2, "{path} (rank {rank})");
                 checked += 1;
+                // GDES's E_Δ tables are embedding tables (decayed, as DeBERTa's are); its
+                // LayerNorm is spared.
+                deltas += usize::from(path.starts_with("embedding_deltas."));
             }
         };
+        let (tied, untied, gdes) = (
+            EmbeddingSharing::Tied,
+            EmbeddingSharing::Untied,
+            EmbeddingSharing::Gdes,
+        );
         for (kind, tie) in [
-            (ObjectiveKind::Electra, true),
-            (ObjectiveKind::Electra, false),
-            (ObjectiveKind::AllTokensMlm, true),
-            (ObjectiveKind::Mlm, true),
+            (ObjectiveKind::Electra, tied),
+            (ObjectiveKind::Electra, untied),
+            (ObjectiveKind::Electra, gdes),
+            (ObjectiveKind::AllTokensMlm, tied),
+            (ObjectiveKind::AllTokensMlm, gdes),
+            (ObjectiveKind::Mlm, tied),
         ] {
             let m =
                 ElectraPretrainingModel::<Flex>::new(&model_config, &objective(kind, tie), &device)
@@ -421,11 +431,13 @@ mod tests {
             &device,
         )));
         assert!(checked > 100, "{checked}");
+        assert_eq!(deltas, 10, "two GDES models × 3 tables and LayerNorm γ, β");
 
-        // One step, zero gradients: only the weight-decay term moves parameters.
+        // One step, zero gradients: only the weight-decay term moves parameters (GDES, so that
+        // E_Δ is covered; its zero tables stay zero, its LayerNorm is spared).
         let model = ElectraPretrainingModel::<AB>::new(
             &model_config,
-            &objective(ObjectiveKind::Electra, true),
+            &objective(ObjectiveKind::Electra, gdes),
             &device,
         )
         .expect("model")

@@ -14,6 +14,7 @@ use electra_objective::ObjectiveConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::error::RunError;
+use crate::init::InitConfig;
 use electra_optim::AdamConfig;
 use electra_optim::LrSchedule;
 
@@ -113,6 +114,9 @@ pub struct RunConfig {
     pub schedule: LrSchedule,
     /// The data source.
     pub data: DataConfig,
+    /// Released weights the run started from (`[init]`; absent for a fresh initialisation).
+    #[serde(skip_serializing_if = "InitConfig::is_empty")]
+    pub init: InitConfig,
 }
 
 impl Default for RunConfig {
@@ -138,6 +142,7 @@ impl RunConfig {
                 ..LrSchedule::default()
             },
             data: DataConfig::default(),
+            init: InitConfig::default(),
         }
     }
 
@@ -261,9 +266,10 @@ impl RunConfig {
                 .try_into::<Self>()
                 .map_err(|e| RunError::InvalidConfig(format!("{source}: {e}")))?;
         }
-        let config: Self = toml::Value::Table(merged)
+        let mut config: Self = toml::Value::Table(merged)
             .try_into()
             .map_err(|e| RunError::InvalidConfig(e.to_string()))?;
+        config.objective.resolve_legacy()?;
         config.validate()?;
         Ok(config)
     }
@@ -281,10 +287,8 @@ impl RunConfig {
         }
         self.model.validate()?;
         self.objective.validate(self.model.vocab_size)?;
-        self.model.generator_config(
-            self.objective.generator_hidden_multiplier,
-            self.objective.generator_layers_multiplier,
-        )?;
+        self.objective.generator_config(&self.model)?;
+        self.init.pair()?;
         self.optimizer.validate()?;
         let t = &self.train;
         let positive = [

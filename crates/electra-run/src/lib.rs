@@ -5,7 +5,8 @@
 //! optimizer, schedule and data, built from a preset, a TOML file and `--set` overrides) and
 //! `checkpoints/step-N/` (model and optimizer tensors and the loop's state, written
 //! atomically). [`checkpoint`] writes and reads them; [`pretrained`] loads the newest intact
-//! checkpoint and takes out the discriminator-sized encoder that export and fine-tuning use.
+//! checkpoint and takes out the discriminator-sized encoder that export and fine-tuning use;
+//! [`init`] starts a run from a released Hugging Face generator and discriminator.
 //!
 //! `electra-train` writes runs with this crate; `electra-eval` reads them with it, so that
 //! fine-tuning does not depend on the pre-training loop (its collective, async runtime and
@@ -14,6 +15,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod error;
+pub mod init;
 pub mod pretrained;
 
 #[cfg(test)]

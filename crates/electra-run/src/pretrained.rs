@@ -65,11 +65,63 @@ pub fn load_encoder<B: Backend>(
     Ok((encoder, run))
 }
 
-/// The discriminator-sized encoder of a pre-training model, whatever its objective: the shared
-/// embedding block and the discriminator tower (no head), what fine-tuning starts from.
+/// The discriminator-sized encoder of a pre-training model, whatever its objective and
+/// embedding sharing: the discriminator's embedding block (under `gdes` the folded
+/// `E_G + E_Δ`, see [`ElectraPretrainingModel::discriminator_embeddings`]) and the
+/// discriminator tower (no head), what export and fine-tuning start from.
 pub fn encoder<B: Backend>(model: &ElectraPretrainingModel<B>) -> ElectraModel<B> {
     ElectraModel {
-        embeddings: model.embeddings.clone(),
+        embeddings: model.discriminator_embeddings(),
         encoder: model.discriminator.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::backend::Flex;
+    use burn::prelude::*;
+    use electra_model::ElectraConfig;
+    use electra_objective::{EmbeddingSharing, ObjectiveConfig};
+
+    use super::*;
+
+    /// Fine-tuning and export start from [`encoder`]: under GDES its embedding block must give
+    /// what the discriminator read in pre-training, `sg(E_G) + E_Δ`, not `E_G` alone.
+    #[test]
+    fn the_gdes_encoder_embeds_with_the_delta() {
+        let device = Default::default();
+        let model_config = ElectraConfig {
+            max_position_embeddings: 8,
+            ..ElectraConfig::micro(20)
+        };
+        let objective = ObjectiveConfig {
+            embedding_sharing: EmbeddingSharing::Gdes,
+            generator_hidden_multiplier: 0.5,
+            cls_token_id: 1,
+            sep_token_id: 2,
+            mask_token_id: 3,
+            ..ObjectiveConfig::default()
+        };
+        let mut model = ElectraPretrainingModel::<Flex>::new(&model_config, &objective, &device)
+            .expect("model");
+        // A trained-looking E_Δ (not a constant per row, which the LayerNorm would cancel).
+        let deltas = model.embedding_deltas.take().expect("E_Δ");
+        let moved = deltas
+            .tables()
+            .map(|t| t.random_like(burn::tensor::Distribution::Uniform(-1.0, 1.0)));
+        model.embedding_deltas = Some(deltas.with_tables(moved));
+        let ids = Tensor::<Flex, 2, Int>::from_data([[1, 5, 6, 7, 2]], &device);
+        let types = ids.zeros_like();
+        let trained = model.discriminator_embedding_output(ids.clone(), types.clone());
+        let ours = encoder(&model)
+            .embeddings
+            .forward(ids.clone(), types.clone());
+        let diff: f32 = (trained.clone() - ours).abs().max().into_scalar();
+        assert!(diff < 1e-6, "{diff}");
+        let without: f32 = (trained - model.embeddings.forward(ids, types))
+            .abs()
+            .max()
+            .into_scalar();
+        assert!(without > 1e-3, "E_Δ must matter here: {without}");
     }
 }

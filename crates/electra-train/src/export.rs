@@ -141,10 +141,7 @@ pub fn export_run<B: Backend>(
     }
     let generator_dir = match generator(&model) {
         Some(g) => {
-            let gen_config: ElectraConfig = config.model.generator_config(
-                config.objective.generator_hidden_multiplier,
-                config.objective.generator_layers_multiplier,
-            )?;
+            let gen_config: ElectraConfig = config.objective.generator_config(&config.model)?;
             let gen_dir = out.join("generator");
             hf::save(&g, &gen_config, Architecture::MaskedLm, &gen_dir)?;
             Some(gen_dir)

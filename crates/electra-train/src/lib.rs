@@ -28,7 +28,7 @@ pub mod source;
 pub mod trainer;
 
 pub use electra_optim::{adam as optim, schedule};
-pub use electra_run::{checkpoint, config, pretrained};
+pub use electra_run::{checkpoint, config, init, pretrained};
 
 #[cfg(test)]
 mod fuzzed_readers;

@@ -449,7 +449,14 @@ fn prepare_run_dir(config: &RunConfig, run_dir: &Path, writer: bool) -> Result<(
         return Ok(());
     }
     let saved = std::fs::read_to_string(&config_path).map_err(io(&config_path))?;
-    if saved != text {
+    // Compared as configs, not as text: a config written by an older build (another key
+    // order, `tie_embeddings` for `embedding_sharing`) resumes when it says the same.
+    if saved != text
+        && RunConfig::resolve(None, Some(&config_path), &[])
+            .ok()
+            .as_ref()
+            != Some(config)
+    {
         return Err(TrainError::InvalidConfig(format!(
             "{} holds a run with a different config; resume it with its own config \
              (`--resume {}`) or choose another output directory",
@@ -461,7 +468,8 @@ fn prepare_run_dir(config: &RunConfig, run_dir: &Path, writer: bool) -> Result<(
 }
 
 /// A freshly initialised model and optimizer, or those of the newest intact checkpoint
-/// (with `train` moved to its cursor).
+/// (with `train` moved to its cursor); a new run with `[init]` starts from the released
+/// Hugging Face pair it names (`electra_run::init`) with a fresh optimizer.
 fn init_or_resume<'a, B: AutodiffBackend>(
     config: &'a RunConfig,
     run_dir: &'a Path,
@@ -491,6 +499,16 @@ fn init_or_resume<'a, B: AutodiffBackend>(
         train.seek(&cursor)?;
         step = saved_step;
         tracing::info!(step, checkpoint = %dir.display(), "resuming");
+    } else if let Some((released, report)) = electra_run::init::load_hf_pair::<B>(config, device)? {
+        // A new run continuing a released pair: its weights, a fresh optimizer and schedule.
+        model = released;
+        for line in electra_run::init::describe(&report) {
+            if report.differences.is_empty() {
+                tracing::info!("{line}");
+            } else {
+                tracing::warn!("{line}");
+            }
+        }
     }
     Ok(Loop {
         config,

@@ -5,6 +5,7 @@
 mod common;
 
 use common::{Cycle, SEQ, losses, run, tiny_config};
+use electra_objective::EmbeddingSharing;
 use electra_train::TrainError;
 use electra_train::trainer::BatchSource;
 
@@ -52,13 +53,34 @@ fn a_run_directory_refuses_a_different_config() {
 
 #[test]
 fn export_then_import_gives_the_trained_networks_exactly() {
+    export_then_import(EmbeddingSharing::Tied);
+}
+
+/// GDES exports `E_G + E_Δ` as the discriminator's embeddings: the HF discriminator computes
+/// exactly what the pre-training model's discriminator computed in training (through
+/// `sg(E_G) + E_Δ`), which fails if export drops `E_Δ` (trained away from zero by then).
+#[test]
+fn a_gdes_export_folds_the_delta_into_the_discriminator() {
+    export_then_import(EmbeddingSharing::Gdes);
+}
+
+/// Untied: the generator exports with its own block and its own (narrower) width.
+#[test]
+fn an_untied_export_keeps_each_network_its_own_embeddings() {
+    export_then_import(EmbeddingSharing::Untied);
+}
+
+fn export_then_import(sharing: EmbeddingSharing) {
     use burn::backend::Flex;
     use burn::prelude::*;
-    use electra_model::hf;
+    use electra_model::{additive_attention_mask, hf};
     use electra_objective::ElectraPretrainingModel;
     use electra_train::{checkpoint, export};
 
-    let config = tiny_config(2);
+    let mut config = tiny_config(2);
+    config.objective.embedding_sharing = sharing;
+    // Untied, the generator (H_g = 8) embeds at its own width, narrower than E = 16.
+    config.objective.generator_hidden_multiplier = 0.25;
     let dir = tempfile::tempdir().expect("tempdir");
     let summary = run(&config, dir.path(), None).expect("run");
     // Building models draws from the process-wide backend RNG: keep other tests' runs out.
@@ -89,15 +111,31 @@ fn export_then_import_gives_the_trained_networks_exactly() {
     let types = ids.zeros_like();
 
     let (disc, _) = hf::load_pretraining::<Flex>(&exported.discriminator, &device).expect("disc");
-    let ours = export::discriminator(&trained).expect("head");
+    // The discriminator as pre-training ran it (not through export's own code).
+    let hidden = trained.discriminator_hidden(
+        ids.clone(),
+        types.clone(),
+        additive_attention_mask(mask.clone()),
+    );
+    let head = trained.discriminator_predictions.as_ref().expect("head");
     assert_eq!(
         disc.forward(ids.clone(), types.clone(), mask.clone())
             .into_data(),
-        ours.forward(ids.clone(), types.clone(), mask.clone())
-            .into_data()
+        head.forward(hidden).into_data(),
+        "{sharing:?}"
     );
+    if sharing == EmbeddingSharing::Gdes {
+        let delta = trained.embedding_deltas.as_ref().expect("E_Δ");
+        let trained_delta: f32 = delta.word_embeddings.weight.val().abs().max().into_scalar();
+        assert!(trained_delta > 0.0, "E_Δ moved in training");
+    }
     let gen_dir = exported.generator.expect("generator exported");
-    let (generator, _) = hf::load_masked_lm::<Flex>(&gen_dir, &device).expect("generator");
+    let (generator, gen_config) = hf::load_masked_lm::<Flex>(&gen_dir, &device).expect("generator");
+    let want_width = match sharing {
+        EmbeddingSharing::Untied => 8,
+        _ => config.model.embedding_size,
+    };
+    assert_eq!(gen_config.model.embedding_size, want_width, "{sharing:?}");
     let ours = export::generator(&trained).expect("generator");
     assert_eq!(
         generator
@@ -105,6 +143,43 @@ fn export_then_import_gives_the_trained_networks_exactly() {
             .into_data(),
         ours.forward(ids, types, mask).into_data()
     );
+}
+
+/// Untied and GDES runs resume bit for bit too: their extra tensors (the generator's own block,
+/// `E_Δ`) and their optimizer moments are in every checkpoint.
+#[test]
+fn untied_and_gdes_runs_resume_bit_for_bit() {
+    for sharing in [EmbeddingSharing::Untied, EmbeddingSharing::Gdes] {
+        let mut config = tiny_config(5);
+        config.objective.embedding_sharing = sharing;
+        let straight = tempfile::tempdir().expect("tempdir");
+        run(&config, straight.path(), None).expect("uninterrupted run");
+        let split = tempfile::tempdir().expect("tempdir");
+        run(&config, split.path(), Some(3)).expect("first part");
+        let checkpoint = split.path().join("checkpoints/step-00000003");
+        let names = std::fs::read_dir(&checkpoint)
+            .expect("checkpoint")
+            .filter_map(|e| {
+                let path = e.ok()?.path();
+                (path.extension()? == "safetensors").then(|| std::fs::read(path).ok())?
+            })
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .collect::<String>();
+        let extra = match sharing {
+            EmbeddingSharing::Gdes => "embedding_deltas.word_embeddings",
+            _ => "generator_embeddings.word_embeddings",
+        };
+        assert!(
+            names.contains(extra),
+            "{sharing:?}: {extra} not in the checkpoint"
+        );
+        run(&config, split.path(), None).expect("resumed");
+        assert_eq!(
+            losses(straight.path()),
+            losses(split.path()),
+            "{sharing:?}: the resumed curve must equal the uninterrupted one exactly"
+        );
+    }
 }
 
 #[test]

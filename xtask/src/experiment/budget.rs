@@ -1,6 +1,7 @@
-//! The budgets of `cargo xtask experiment equal-compute`: what each one pre-trains, for how
-//! long, and how it fine-tunes. A budget is plain data; `plan.rs` turns it into step counts with
-//! the project's FLOP count, and `plan.json` in the output directory records it.
+//! The budgets of `cargo xtask experiment equal-compute` and `cargo xtask experiment sharing`:
+//! what each one pre-trains, for how long, and how it fine-tunes. A budget is plain data;
+//! `plan.rs` turns it into step counts with the project's FLOP count, and `plan.json` in the
+//! output directory records it.
 
 use serde::Serialize;
 
@@ -22,6 +23,10 @@ pub enum Corpus {
 /// One budget (see the module docs and `docs/results.md`).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Budget {
+    /// The experiment: `equal-compute` (not written to `plan.json`, so the plans of earlier
+    /// runs still match) or `sharing`.
+    #[serde(skip_serializing_if = "is_equal_compute")]
+    pub experiment: &'static str,
     /// `smoke`, `mini` or `full`.
     pub name: &'static str,
     /// What a user should expect, in words (printed and recorded).
@@ -42,8 +47,9 @@ pub struct Budget {
     pub electra_steps: u64,
     /// Warmup as a share of each run's steps (the paper's Small: 10,000 of 1M = 1 %).
     pub warmup_fraction: f64,
-    /// Objectives to pre-train, ELECTRA first (`electra`, `mlm`, and the Table 5 ablations
-    /// `electra-15`, `replace-mlm`, `all-tokens-mlm`).
+    /// Runs to pre-train, ELECTRA first, by label: an objective (`electra`, `mlm`, and the
+    /// Table 5 ablations `electra-15`, `replace-mlm`, `all-tokens-mlm`) or ELECTRA with another
+    /// embedding sharing (`electra-untied`, `electra-gdes`; see `plan::run_overrides`).
     pub objectives: Vec<&'static str>,
     /// Checkpoints to fine-tune, as shares of each run's steps (equal FLOPs across objectives at
     /// each share); 1.0 is the final checkpoint.
@@ -66,8 +72,22 @@ pub struct Budget {
     pub bootstrap_resamples: usize,
 }
 
-/// The names `--budget` accepts.
+/// The names `--budget` accepts (`equal-compute`).
 pub const NAMES: [&str; 3] = ["smoke", "mini", "full"];
+
+/// The names `--budget` accepts for `sharing`.
+pub const SHARING_NAMES: [&str; 2] = ["smoke", "mini"];
+
+/// The experiments: ELECTRA against BERT, and the embedding-sharing modes.
+pub const EXPERIMENTS: [&str; 2] = ["equal-compute", "sharing"];
+
+fn is_equal_compute(experiment: &&'static str) -> bool {
+    *experiment == "equal-compute"
+}
+
+/// The sharing comparison's runs: ELECTRA tied (the paper's choice, label `electra`), untied
+/// (the reference's untied generator) and GDES (DeBERTa-v3).
+const SHARING_RUNS: [&str; 3] = ["electra", "electra-untied", "electra-gdes"];
 
 /// The `tiny` model (2 layers, hidden 128, embeddings 64, FFN 512) on 16 × 128 batches, with
 /// the generator sampling at temperature 2.
@@ -95,13 +115,50 @@ const TINY_RUN: [&str; 6] = [
 ];
 
 impl Budget {
-    /// The budget called `name` (one of [`NAMES`]).
-    pub fn named(name: &str) -> anyhow::Result<Self> {
-        match name {
-            "smoke" => Ok(Self::smoke()),
-            "mini" => Ok(Self::mini()),
-            "full" => Ok(Self::full()),
-            other => anyhow::bail!("unknown budget `{other}` (known: {})", NAMES.join(", ")),
+    /// The budget called `name` of `experiment` (one of [`EXPERIMENTS`]).
+    pub fn of(experiment: &str, name: &str) -> anyhow::Result<Self> {
+        match (experiment, name) {
+            ("equal-compute", "smoke") => Ok(Self::smoke()),
+            ("equal-compute", "mini") => Ok(Self::mini()),
+            ("equal-compute", "full") => Ok(Self::full()),
+            ("equal-compute", other) => {
+                anyhow::bail!("unknown budget `{other}` (known: {})", NAMES.join(", "))
+            }
+            ("sharing", "smoke") => Ok(Self::sharing_smoke()),
+            ("sharing", "mini") => Ok(Self::sharing_mini()),
+            ("sharing", other) => anyhow::bail!(
+                "unknown budget `{other}` of `sharing` (known: {})",
+                SHARING_NAMES.join(", ")
+            ),
+            (other, _) => anyhow::bail!(
+                "unknown experiment `{other}` (known: {})",
+                EXPERIMENTS.join(", ")
+            ),
+        }
+    }
+
+    /// `sharing` in seconds: the `smoke` model and data with tied, untied and GDES ELECTRA at
+    /// equal FLOPs, final checkpoints only, plus random init. Its numbers mean nothing.
+    pub fn sharing_smoke() -> Self {
+        Self {
+            experiment: "sharing",
+            summary: "pipeline check of the sharing comparison on the demo corpus and generated GLUE files; numbers are meaningless",
+            objectives: SHARING_RUNS.to_vec(),
+            checkpoint_fractions: vec![1.0],
+            ..Self::smoke()
+        }
+    }
+
+    /// `sharing` within about two hours on a 2-core CPU: the equal-compute `mini` setting (the
+    /// `tiny` model, 2,000 ELECTRA steps of 16 × 128 tokens, temperature 2; CoLA, SST-2 and
+    /// MRPC on 2,000-example subsets, 2 epochs, 5 seeds) with ELECTRA tied, untied and GDES at
+    /// equal FLOPs, plus random init.
+    pub fn sharing_mini() -> Self {
+        Self {
+            experiment: "sharing",
+            summary: "tiny model, ELECTRA tied vs untied vs GDES at equal FLOPs vs random init, 3 tasks on subsets, 5 seeds (~2 h on 2 cores)",
+            objectives: SHARING_RUNS.to_vec(),
+            ..Self::mini()
         }
     }
 
@@ -110,6 +167,7 @@ impl Budget {
     /// path (the integration test); its numbers mean nothing.
     pub fn smoke() -> Self {
         Self {
+            experiment: "equal-compute",
             name: "smoke",
             summary: "pipeline check on the demo corpus and generated GLUE files; numbers are meaningless",
             corpus: Corpus::Demo { documents: 60 },
@@ -155,6 +213,7 @@ impl Budget {
         let mut overrides = TINY_RUN.to_vec();
         overrides.push("train.checkpoint_every=500");
         Self {
+            experiment: "equal-compute",
             name: "mini",
             summary: "tiny model, ELECTRA vs BERT vs random init, 3 tasks on subsets, 5 seeds (<= 2 h on 2 cores)",
             corpus: Corpus::Files,
@@ -185,6 +244,7 @@ impl Budget {
         let mut overrides = TINY_RUN.to_vec();
         overrides.push("train.checkpoint_every=1000");
         Self {
+            experiment: "equal-compute",
             name: "full",
             summary: "tiny model, all Table 5 objectives at equal FLOPs, 4 checkpoints each, 5 tasks, 5 seeds (many hours)",
             corpus: Corpus::Files,
@@ -231,7 +291,7 @@ mod tests {
     #[test]
     fn every_budget_compares_electra_with_bert_over_enough_seeds() {
         for name in NAMES {
-            let b = Budget::named(name).expect("budget");
+            let b = Budget::of("equal-compute", name).expect("budget");
             assert_eq!(b.objectives[..2], ["electra", "mlm"], "{name}");
             assert!(b.random_init, "{name}");
             assert!(b.checkpoint_fractions.last() == Some(&1.0), "{name}");
@@ -248,7 +308,32 @@ mod tests {
                 b.name
             );
         }
-        assert!(Budget::named("huge").is_err());
+        assert!(Budget::of("equal-compute", "huge").is_err());
+    }
+
+    #[test]
+    fn the_sharing_budgets_compare_the_three_modes_over_enough_seeds() {
+        for name in SHARING_NAMES {
+            let b = Budget::of("sharing", name).expect("budget");
+            assert_eq!(b.objectives, SHARING_RUNS, "{name}");
+            assert!(b.random_init && b.checkpoint_fractions.last() == Some(&1.0));
+            // Serialised with its experiment, unlike equal-compute (whose plans predate it).
+            assert_eq!(
+                serde_json::to_value(&b).expect("json")["experiment"],
+                "sharing"
+            );
+        }
+        let mini = Budget::sharing_mini();
+        assert!(mini.seeds >= 5 && mini.tasks.len() >= 3);
+        assert_eq!(mini.electra_steps, Budget::mini().electra_steps);
+        assert!(
+            serde_json::to_value(Budget::mini())
+                .expect("json")
+                .get("experiment")
+                .is_none()
+        );
+        assert!(Budget::of("sharing", "full").is_err());
+        assert!(Budget::of("other", "mini").is_err());
     }
 
     #[test]

@@ -16,9 +16,15 @@
 //! (`pretrain.rs`); a re-created run that differs replaces the recorded one only when nothing
 //! was fine-tuned on the latter (`replace.rs`). Budgets: `budget.rs`; method and results: `docs/results.md`.
 //!
+//! `cargo xtask experiment sharing` is the same machinery on other runs: ELECTRA with tied,
+//! untied and gradient-disentangled (GDES) embedding sharing at equal FLOPs (run labels
+//! `electra`, `electra-untied`, `electra-gdes`; `plan::run_overrides`), fine-tuned with random
+//! init over the same tasks and seeds, compared pairwise with the paired bootstrap.
+//!
 //! ```text
 //! cargo xtask experiment equal-compute --budget smoke|mini|full [--out DIR] [--data DIR]
 //!     [--vocab FILE] [--glue-dir DIR] [--bin-dir DIR] [--stop-after N]
+//! cargo xtask experiment sharing --budget smoke|mini [same options]
 //! ```
 
 mod budget;
@@ -48,8 +54,12 @@ use tools::Tools;
 /// Usage of the `experiment` task.
 pub const USAGE: &str =
     "usage: cargo xtask experiment equal-compute --budget smoke|mini|full [OPTIONS]
+       cargo xtask experiment sharing --budget smoke|mini [OPTIONS]
 
-  --out DIR        experiment directory (default experiments/equal-compute-<budget>); results.json,
+  equal-compute: ELECTRA against BERT (and Table 5's ablations) at equal training FLOPs
+  sharing:       ELECTRA with tied, untied and GDES embedding sharing at equal training FLOPs
+
+  --out DIR        experiment directory (default experiments/<experiment>-<budget>); results.json,
                    results.md, plots/ at its top, shards/runs/checkpoints/records under work/
   --data DIR       a shard directory (has manifest.json), or corpus files to build shards from
                    (default ../shared/data/corpus; smoke: the built-in demo corpus)
@@ -81,11 +91,11 @@ struct Options {
 
 impl Options {
     fn parse(root: &Path, args: &[String]) -> anyhow::Result<Self> {
-        match args.first().map(String::as_str) {
-            Some("equal-compute") => {}
+        let experiment = match args.first().map(String::as_str) {
+            Some(e @ ("equal-compute" | "sharing")) => e,
             Some(other) => bail!("unknown experiment `{other}`\n\n{USAGE}"),
             None => bail!("{USAGE}"),
-        }
+        };
         let mut budget = None;
         let (mut out, mut data, mut vocab, mut glue_dir, mut bin_dir, mut stop_after) =
             (None, None, None, None, None, None);
@@ -98,7 +108,7 @@ impl Options {
                     .with_context(|| format!("{flag} needs a value\n\n{USAGE}"))
             };
             match flag.as_str() {
-                "--budget" => budget = Some(Budget::named(&value()?)?),
+                "--budget" => budget = Some(Budget::of(experiment, &value()?)?),
                 "--out" => out = Some(PathBuf::from(value()?)),
                 "--data" => data = Some(PathBuf::from(value()?)),
                 "--vocab" => vocab = Some(PathBuf::from(value()?)),
@@ -119,7 +129,7 @@ impl Options {
         let shared = root.join("../shared/data");
         Ok(Self {
             out: out
-                .unwrap_or_else(|| root.join(format!("experiments/equal-compute-{}", budget.name))),
+                .unwrap_or_else(|| root.join(format!("experiments/{experiment}-{}", budget.name))),
             data,
             vocab: vocab.unwrap_or_else(|| shared.join("vocab/bert-base-uncased-vocab.txt")),
             glue_dir,
@@ -487,6 +497,9 @@ mod tests {
         .expect("parse");
         assert_eq!((o.out, o.stop_after), (PathBuf::from("x"), Some(3)));
         assert_eq!(o.replace_runs, ["mlm", "electra-15"]);
+        let o = Options::parse(root, &args(&["sharing", "--budget", "mini"])).expect("parse");
+        assert_eq!(o.out, root.join("experiments/sharing-mini"));
+        assert_eq!(o.budget, budget::Budget::sharing_mini());
     }
 
     #[test]

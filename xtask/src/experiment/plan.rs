@@ -144,6 +144,20 @@ pub fn checkpoint_steps(steps: u64, fractions: &[f64]) -> Vec<u64> {
     out
 }
 
+/// The `--set` overrides that make a run of `label` (`Budget::objectives`): the objective of
+/// that name, or ELECTRA with the embedding sharing `label` names after `electra-`
+/// (`electra-untied`, `electra-gdes`). Plain objectives keep the one override they always had,
+/// so earlier plans stay the same.
+pub fn run_overrides(label: &str) -> Vec<String> {
+    match label.strip_prefix("electra-") {
+        Some(sharing @ ("untied" | "gdes" | "tied")) => vec![
+            "objective.objective=electra".into(),
+            format!("objective.embedding_sharing={sharing}"),
+        ],
+        _ => vec![format!("objective.objective={label}")],
+    }
+}
+
 /// Plans `budget` for shards of `vocab_size` tokens: asks `flops` for each objective's step.
 pub fn make(budget: &Budget, tools: &Tools, vocab_size: usize) -> anyhow::Result<Plan> {
     let mut common: Vec<String> = budget.overrides.iter().map(|s| s.to_string()).collect();
@@ -151,10 +165,7 @@ pub fn make(budget: &Budget, tools: &Tools, vocab_size: usize) -> anyhow::Result
     common.push(format!("data.max_seq_len={}", budget.max_seq_len));
     let per_step = |objective: &str| -> anyhow::Result<f64> {
         let mut args = vec!["--preset".to_string(), budget.preset.to_string()];
-        for o in common
-            .iter()
-            .chain([&format!("objective.objective={objective}")])
-        {
+        for o in common.iter().chain(&run_overrides(objective)) {
             args.push("--set".into());
             args.push(o.clone());
         }
@@ -173,7 +184,7 @@ pub fn make(budget: &Budget, tools: &Tools, vocab_size: usize) -> anyhow::Result
         let steps = equal_flops_steps(budget.electra_steps, reference_per_step, flops);
         let warmup_steps = (steps as f64 * budget.warmup_fraction).round() as u64;
         let mut overrides = common.clone();
-        overrides.push(format!("objective.objective={objective}"));
+        overrides.extend(run_overrides(objective));
         overrides.push(format!("train.steps={steps}"));
         overrides.push(format!("schedule.warmup_steps={warmup_steps}"));
         runs.push(RunPlan {
@@ -233,6 +244,26 @@ mod tests {
         assert_eq!(equal_flops_steps(1500, 10.036e9, 9.316e9), 1616);
         assert_eq!(equal_flops_steps(10, 1.0, 3.0), 3);
         assert_eq!(equal_flops_steps(1, 1.0, 100.0), 1);
+    }
+
+    #[test]
+    fn run_labels_name_an_objective_or_electra_with_a_sharing_mode() {
+        assert_eq!(run_overrides("mlm"), ["objective.objective=mlm"]);
+        assert_eq!(
+            run_overrides("electra-15"),
+            ["objective.objective=electra-15"]
+        );
+        assert_eq!(
+            run_overrides("electra-gdes"),
+            [
+                "objective.objective=electra",
+                "objective.embedding_sharing=gdes"
+            ]
+        );
+        assert_eq!(
+            run_overrides("electra-untied")[1],
+            "objective.embedding_sharing=untied"
+        );
     }
 
     #[test]

@@ -157,8 +157,9 @@ fn paired_json(name: &str, p: &Paired) -> Value {
 
 /// The comparisons between final checkpoints, those whose models are present: the headline
 /// (ELECTRA − BERT, each against random init), then Table 5's (ELECTRA against All-Tokens
-/// MLM, its closest ablation; each ablation against BERT).
-const COMPARISONS: [(&str, &str); 7] = [
+/// MLM, its closest ablation; each ablation against BERT), then the sharing experiment's
+/// (GDES and untied against tied ELECTRA, GDES against untied, each against random init).
+const COMPARISONS: [(&str, &str); 12] = [
     ("electra", "mlm"),
     ("electra", RANDOM_INIT),
     ("mlm", RANDOM_INIT),
@@ -166,6 +167,11 @@ const COMPARISONS: [(&str, &str); 7] = [
     ("all-tokens-mlm", "mlm"),
     ("replace-mlm", "mlm"),
     ("electra-15", "mlm"),
+    ("electra-gdes", "electra"),
+    ("electra-untied", "electra"),
+    ("electra-gdes", "electra-untied"),
+    ("electra-gdes", RANDOM_INIT),
+    ("electra-untied", RANDOM_INIT),
 ];
 
 /// The [`COMPARISONS`] between the final checkpoints among `models` (those present).
@@ -226,7 +232,7 @@ pub fn write(layout: &Layout, plan: &Plan, wall_seconds: f64) -> anyhow::Result<
         })
         .collect();
     let results = json!({
-        "experiment": "equal-compute",
+        "experiment": budget.experiment,
         "budget": budget,
         "plan": plan,
         "machine": machine(),

@@ -61,6 +61,25 @@ pub struct PretrainArgs {
     /// Continue the run in this directory from its newest checkpoint.
     #[arg(long)]
     pub resume: Option<PathBuf>,
+    /// Continue pre-training a released ELECTRA: its generator, a Hugging Face
+    /// `ElectraForMaskedLM` directory (e.g. `electra-small-generator`). The model's sizes come
+    /// from the two checkpoints; the optimizer and schedule start afresh.
+    #[arg(
+        long,
+        value_name = "DIR",
+        conflicts_with = "resume",
+        requires = "init_discriminator"
+    )]
+    pub init_generator: Option<PathBuf>,
+    /// The released discriminator to continue, a Hugging Face `ElectraForPreTraining`
+    /// directory (e.g. `electra-small-discriminator`); with --init-generator.
+    #[arg(
+        long,
+        value_name = "DIR",
+        conflicts_with = "resume",
+        requires = "init_generator"
+    )]
+    pub init_discriminator: Option<PathBuf>,
     /// Stop after this many steps of this invocation's run (for tests and benchmarks); the
     /// run stays resumable.
     #[arg(long, hide = true)]
@@ -179,6 +198,14 @@ impl PretrainArgs {
         if let Some(steps) = self.steps {
             overrides.push(format!("train.steps={steps}"));
         }
+        for (key, dir) in [
+            ("init.generator", &self.init_generator),
+            ("init.discriminator", &self.init_discriminator),
+        ] {
+            if let Some(dir) = dir {
+                overrides.push(format!("{key}={}", toml_string(dir)));
+            }
+        }
         overrides.extend(self.set);
         let preset = match (&self.preset, &self.config) {
             (Some(p), _) => Some(p.as_str()),
@@ -186,6 +213,7 @@ impl PretrainArgs {
             (None, Some(_)) => None,
         };
         let mut config = RunConfig::resolve(preset, self.config.as_deref(), &overrides)?;
+        electra_train::init::adopt_hf_pair(&mut config)?;
         source::align_to_tokenizer(&mut config)?;
         config.validate()?;
         let run_dir = match self.out {

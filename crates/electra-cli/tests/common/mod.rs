@@ -39,6 +39,22 @@ pub const TINY_MODEL: [&str; 12] = [
     "objective.generator_hidden_multiplier=0.5",
 ];
 
+/// With [`TINY_MODEL`] before it: a shrunken demo run without evaluation.
+pub const QUICK_RUN: &[&str] = &[
+    "--set",
+    "train.batch_size=4",
+    "--set",
+    "train.checkpoint_every=2",
+    "--set",
+    "train.eval_every=0",
+    "--set",
+    "data.max_seq_len=32",
+    "--set",
+    "data.demo_documents=20",
+    "--set",
+    "data.shuffle_buffer=16",
+];
+
 /// A 64-token vocabulary (the size of the tiny HF fixture's): the five specials, `words`, then
 /// `[unusedN]` fillers.
 pub fn write_vocab(path: &Path, words: &[&str]) {

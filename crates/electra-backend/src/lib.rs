@@ -21,6 +21,9 @@
 //! loads at run time), one feature line in each crate that forwards backend features
 //! (`electra-cli`, `electra-benches`, `electra-conformance`), a tolerance row in the
 //! conformance tool, and CI (`.ci/run`, `xtask check-features`).
+//!
+//! The other thing every binary sets up once at its edge is its log output: [`logging`]
+//! (feature `logging`) colours log lines only on a terminal and honours `NO_COLOR`.
 
 mod cuda_problem;
 mod error;
@@ -28,6 +31,8 @@ mod spec;
 
 #[cfg(feature = "dispatch")]
 mod dispatch;
+#[cfg(feature = "logging")]
+pub mod logging;
 #[cfg(feature = "dispatch")]
 pub mod probe;
 

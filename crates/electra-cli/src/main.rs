@@ -10,7 +10,6 @@ mod commands;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
 
 use backend::DeviceSpec;
 
@@ -81,15 +80,8 @@ fn render_error(error: &anyhow::Error) -> String {
 }
 
 fn run() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            // burn's collective logs every tensor transfer at `info`.
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                EnvFilter::new("info,burn_collective=warn,burn_communication=warn")
-            }),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    // burn's collective logs every tensor transfer at `info`.
+    electra_backend::logging::init("info,burn_collective=warn,burn_communication=warn");
     let cli = Cli::parse();
     match cli.command {
         Command::Forward(args) => backend::dispatch(cli.device, args),

@@ -67,6 +67,13 @@ fn pretrain_writes_a_complete_run_and_resumes_across_processes() {
         "{stdout}"
     );
     assert!(stdout.contains("replaced tokens: recall"), "{stdout}");
+    // Standard error is a pipe here: its log lines carry no ANSI colour codes.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("INFO"), "{stderr}");
+    assert!(
+        !stderr.contains('\x1b'),
+        "escape codes in piped logs: {stderr:?}"
+    );
     for file in [
         "config.toml",
         "metrics.jsonl",

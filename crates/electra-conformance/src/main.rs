@@ -21,15 +21,9 @@ mod tolerance;
 use std::process::ExitCode;
 
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    electra_backend::logging::init("info");
     let args = run::ConformanceArgs::parse();
     match run::run(&args) {
         Ok(()) => ExitCode::SUCCESS,

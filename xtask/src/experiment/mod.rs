@@ -32,6 +32,7 @@ mod files;
 mod finetune;
 mod generated;
 mod plan;
+mod portable;
 mod pretrain;
 mod replace;
 mod report;

@@ -1,7 +1,8 @@
 //! Results: `results.json` (every record, the plan, the machine, summaries), `results.md`
 //! (median and spread over seeds per task and model, GLUE averages, the paired comparisons,
 //! ELECTRA − BERT first, with their bootstrap intervals) and the Figure-4-style plot, all
-//! rebuilt from the records on every invocation.
+//! rebuilt from the records on every invocation. Paths in the first two are relative to the
+//! repository root (`portable.rs`), so the committed files read the same on any machine.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -12,6 +13,7 @@ use super::budget::Budget;
 use super::files;
 use super::finetune::RANDOM_INIT;
 use super::plan::{Layout, Plan};
+use super::portable;
 use super::stats::{self, Interval};
 use super::svg::{self, Series};
 use super::table;
@@ -245,7 +247,11 @@ pub fn write(layout: &Layout, plan: &Plan, wall_seconds: f64) -> anyhow::Result<
         "summary": summaries,
         "paired": comparisons.iter().map(|(n, p)| paired_json(n, p)).collect::<Vec<_>>(),
     });
-    files::write_json(&layout.out.join("results.json"), &results)?;
+    let root = crate::workspace_root();
+    files::write_json(
+        &layout.out.join("results.json"),
+        &portable::json(&results, &root),
+    )?;
     let mut md = table::markdown(plan, &pretrain, &models, &comparisons, &replaced_view);
     let _ = writeln!(
         md,
@@ -261,7 +267,7 @@ pub fn write(layout: &Layout, plan: &Plan, wall_seconds: f64) -> anyhow::Result<
             .as_str()
             .unwrap_or("unset"),
     );
-    files::write_text(&layout.out.join("results.md"), &md)?;
+    files::write_text(&layout.out.join("results.md"), &portable::text(&md, &root))?;
     let series = figure_series(budget, &models);
     files::write_text(
         &layout.plots().join("glue-vs-flops.svg"),

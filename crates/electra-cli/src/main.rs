@@ -1,17 +1,18 @@
 //! # electra: the command line
 //!
 //! A thin binary over the electra-rs crates: it parses flags, chooses the burn backend once
-//! from `--device` (see [`backend`]; the device strings and the backends are
-//! [`electra_backend`]'s), and calls one function per subcommand. No model code lives here.
+//! from `--device` (the device strings, the backends and the dispatch are
+//! [`electra_backend`]'s; commands are its `BackendTask`s with `anyhow` results), calls one
+//! library function per subcommand and prints. No model code, file format or policy lives
+//! here.
 
-mod backend;
 mod commands;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use backend::DeviceSpec;
+use electra_backend::DeviceSpec;
 
 /// ELECTRA pre-training, fine-tuning and checkpoint tools on burn.
 #[derive(Debug, Parser)]
@@ -83,34 +84,69 @@ fn run() -> anyhow::Result<()> {
     // burn's collective logs every tensor transfer at `info`.
     electra_backend::logging::init("info,burn_collective=warn,burn_communication=warn");
     let cli = Cli::parse();
+    let device = cli.device;
     match cli.command {
-        Command::Forward(args) => backend::dispatch(cli.device, args),
+        Command::Forward(args) => on(device, args),
         Command::Pretrain(args) => {
-            let devices = if args.devices.is_empty() {
-                vec![cli.device]
-            } else {
-                args.devices.clone()
+            let devices = match args.devices.is_empty() {
+                true => vec![device],
+                false => args.devices.clone(),
             };
-            backend::dispatch_devices(&devices, args.resolve()?)
+            let task = commands::pretrain::Pretrain(args.resolve()?);
+            electra_backend::dispatch_devices(&devices, task)?
         }
         Command::Plot(args) => commands::plot::run(&args),
-        Command::Export(args) => backend::dispatch(cli.device, args),
-        Command::Finetune(args) => backend::dispatch(cli.device, args.into_run()?).map(drop),
+        Command::Export(args) => on(device, args),
+        Command::Finetune(args) => on(device, args.into_run()?).map(drop),
         Command::Glue(args) => match args.command {
             Some(commands::glue::GlueCommand::Score(score)) => commands::glue::score(&score),
-            None => backend::dispatch(cli.device, args.into_run()?).map(drop),
+            None => on(device, args.into_run()?).map(drop),
         },
         Command::Squad(args) => match args.command {
             Some(commands::squad::SquadCommand::Score(score)) => commands::squad::score(&score),
-            Some(commands::squad::SquadCommand::Predict(predict)) => {
-                backend::dispatch(cli.device, predict)
-            }
-            None => backend::dispatch(cli.device, args.tune).map(drop),
+            Some(commands::squad::SquadCommand::Predict(predict)) => on(device, predict),
+            None => on(device, args.tune).map(drop),
         },
         Command::Data(commands::DataCommand::Build(args)) => commands::data_build::run(&args),
         Command::Data(commands::DataCommand::Inspect(args)) => commands::data_inspect::run(&args),
         Command::Tokenizer(commands::TokenizerCommand::Train(args)) => {
             commands::tokenizer_train::run(&args)
+        }
+    }
+}
+
+/// Runs `task` on the backend and device `spec` names: the task's own error and a backend
+/// error (a backend left out of the build, a missing driver) both reach the caller.
+fn on<T, O>(spec: DeviceSpec, task: T) -> anyhow::Result<O>
+where
+    T: electra_backend::BackendTask<Output = anyhow::Result<O>>,
+{
+    electra_backend::dispatch(spec, task)?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::backend::Backend;
+
+    struct Fails;
+    impl electra_backend::BackendTask for Fails {
+        type Output = anyhow::Result<()>;
+        fn run<B: Backend>(self, _device: B::Device) -> anyhow::Result<()> {
+            anyhow::bail!("the task's own error")
+        }
+    }
+
+    #[test]
+    fn task_errors_and_backend_errors_both_reach_the_caller() {
+        #[cfg(feature = "flex")]
+        {
+            let err = on(DeviceSpec::Flex, Fails).unwrap_err();
+            assert_eq!(err.to_string(), "the task's own error");
+        }
+        if !cfg!(feature = "cuda") {
+            let err = on(DeviceSpec::Cuda(0), Fails).unwrap_err();
+            assert!(err.to_string().contains("--features cuda"), "{err}");
         }
     }
 }

@@ -130,11 +130,11 @@ pub fn build_shards(
 ) -> Result<Manifest> {
     config.validate()?;
     std::fs::create_dir_all(out_dir).map_err(|e| DataError::io(out_dir, e))?;
-    let conflicts = conflicting_entries(out_dir, config)?;
+    let conflicts = electra_fs::Outputs::from_paths(out_dir, conflicting_entries(out_dir, config)?);
     if !conflicts.is_empty() && !config.overwrite {
         return Err(DataError::OutputExists {
             dir: out_dir.to_path_buf(),
-            found: summarize_names(&conflicts),
+            found: conflicts.summary(),
         });
     }
     // Dropped on an error, the staging directory removes itself; a leftover of a killed build
@@ -190,45 +190,19 @@ fn belongs_to_other_slice(name: &str, slice: Slice, num_shards: usize) -> bool {
         })
 }
 
-/// Up to three file names of `paths`, and how many more.
-fn summarize_names(paths: &[PathBuf]) -> String {
-    let names: Vec<String> = paths
-        .iter()
-        .take(3)
-        .map(|p| {
-            p.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        })
-        .collect();
-    let more = paths.len().saturating_sub(names.len());
-    if more > 0 {
-        format!("{} and {more} more", names.join(", "))
-    } else {
-        names.join(", ")
-    }
-}
-
 /// Removes `old` (the set being replaced) from `out_dir` and moves everything in `staging`
 /// into `out_dir`. The manifest moves last, so a reader never finds a manifest naming shards
 /// that are not there yet.
-fn commit_staged(staging: electra_fs::StagingDir, out_dir: &Path, old: &[PathBuf]) -> Result<()> {
-    for path in old {
-        remove_entry(path)?;
-    }
+fn commit_staged(
+    staging: electra_fs::StagingDir,
+    out_dir: &Path,
+    old: &electra_fs::Outputs,
+) -> Result<()> {
+    old.remove()?;
     // Manifests last: they list the shards. A same-named entry (only the shared `tokenizer`
     // directory of a slice build) is replaced.
     staging.commit_entries_into(out_dir, |name| name.starts_with("manifest"))?;
     Ok(())
-}
-
-fn remove_entry(path: &Path) -> Result<()> {
-    let removed = if path.is_dir() {
-        std::fs::remove_dir_all(path)
-    } else {
-        std::fs::remove_file(path)
-    };
-    removed.map_err(|e| DataError::io(path, e))
 }
 
 /// [`build_shards`] without the checks and the staging: writes straight into `out_dir`.

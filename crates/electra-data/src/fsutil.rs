@@ -19,17 +19,7 @@ pub fn sha256_file(path: &Path) -> Result<String> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(hex(&hasher.finalize()))
-}
-
-/// Lower-case hex of bytes.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
+    Ok(electra_fs::hex(&hasher.finalize()))
 }
 
 /// A writer that hashes what passes through it (so a shard's checksum costs no second read).
@@ -50,7 +40,11 @@ impl<W: Write> HashingWriter<W> {
 
     /// The hex digest and byte count so far, and the inner writer.
     pub(crate) fn finish(self) -> (String, u64, W) {
-        (hex(&self.hasher.finalize()), self.written, self.inner)
+        (
+            electra_fs::hex(&self.hasher.finalize()),
+            self.written,
+            self.inner,
+        )
     }
 }
 

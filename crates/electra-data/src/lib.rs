@@ -83,6 +83,7 @@
 //! ```
 
 pub mod build;
+pub mod build_request;
 pub mod corpus;
 pub mod demo;
 pub mod error;
@@ -94,6 +95,7 @@ pub mod packing;
 mod parquet_guard;
 pub mod shards;
 pub mod tokenizer;
+pub mod vocab;
 
 pub use build::{BuildConfig, BuildInput, build_shards};
 pub use corpus::{CorpusEvent, CorpusFormat, CorpusReader, ReaderOptions, resolve_inputs};

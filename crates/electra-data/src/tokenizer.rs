@@ -20,7 +20,6 @@ use tokenizers::processors::bert::BertProcessing;
 use tokenizers::{AddedToken, decoders::wordpiece::WordPiece as WordPieceDecoder};
 
 use crate::error::{DataError, Result};
-use crate::fsutil;
 
 /// The five special tokens every ELECTRA vocabulary must contain, in this order.
 pub const SPECIAL_TOKENS: [&str; 5] = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"];
@@ -446,7 +445,7 @@ fn content_hash(inner: &tokenizers::Tokenizer) -> String {
         hasher.update(token.as_bytes());
         hasher.update(b"\n");
     }
-    fsutil::hex(&hasher.finalize())
+    electra_fs::hex(&hasher.finalize())
 }
 
 #[cfg(test)]

@@ -113,6 +113,12 @@ pub(crate) fn read_utf8(path: &std::path::Path) -> Result<String, EvalError> {
     })
 }
 
+impl From<electra_fs::OutputExists> for EvalError {
+    fn from(e: electra_fs::OutputExists) -> Self {
+        Self::Mismatch(e.to_string())
+    }
+}
+
 impl From<electra_fs::FsError> for EvalError {
     fn from(e: electra_fs::FsError) -> Self {
         Self::Io {

@@ -13,6 +13,9 @@
 //! - **a directory** ([`StagingDir`]) is built under a hidden name, every file in it flushed,
 //!   then renamed into place (or its entries moved into a directory that already holds other
 //!   things). Dropped without being committed (an error), it removes itself.
+//! - **an output directory** ([`Outputs`]) that already holds what a command writes is refused
+//!   ([`OutputExists`]) unless the user asked to overwrite it; the new set is written into a
+//!   [`staging_in`] directory and the old set removed whole before it moves into place.
 //!
 //! The crate has no dependency on burn or the data libraries, so the lowest crates
 //! (`electra-data`, `electra-model`) can use it.
@@ -20,6 +23,7 @@
 mod error;
 mod file;
 mod kill;
+mod output;
 mod staging;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -27,4 +31,5 @@ pub mod testing;
 pub use error::FsError;
 pub use file::{AtomicFile, write_atomic, write_atomic_with};
 pub use kill::{KILL_AT_ENV, kill_point};
+pub use output::{OutputExists, Outputs, hex, remove_entry, staging_in};
 pub use staging::{StagingDir, sync_dir, sync_tree};

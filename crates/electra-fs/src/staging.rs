@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{FsError, at};
 use crate::file::parent_of;
+use crate::output::remove_entry;
 
 /// Flushes the directory entry list of `dir` to disk (after a rename into it). A no-op where
 /// directories cannot be opened (Windows) or the filesystem does not support it.
@@ -37,16 +38,6 @@ pub fn sync_tree(root: &Path) -> Result<(), FsError> {
         }
     }
     sync_dir(root)
-}
-
-fn remove_entry(path: &Path) -> Result<(), FsError> {
-    let meta = std::fs::symlink_metadata(path).map_err(at(path))?;
-    if meta.is_dir() {
-        std::fs::remove_dir_all(path)
-    } else {
-        std::fs::remove_file(path)
-    }
-    .map_err(at(path))
 }
 
 /// A directory written under a hidden temporary name and moved into place once complete.

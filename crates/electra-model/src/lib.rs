@@ -20,6 +20,7 @@ pub mod config;
 pub mod electra;
 pub mod error;
 pub mod hf;
+pub mod hf_outputs;
 pub mod input;
 pub mod kernels;
 pub mod seed;

@@ -51,6 +51,15 @@ pub enum TrainError {
     #[error("multi-node training: {0}")]
     Distributed(String),
 
+    /// A pre-training request cannot start: a run directory that is not one, or that already
+    /// holds a run, an environment variable that cannot be read; the message says what to do.
+    #[error("{0}")]
+    Request(String),
+
+    /// An output directory already holds what would be written (and no overwrite was asked).
+    #[error(transparent)]
+    OutputExists(#[from] electra_fs::OutputExists),
+
     /// A data error (corpus, tokenizer, shards).
     #[error(transparent)]
     Data(#[from] electra_data::DataError),

@@ -155,3 +155,43 @@ pub fn export_run<B: Backend>(
         generator: generator_dir,
     })
 }
+
+/// What `export_into` writes into its output directory.
+const OUTPUTS: [&str; 2] = ["discriminator", "generator"];
+
+/// The tokenizer files of a run directory, copied beside each exported model.
+const TOKENIZER_FILES: [&str; 2] = ["vocab.txt", "tokenizer.json"];
+
+/// [`export_run`] into `out` as a command does it: `out/discriminator` and `out/generator`, each
+/// with the run's tokenizer files. An `out` that already holds either is refused unless
+/// `overwrite` (then both go, so a `generator/` of an earlier export never stays beside a
+/// model that has none). Everything is written into a staging directory inside `out` and moved
+/// into place once complete, so a failed export leaves the earlier one as it was. Returns the
+/// final paths.
+pub fn export_into<B: Backend>(
+    run_dir: &Path,
+    out: &Path,
+    overwrite: bool,
+    device: &B::Device,
+) -> Result<Exported, TrainError> {
+    let old = electra_fs::Outputs::find(out, &OUTPUTS).refuse_unless(overwrite, "an export")?;
+    let staging = electra_fs::staging_in(out, "export")?;
+    let staged = export_run::<B>(run_dir, staging.path(), device)?;
+    for target in std::iter::once(&staged.discriminator).chain(&staged.generator) {
+        for name in TOKENIZER_FILES {
+            let from = run_dir.join(name);
+            if from.is_file() {
+                let to = target.join(name);
+                std::fs::copy(&from, &to).map_err(|source| TrainError::Io { path: to, source })?;
+            }
+        }
+    }
+    old.remove()?;
+    staging.commit_entries_into(out, |_| false)?;
+    let moved = |p: &Path| out.join(p.file_name().unwrap_or_default());
+    Ok(Exported {
+        discriminator: moved(&staged.discriminator),
+        generator: staged.generator.as_deref().map(moved),
+        ..staged
+    })
+}

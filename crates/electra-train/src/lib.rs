@@ -10,7 +10,10 @@
 //! its phases as functions), [`observer`] (how the loop reports: progress, log lines, typed
 //! metrics), [`parallel`] (data-parallel peers over burn's collective all-reduce),
 //! [`distributed`] (several nodes: addresses, the coordinator, bounded waits), [`metrics`]
-//! and [`export`] (Hugging Face checkpoints of a run).
+//! and [`export`] (Hugging Face checkpoints of a run). [`launch`] is the whole job as the
+//! `electra pretrain` command asks for it: the request resolved into a config and a run
+//! directory, the run, and the run directory completed (tokenizer, curves) with a printable
+//! report; [`progress`] draws its terminal progress bar.
 //!
 //! What fine-tuning needs as well lives in the crates below this one and is re-exported here
 //! under its old paths: [`config`] (the run's TOML config and presets), [`checkpoint`] and
@@ -21,9 +24,12 @@
 pub mod distributed;
 pub mod error;
 pub mod export;
+pub mod launch;
 pub mod metrics;
 pub mod observer;
 pub mod parallel;
+pub mod progress;
+mod report;
 pub mod source;
 pub mod trainer;
 

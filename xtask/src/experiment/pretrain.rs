@@ -294,7 +294,7 @@ pub fn fingerprint(export_dir: &Path, run_dir: &Path, step: u64) -> anyhow::Resu
             hash_bytes(&bytes, &mut hash);
         }
     }
-    let digest: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let digest = electra_fs::hex(&hash.finalize());
     Ok(json!({
         "discriminator_sha256": digest,
         "train_metrics": train_metrics_at(&run_dir.join("metrics.jsonl"), step),

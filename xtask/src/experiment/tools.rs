@@ -56,10 +56,7 @@ impl Tools {
         }
         let bytes = std::fs::read(&electra)
             .with_context(|| format!("cannot read {}", electra.display()))?;
-        let sha: String = Sha256::digest(&bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let sha = electra_fs::hex(&Sha256::digest(&bytes));
         Ok(Self {
             electra,
             flops,

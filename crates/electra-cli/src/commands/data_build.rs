@@ -3,12 +3,10 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Context, bail};
-use electra_data::build::{BuildConfig, BuildInput, build_shards};
-use electra_data::corpus::resolve_inputs;
-use electra_data::demo::{DemoCorpus, demo_tokenizer};
+use anyhow::Context;
+use electra_data::build::{BuildConfig, build_shards};
+use electra_data::build_request::InputRequest;
 use electra_data::manifest::Slice;
-use electra_data::tokenizer::Tokenizer;
 
 /// Arguments of `electra data build`.
 #[derive(Debug, clap::Args)]
@@ -61,37 +59,18 @@ pub struct BuildArgs {
 
 /// Builds the shards.
 pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
-    let (input, tokenizer) = if args.input.is_empty() {
-        if args.tokenizer.is_some() {
-            bail!("--tokenizer needs --input (the demo corpus uses the demo tokenizer)");
-        }
-        eprintln!(
-            "no --input: building the built-in demo corpus ({} documents; a demo, not a \
-             benchmark)",
-            args.demo_documents
-        );
-        (
-            BuildInput::Demo(DemoCorpus::new(args.demo_seed, args.demo_documents)),
-            demo_tokenizer()?,
-        )
-    } else {
-        let Some(path) = &args.tokenizer else {
-            bail!("--tokenizer is required with --input (a vocab.txt or tokenizer.json)");
-        };
-        let tokenizer = Tokenizer::from_path(path)
-            .with_context(|| format!("cannot load --tokenizer {}", path.display()))?;
-        let files = resolve_inputs(&args.input)?;
-        if files.len() < args.shards {
-            eprintln!(
-                "warning: {} input file(s) for {} shards: each file goes whole into one shard, so \
-                 {} shard(s) will be empty",
-                files.len(),
-                args.shards,
-                args.shards - files.len()
-            );
-        }
-        (BuildInput::Files(files), tokenizer)
-    };
+    let resolved = InputRequest {
+        inputs: args.input.clone(),
+        tokenizer: args.tokenizer.clone(),
+        demo_documents: args.demo_documents,
+        demo_seed: args.demo_seed,
+        shards: args.shards,
+    }
+    .resolve()?;
+    for note in &resolved.notes {
+        eprintln!("{note}");
+    }
+    let (input, tokenizer) = (resolved.input, resolved.tokenizer);
     let mut config = BuildConfig::new(args.max_seq_len, args.shards);
     config.seed = args.seed;
     config.row_group_rows = args.row_group_rows;

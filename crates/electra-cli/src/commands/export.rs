@@ -1,12 +1,12 @@
-//! `electra export RUN_DIR --out DIR`: a run's newest checkpoint as Hugging Face checkpoints.
+//! `electra export RUN_DIR --out DIR`: a run's newest checkpoint as Hugging Face checkpoints
+//! (`electra_train::export::export_into`: the refusal, the staging and the tokenizer files).
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use burn::tensor::backend::Backend;
-use electra_train::export::export_run;
-
-use crate::backend::BackendTask;
+use electra_backend::BackendTask;
+use electra_train::export::export_into;
 
 /// Arguments of `electra export`.
 #[derive(Debug, clap::Args)]
@@ -26,58 +26,14 @@ pub struct ExportArgs {
     pub overwrite: bool,
 }
 
-/// What `--out` receives.
-const OUTPUTS: [&str; 2] = ["discriminator", "generator"];
-
-/// The tokenizer files a run directory holds, copied beside each exported model.
-const TOKENIZER_FILES: [&str; 2] = ["vocab.txt", "tokenizer.json"];
-
 impl BackendTask for ExportArgs {
-    type Output = ();
+    type Output = anyhow::Result<()>;
 
     fn run<B: Backend>(self, device: B::Device) -> anyhow::Result<()> {
-        let old = super::outdir::check(&self.out, &OUTPUTS, "an export", self.overwrite)?;
-        // Written into a staging directory and moved into place once complete: a failed
-        // export leaves the earlier one as it was.
-        std::fs::create_dir_all(&self.out)
-            .with_context(|| format!("cannot create {}", self.out.display()))?;
-        let staging = super::outdir::staging(&self.out, "export")?;
-        self.export_into::<B>(staging.path(), &old, &device)
-    }
-}
-
-impl ExportArgs {
-    fn export_into<B: Backend>(
-        &self,
-        staging: &std::path::Path,
-        old: &[PathBuf],
-        device: &B::Device,
-    ) -> anyhow::Result<()> {
-        let exported = export_run::<B>(&self.run_dir, staging, device)
+        let exported = export_into::<B>(&self.run_dir, &self.out, self.overwrite, &device)
             .with_context(|| format!("cannot export {}", self.run_dir.display()))?;
-        let targets: Vec<&PathBuf> = std::iter::once(&exported.discriminator)
-            .chain(exported.generator.as_ref())
-            .collect();
-        for target in &targets {
-            for name in TOKENIZER_FILES {
-                let from = self.run_dir.join(name);
-                if from.is_file() {
-                    std::fs::copy(&from, target.join(name)).with_context(|| {
-                        format!("cannot copy {} into {}", from.display(), target.display())
-                    })?;
-                }
-            }
-        }
-        electra_fs::sync_tree(staging)?;
-        for path in old {
-            super::outdir::remove(path)?;
-        }
-        for target in targets {
-            let name = target.file_name().context("export target without a name")?;
-            let to = self.out.join(name);
-            std::fs::rename(target, &to)
-                .with_context(|| format!("cannot move the export into {}", to.display()))?;
-            println!("wrote {}", to.display());
+        for dir in std::iter::once(&exported.discriminator).chain(&exported.generator) {
+            println!("wrote {}", dir.display());
         }
         println!("from checkpoint {}", exported.checkpoint.display());
         Ok(())

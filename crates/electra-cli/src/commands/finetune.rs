@@ -23,10 +23,6 @@ impl FinetuneArgs {
         if task == Task::Ax {
             anyhow::bail!("AX has no training data: it is predicted with the MNLI model");
         }
-        Ok(GlueRun {
-            tasks: vec![task],
-            tune: self.tune,
-            strict: true,
-        })
+        Ok(GlueRun(self.tune.job(vec![task], true)?))
     }
 }

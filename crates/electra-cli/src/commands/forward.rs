@@ -4,11 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use burn::prelude::*;
+use electra_backend::BackendTask;
 use electra_model::InputBatch;
-use electra_model::hf::{self, HfModel};
-use serde_json::{Map, Value};
-
-use crate::backend::BackendTask;
+use electra_model::hf;
 
 /// Arguments of `electra forward`.
 #[derive(Debug, clap::Args)]
@@ -27,7 +25,7 @@ pub struct ForwardArgs {
 }
 
 impl BackendTask for ForwardArgs {
-    type Output = ();
+    type Output = anyhow::Result<()>;
 
     fn run<B: Backend>(self, device: B::Device) -> anyhow::Result<()> {
         let text = std::fs::read_to_string(&self.input)
@@ -44,54 +42,12 @@ impl BackendTask for ForwardArgs {
         let x = batch
             .to_tensors::<B>(&config.model, &device)
             .with_context(|| format!("{}: input does not fit the model", self.input.display()))?;
-        let (head_name, hidden, logits) = match &model {
-            HfModel::PreTraining(m) => {
-                let hidden = m
-                    .electra
-                    .forward(x.input_ids, x.token_type_ids, x.attention_mask);
-                let logits = m.discriminator_predictions.forward(hidden.clone());
-                ("discriminator_logits", hidden, to_json(logits))
-            }
-            HfModel::MaskedLm(m) => {
-                let hidden = m
-                    .electra
-                    .forward(x.input_ids, x.token_type_ids, x.attention_mask);
-                let logits = m.generator_predictions.forward_all(
-                    hidden.clone(),
-                    m.electra.embeddings.word_embeddings.weight.val(),
-                );
-                ("mlm_logits", hidden, to_json(logits))
-            }
-        };
-        let mut out = Map::new();
-        out.insert("last_hidden_state".to_string(), to_json(hidden));
-        out.insert(head_name.to_string(), logits);
-        let text = serde_json::to_string(&Value::Object(out))?;
+        let outputs = model.forward(x);
+        let head = outputs.logits.name();
+        let text = serde_json::to_string(&outputs.to_json())?;
         electra_fs::write_atomic(&self.output, text.as_bytes())
             .with_context(|| format!("cannot write {}", self.output.display()))?;
-        tracing::info!(output = %self.output.display(), "wrote {head_name} and last_hidden_state");
+        tracing::info!(output = %self.output.display(), "wrote {head} and last_hidden_state");
         Ok(())
     }
-}
-
-/// A tensor as nested JSON lists of its shape.
-fn to_json<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Value {
-    fn nest(values: &[f32], dims: &[usize]) -> Value {
-        match dims {
-            [] | [_] => Value::from(values.to_vec()),
-            [_, rest @ ..] => {
-                let stride: usize = rest.iter().product();
-                Value::Array(
-                    values
-                        .chunks(stride.max(1))
-                        .map(|chunk| nest(chunk, rest))
-                        .collect(),
-                )
-            }
-        }
-    }
-    let dims = tensor.dims();
-    let data = tensor.into_data().convert::<f32>();
-    let values = data.to_vec::<f32>().unwrap_or_default();
-    nest(&values, &dims)
 }

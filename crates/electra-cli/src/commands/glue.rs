@@ -1,20 +1,20 @@
 //! `electra glue`: fine-tune and evaluate a pre-trained discriminator on several GLUE tasks
 //! (a results table over seeds and test-server prediction files), and `electra glue score`:
 //! score a prediction file against a labelled GLUE file. `electra finetune` (one task) runs
-//! through the same code.
+//! through the same code: `electra_eval::glue::job`.
 
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use burn::backend::Autodiff;
 use burn::tensor::backend::Backend;
+use electra_backend::BackendTask;
 use electra_eval::Task;
 use electra_eval::finetune::FinetuneConfig;
-use electra_eval::glue::{self, GlueObserver};
-use electra_eval::report::{Report, SeedResult, score_file};
+use electra_eval::glue::job::{self, GlueJob};
+use electra_eval::report::{Report, score_file};
 
-use super::tuning::{RecipeArgs, StartArgs, StepBars};
-use crate::backend::BackendTask;
+use super::tuning::{RecipeArgs, StartArgs};
 
 /// What `electra finetune` and `electra glue` share: the checkpoint, the data and the recipe.
 #[derive(Debug, Clone, clap::Args)]
@@ -58,27 +58,33 @@ pub struct TuneArgs {
     pub no_double_unordered: bool,
 }
 
-/// `--max-seq-len` when not given, unless the model's positions are fewer.
-const DEFAULT_MAX_SEQ_LEN: usize = 128;
-
-/// What `--out` receives.
-const OUTPUTS: [&str; 4] = ["results.md", "results.json", "metrics.jsonl", "predictions"];
-
 impl TuneArgs {
-    fn config(&self) -> FinetuneConfig {
-        FinetuneConfig {
+    /// The library's job for these flags.
+    pub fn job(self, tasks: Vec<Task>, strict: bool) -> anyhow::Result<GlueJob> {
+        let defaults = FinetuneConfig::default();
+        let config = FinetuneConfig {
             learning_rate: self.recipe.lr,
             layerwise_lr_decay: self.recipe.layerwise_decay,
             corrected_layerwise_decay: self.recipe.corrected_layerwise_decay,
             batch_size: self.batch_size,
             epochs: self.epochs,
-            max_seq_len: self.max_seq_len.unwrap_or(DEFAULT_MAX_SEQ_LEN),
+            max_seq_len: self.max_seq_len.unwrap_or(defaults.max_seq_len),
             double_unordered: !self.no_double_unordered,
             loss_reduction: self.recipe.loss_reduction(),
             validation_fraction: self.validation_fraction,
             max_train_examples: self.max_train_examples,
-            ..FinetuneConfig::default()
-        }
+            ..defaults
+        };
+        Ok(GlueJob {
+            start: self.start.start()?,
+            glue_dir: self.glue_dir.clone().context("--glue-dir is required")?,
+            tasks,
+            config,
+            max_seq_len_given: self.max_seq_len.is_some(),
+            strict,
+            out: self.out,
+            overwrite: self.overwrite,
+        })
     }
 }
 
@@ -130,138 +136,32 @@ pub fn score(args: &ScoreArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Parses `all` or a comma-separated task list.
-pub fn parse_tasks(text: &str) -> anyhow::Result<Vec<Task>> {
-    if text.trim().eq_ignore_ascii_case("all") {
-        return Ok(Task::ALL
-            .into_iter()
-            .filter(|t| t.spec().trainable)
-            .collect());
-    }
-    let mut tasks = Vec::new();
-    for name in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let task: Task = name.parse()?;
-        if !task.spec().trainable {
-            bail!("AX has no training data: it is predicted with the MNLI model (run mnli)");
-        }
-        if !tasks.contains(&task) {
-            tasks.push(task);
-        }
-    }
-    if tasks.is_empty() {
-        bail!("--tasks is empty: name at least one task, or `all`");
-    }
-    Ok(tasks)
-}
-
-/// A fine-tuning run over tasks, ready to dispatch on a backend.
-#[derive(Debug)]
-pub struct GlueRun {
-    /// The tasks.
-    pub tasks: Vec<Task>,
-    /// Checkpoint, data and recipe.
-    pub tune: TuneArgs,
-    /// Fail (instead of skipping) when a task cannot be fine-tuned.
-    pub strict: bool,
-}
-
 impl GlueArgs {
     /// The run these arguments ask for.
     pub fn into_run(self) -> anyhow::Result<GlueRun> {
-        Ok(GlueRun {
-            tasks: parse_tasks(&self.tasks)?,
-            tune: self.tune,
-            strict: false,
-        })
+        Ok(GlueRun(
+            self.tune.job(job::parse_tasks(&self.tasks)?, false)?,
+        ))
     }
 }
 
-impl GlueObserver for StepBars {
-    fn task_skipped(&mut self, _task: Task, note: &str) {
-        eprintln!("{note}");
-    }
-
-    fn seed_started(&mut self, task: Task, seed: u64) {
-        self.label = format!("{task} seed {seed}");
-        self.task = task.name().to_string();
-        self.seed = seed;
-    }
-
-    fn seed_finished(&mut self, task: Task, r: &SeedResult) {
-        println!(
-            "{task} seed {}: {} (train loss {:.4}, {:.0} s)",
-            r.seed,
-            format_scores(&r.scores),
-            r.final_train_loss,
-            r.train_seconds
-        );
-    }
-}
+/// A GLUE job, ready to dispatch on a backend.
+#[derive(Debug)]
+pub struct GlueRun(pub GlueJob);
 
 impl BackendTask for GlueRun {
-    type Output = Report;
+    type Output = anyhow::Result<Report>;
 
     fn run<B: Backend>(self, device: B::Device) -> anyhow::Result<Report> {
-        type AB<B> = Autodiff<B>;
-        let tune = &self.tune;
-        let glue_dir = tune.glue_dir.clone().context("--glue-dir is required")?;
-        let seeds = tune.start.seed_list()?;
-        let old_outputs =
-            super::outdir::check(&tune.out, &OUTPUTS, "GLUE results", tune.overwrite)?;
-        let mut config = tune.config();
-        config.validate()?;
-        let pre = tune.start.load::<AB<B>>(&device)?;
-        if tune.max_seq_len.is_none() {
-            // The default fits the model it is given (a demo run has 64 positions).
-            config.max_seq_len = config.max_seq_len.min(pre.config.max_position_embeddings);
-        }
-        if config.max_seq_len > pre.config.max_position_embeddings {
-            bail!(
-                "--max-seq-len {} exceeds the model's max_position_embeddings {}",
-                config.max_seq_len,
-                pre.config.max_position_embeddings
-            );
-        }
-        for path in &old_outputs {
-            super::outdir::remove(path)?;
-        }
-        std::fs::create_dir_all(&tune.out)
-            .with_context(|| format!("cannot create {}", tune.out.display()))?;
-        let metrics_path = tune.out.join("metrics.jsonl");
-        let metrics = std::fs::File::create(&metrics_path)
-            .with_context(|| format!("cannot create {}", metrics_path.display()))?;
-        let run = glue::GlueRun {
-            glue_dir: glue_dir.clone(),
-            tasks: self.tasks.clone(),
-            seeds,
-            config,
-            strict: self.strict,
-            predictions_dir: tune.out.join("predictions"),
-        };
-        let mut bars = StepBars::new(metrics, Task::Rte.name());
-        let report = glue::run(&pre, &run, &device, &mut bars)?;
-        let (md_path, json_path) =
-            super::tuning::write_results(&tune.out, &report.to_markdown(), &report)?;
+        let done = job::run_job::<Autodiff<B>>(&self.0, &device)?;
+        println!("\n{}", done.report.to_markdown());
+        let [md, json, metrics] = &done.files;
         println!(
             "wrote {}, {} and {}",
-            md_path.display(),
-            json_path.display(),
-            metrics_path.display()
+            md.display(),
+            json.display(),
+            metrics.display()
         );
-        if report.tasks.is_empty() {
-            bail!(
-                "no task could be fine-tuned from {} (see the notes above)",
-                glue_dir.display()
-            );
-        }
-        Ok(report)
+        Ok(done.report)
     }
-}
-
-fn format_scores(scores: &std::collections::BTreeMap<String, f64>) -> String {
-    scores
-        .iter()
-        .map(|(k, v)| format!("{k} {:.2}", v * 100.0))
-        .collect::<Vec<_>>()
-        .join(", ")
 }

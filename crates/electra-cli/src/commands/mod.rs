@@ -6,7 +6,6 @@ pub mod export;
 pub mod finetune;
 pub mod forward;
 pub mod glue;
-pub mod outdir;
 pub mod plot;
 pub mod pretrain;
 pub mod progress;

@@ -1,21 +1,22 @@
 //! `electra squad`: fine-tune and evaluate a pre-trained discriminator on SQuAD 1.1 or 2.0
 //! over several seeds (resumable); `electra squad predict`: answer questions with a
 //! fine-tuned model; `electra squad score`: score any predictions with the official
-//! metrics. The work is `electra_eval::squad`'s; this file reads flags, shows progress and
-//! prints.
+//! metrics. The work, the output directory's rules included, is `electra_eval::squad`'s
+//! (`job.rs`); this file maps flags and prints.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use burn::backend::Autodiff;
 use burn::tensor::backend::Backend;
-use electra_eval::squad::finetune::{REFERENCE_NULL_THRESHOLD, SquadConfig};
+use electra_backend::BackendTask;
+use electra_eval::squad::finetune::SquadConfig;
+use electra_eval::squad::job::{self, PredictJob, SquadJob};
 use electra_eval::squad::model::HeadKind;
-use electra_eval::squad::run::{self, SeedResult, SquadObserver, SquadReport};
-use electra_eval::squad::{Version, hf, metrics, predict};
+use electra_eval::squad::run::SquadReport;
+use electra_eval::squad::{Version, metrics};
 
-use super::tuning::{RecipeArgs, StartArgs, StepBars};
-use crate::backend::BackendTask;
+use super::tuning::{RecipeArgs, StartArgs};
 
 /// Arguments of `electra squad`.
 #[derive(Debug, clap::Args)]
@@ -180,21 +181,6 @@ pub fn score(args: &ScoreArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What `--out` receives once a run is complete: a directory holding any of them is refused
-/// without `--overwrite`. (`seeds/`, `model/` and `metrics.jsonl` are a run's resumable state:
-/// an interrupted run resumes from them; `--overwrite` removes them too.)
-const OUTPUTS: [&str; 6] = [
-    "results.md",
-    "results.json",
-    "predictions.json",
-    "null_odds.json",
-    "answers.json",
-    "nbest_predictions.json",
-];
-
-/// A run's resumable state, removed by `--overwrite`.
-const STATE: [&str; 3] = ["seeds", "model", "metrics.jsonl"];
-
 impl TuneArgs {
     fn config(&self) -> anyhow::Result<SquadConfig> {
         let mut config = SquadConfig {
@@ -224,160 +210,49 @@ impl TuneArgs {
     }
 }
 
-impl SquadObserver for StepBars {
-    fn data_ready(
-        &mut self,
-        train: &electra_eval::squad::features::QaSet,
-        dev: &electra_eval::squad::features::QaSet,
-    ) {
-        eprintln!(
-            "train: {} questions in {} windows ({} skipped); dev: {} questions in {} windows",
-            train.examples.len(),
-            train.len(),
-            train.skipped.len(),
-            dev.examples.len(),
-            dev.len()
-        );
-    }
-
-    fn seed_resumed(&mut self, r: &SeedResult) {
-        println!("seed {} (finished earlier): {}", r.seed, format_scores(r));
-    }
-
-    fn seed_started(&mut self, seed: u64) {
-        self.label = format!("seed {seed}");
-        self.seed = seed;
-    }
-
-    fn evaluation_started(&mut self, windows: usize) {
-        self.start(windows, format!("seed {} dev", self.seed), "windows");
-    }
-
-    fn evaluated(&mut self, windows: usize) {
-        self.advance(windows);
-    }
-
-    fn seed_finished(&mut self, r: &SeedResult) {
-        self.finish(String::new());
-        println!(
-            "seed {}: {} (train loss {:.4}, {:.0} s)",
-            r.seed,
-            format_scores(r),
-            r.final_train_loss,
-            r.train_seconds
-        );
-    }
-}
-
-fn format_scores(r: &SeedResult) -> String {
-    r.scores
-        .iter()
-        .filter(|(k, _)| {
-            ["exact_match", "exact", "f1", "best_exact", "best_f1"].contains(&k.as_str())
-        })
-        .map(|(k, v)| format!("{k} {v:.2}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 impl BackendTask for TuneArgs {
-    type Output = SquadReport;
+    type Output = anyhow::Result<SquadReport>;
 
     fn run<B: Backend>(self, device: B::Device) -> anyhow::Result<SquadReport> {
-        type AB<B> = Autodiff<B>;
-        let train = self.train.clone().context("--train is required")?;
-        let dev = self.dev.clone().context("--dev is required")?;
-        let seeds = self.start.seed_list()?;
-        let old = super::outdir::check(&self.out, &OUTPUTS, "SQuAD results", self.overwrite)?;
-        let mut config = self.config()?;
-        config.validate()?;
-        let pre = self.start.load::<AB<B>>(&device)?;
-        if self.max_seq_len.is_none() {
-            // The default fits the model it is given (the reference's 512 tokens otherwise).
-            config.windows = config.windows.fitted(pre.config.max_position_embeddings);
-            config.windows.validate()?;
-        }
-        for path in &old {
-            super::outdir::remove(path)?;
-        }
-        if self.overwrite {
-            for name in STATE {
-                let path = self.out.join(name);
-                if path.exists() {
-                    super::outdir::remove(&path)?;
-                }
-            }
-        }
-        std::fs::create_dir_all(&self.out)
-            .with_context(|| format!("cannot create {}", self.out.display()))?;
-        let metrics_path = self.out.join("metrics.jsonl");
-        let metrics = std::fs::OpenOptions::new()
-            .create(true)
-            .append(!self.overwrite)
-            .write(true)
-            .truncate(self.overwrite)
-            .open(&metrics_path)
-            .with_context(|| format!("cannot open {}", metrics_path.display()))?;
-        let squad_run = run::SquadRun {
-            train,
-            dev,
+        let job = SquadJob {
+            start: self.start.start()?,
+            train: self.train.clone().context("--train is required")?,
+            dev: self.dev.clone().context("--dev is required")?,
             version: version(&self.version)?,
-            seeds,
-            config,
+            config: self.config()?,
+            max_seq_len_given: self.max_seq_len.is_some(),
             out: self.out.clone(),
             overwrite: self.overwrite,
         };
-        let mut bars = StepBars::new(metrics, "squad");
-        let report = run::run(&pre, &squad_run, &device, &mut bars)?;
-        let (md_path, json_path) =
-            super::tuning::write_results(&self.out, &report.to_markdown(), &report)?;
-        println!("wrote {} and {}", md_path.display(), json_path.display());
+        let (report, md, json) = job::run_job::<Autodiff<B>>(&job, &device)?;
+        println!("\n{}", report.to_markdown());
+        println!("wrote {} and {}", md.display(), json.display());
         Ok(report)
     }
 }
 
 impl BackendTask for PredictArgs {
-    type Output = ();
+    type Output = anyhow::Result<()>;
 
     fn run<B: Backend>(self, device: B::Device) -> anyhow::Result<()> {
-        let (model, hf_config) = hf::load::<B>(&self.checkpoint, &device)
-            .with_context(|| format!("cannot load {}", self.checkpoint.display()))?;
-        let tokenizer_path = self.tokenizer.clone().unwrap_or(self.checkpoint.clone());
-        let tokenizer = electra_data::Tokenizer::from_path(&tokenizer_path)
-            .context("pass --tokenizer (the vocab.txt or tokenizer.json of the model)")?;
-        let recorded = |key: &str| hf_config.extra.get(key).cloned();
-        let version = match version(&self.version)? {
-            Some(v) => v,
-            None => recorded(hf::VERSION_KEY)
-                .and_then(|v| v.as_str().and_then(|s| s.parse().ok()))
-                .unwrap_or(Version::V2_0),
+        let job = PredictJob {
+            checkpoint: self.checkpoint.clone(),
+            input: self.input,
+            output: self.output,
+            tokenizer: self.tokenizer,
+            version: version(&self.version)?,
+            null_threshold: self.null_threshold,
+            max_seq_len: self.max_seq_len,
+            nbest: self.nbest,
         };
-        let threshold = self
-            .null_threshold
-            .or_else(|| recorded(hf::NULL_THRESHOLD_KEY).and_then(|v| v.as_f64()))
-            .unwrap_or(REFERENCE_NULL_THRESHOLD);
-        // The settings the model was fine-tuned with (windows, beam, answers), else defaults.
-        let mut config: SquadConfig = recorded(hf::CONFIG_KEY)
-            .and_then(|v| serde_json::from_value(v).ok())
-            .unwrap_or_default();
-        if let Some(n) = self.max_seq_len {
-            config.windows.max_seq_length = n;
-        }
-        config.windows = config
-            .windows
-            .fitted(hf_config.model.max_position_embeddings);
-        config.windows.validate()?;
-        let questions = predict::read_questions(&self.input)?;
-        let answers = predict::answer(
-            &model, &tokenizer, questions, version, &config, threshold, self.nbest, &device,
-        )?;
-        let text = serde_json::to_string_pretty(&answers)? + "\n";
-        electra_fs::write_atomic(&self.output, text.as_bytes())
-            .with_context(|| format!("cannot write {}", self.output.display()))?;
+        let done = job::predict_file::<B>(&job, &device)
+            .with_context(|| format!("cannot answer with {}", self.checkpoint.display()))?;
         println!(
-            "answered {} questions (SQuAD {version}, no-answer threshold {threshold}); wrote {}",
-            answers.len(),
-            self.output.display()
+            "answered {} questions (SQuAD {}, no-answer threshold {}); wrote {}",
+            done.answered,
+            done.version,
+            done.null_threshold,
+            job.output.display()
         );
         Ok(())
     }

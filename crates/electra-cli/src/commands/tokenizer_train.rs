@@ -1,11 +1,11 @@
 //! `electra tokenizer train`: a WordPiece vocabulary (BERT uncased rules) from a corpus.
 
 use std::path::PathBuf;
-use std::sync::Mutex;
 
 use anyhow::Context;
-use electra_data::corpus::{CorpusReader, resolve_inputs};
-use electra_data::tokenizer::{TrainOptions, train_wordpiece};
+use electra_data::corpus::resolve_inputs;
+use electra_data::tokenizer::TrainOptions;
+use electra_data::vocab;
 
 /// Arguments of `electra tokenizer train`.
 #[derive(Debug, clap::Args)]
@@ -31,46 +31,24 @@ pub struct TrainArgs {
     pub reader: super::progress::ReaderArgs,
 }
 
-/// What `--out` receives.
-const TOKENIZER_FILES: [&str; 2] = ["tokenizer.json", "vocab.txt"];
-
 /// Trains and saves the tokenizer.
 pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
-    // Checked before the (long) training; both files are then written atomically, so with
-    // --overwrite the pair is replaced and none of the old one remains.
-    super::outdir::check(&args.out, &TOKENIZER_FILES, "a tokenizer", args.overwrite)?;
+    vocab::check_output(&args.out, args.overwrite)?;
     let files = resolve_inputs(&args.input)?;
-    let reader = CorpusReader::new(files.clone(), args.reader.options());
     let bar = super::progress::text_spinner(format!("reading {} file(s)", files.len()))?;
-    let first_error = Mutex::new(None);
-    let lines = reader
-        .lines()
-        .map_while(|line| match line {
-            Ok(l) => Some(l),
-            Err(e) => {
-                if let Ok(mut slot) = first_error.lock() {
-                    *slot = Some(e);
-                }
-                None
-            }
-        })
-        .inspect(|l| bar.inc(l.len() as u64 + 1))
-        .chain(std::iter::from_fn(|| {
-            bar.set_message("computing WordPiece merges");
-            None
-        }));
     let options = TrainOptions {
         vocab_size: args.vocab_size,
         min_frequency: args.min_frequency,
         show_progress: false,
         ..TrainOptions::default()
     };
-    let trained = train_wordpiece(lines, &options);
+    let progress = |bytes: u64| match bytes {
+        0 => bar.set_message("computing WordPiece merges"),
+        n => bar.inc(n),
+    };
+    let trained = vocab::train_on_files(files, args.reader.options(), &options, &progress);
     bar.finish_and_clear();
-    if let Some(e) = first_error.into_inner().ok().flatten() {
-        return Err(e).context("cannot read the corpus");
-    }
-    let tokenizer = trained?;
+    let tokenizer = trained.context("cannot train the tokenizer")?;
     tokenizer
         .save(&args.out)
         .with_context(|| format!("cannot write the tokenizer to {}", args.out.display()))?;

@@ -15,6 +15,7 @@
 pub mod data;
 pub mod features;
 pub mod finetune;
+pub mod job;
 pub mod metrics;
 pub mod model;
 pub mod report;

@@ -19,6 +19,7 @@ pub mod features;
 pub mod finetune;
 pub mod generated;
 pub mod hf;
+pub mod job;
 pub mod metrics;
 pub mod model;
 pub mod postprocess;

@@ -9,13 +9,18 @@
 //! - [`epochs`]: the seeded epoch loop under the reference schedule, with progress callbacks;
 //! - [`batching`]: inference batches sorted by length, and how much padding a batching costs;
 //! - [`stats`]: medians and spreads over seeds;
-//! - [`seeds`]: per-seed results kept on disk, so a multi-seed run can be resumed.
+//! - [`seeds`]: per-seed results kept on disk, so a multi-seed run can be resumed;
+//! - [`job`]: what every fine-tuning command does around the training: where it starts
+//!   ([`job::Start`]: checkpoint and seeds), its output directory, its results files;
+//! - [`bars`]: the commands' terminal progress and per-step `metrics.jsonl` lines.
 //!
 //! A task family brings its data reader, features, head, loss, metrics and report, and calls
 //! these.
 
+pub mod bars;
 pub mod batching;
 pub mod epochs;
+pub mod job;
 pub mod optimizer;
 pub mod pretrained;
 pub mod recipe;

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 use electra_data::Tokenizer;
-use electra_model::hf::{self, HfModel};
+use electra_model::hf;
 use electra_model::{ElectraConfig, ElectraModel};
 
 use crate::error::EvalError;
@@ -70,10 +70,7 @@ pub fn load<B: Backend>(
     let (encoder, config, mut description) = match (kind, random_init) {
         (CheckpointKind::HuggingFace, false) => {
             let (model, hf_config) = hf::load::<B>(path, device)?;
-            let (electra, class) = match model {
-                HfModel::PreTraining(m) => (m.electra, "ElectraForPreTraining"),
-                HfModel::MaskedLm(m) => (m.electra, "ElectraForMaskedLM"),
-            };
+            let (electra, class) = model.into_encoder();
             let text = format!("Hugging Face {class} {}", path.display());
             (electra, hf_config.model, text)
         }

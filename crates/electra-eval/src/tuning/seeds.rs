@@ -61,13 +61,7 @@ impl SeedStore {
             let entry = entry.map_err(|e| EvalError::io(&self.dir, e))?;
             let name = entry.file_name().to_string_lossy().into_owned();
             if name.starts_with("seed-") {
-                let p = entry.path();
-                let removed = if p.is_dir() {
-                    std::fs::remove_dir_all(&p)
-                } else {
-                    std::fs::remove_file(&p)
-                };
-                removed.map_err(|e| EvalError::io(&p, e))?;
+                electra_fs::remove_entry(&entry.path())?;
             }
         }
         Ok(())

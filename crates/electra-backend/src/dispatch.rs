@@ -116,6 +116,28 @@ mod tests {
         assert_eq!(dispatch(DeviceSpec::Flex, Probe), Ok("ran"));
     }
 
+    /// A task whose own errors travel in its output (the `electra` binary's commands).
+    struct Fails;
+    impl BackendTask for Fails {
+        type Output = Result<(), String>;
+        fn run<B: Backend>(self, _device: B::Device) -> Result<(), String> {
+            Err("the task's own error".to_string())
+        }
+    }
+
+    #[test]
+    fn task_errors_and_backend_errors_both_reach_the_caller() {
+        #[cfg(feature = "flex")]
+        assert_eq!(
+            dispatch(DeviceSpec::Flex, Fails),
+            Ok(Err("the task's own error".to_string()))
+        );
+        if !cfg!(feature = "cuda") {
+            let err = dispatch(DeviceSpec::Cuda(0), Fails).expect_err("not compiled");
+            assert!(err.to_string().contains("--features cuda"), "{err}");
+        }
+    }
+
     struct Count;
     impl MultiDeviceTask for Count {
         type Output = usize;

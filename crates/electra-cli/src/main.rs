@@ -123,30 +123,3 @@ where
 {
     electra_backend::dispatch(spec, task)?
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use burn::tensor::backend::Backend;
-
-    struct Fails;
-    impl electra_backend::BackendTask for Fails {
-        type Output = anyhow::Result<()>;
-        fn run<B: Backend>(self, _device: B::Device) -> anyhow::Result<()> {
-            anyhow::bail!("the task's own error")
-        }
-    }
-
-    #[test]
-    fn task_errors_and_backend_errors_both_reach_the_caller() {
-        #[cfg(feature = "flex")]
-        {
-            let err = on(DeviceSpec::Flex, Fails).unwrap_err();
-            assert_eq!(err.to_string(), "the task's own error");
-        }
-        if !cfg!(feature = "cuda") {
-            let err = on(DeviceSpec::Cuda(0), Fails).unwrap_err();
-            assert!(err.to_string().contains("--features cuda"), "{err}");
-        }
-    }
-}

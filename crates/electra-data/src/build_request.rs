@@ -1,14 +1,16 @@
 //! What `electra data build` reads, from its flags: corpus files (resolved from files,
 //! directories and globs) with the tokenizer they must be given, or, with no input at all, the
 //! built-in demo corpus with the demo tokenizer. Notes for the user (a demo is not a
-//! benchmark; fewer files than shards leaves shards empty) come back with the input.
+//! benchmark; fewer files than shards leaves shards empty) come back with the input, and
+//! [`describe`] says what a finished build wrote.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use crate::build::BuildInput;
+use crate::build::{BuildInput, TOKENIZER_DIR};
 use crate::corpus::resolve_inputs;
 use crate::demo::{DemoCorpus, demo_tokenizer};
 use crate::error::{DataError, Result};
+use crate::manifest::Manifest;
 use crate::tokenizer::Tokenizer;
 
 /// The input flags of a build.
@@ -80,4 +82,24 @@ impl InputRequest {
             notes,
         })
     }
+}
+
+/// What a build wrote into `out` and how fast it read, as `electra data build` prints it.
+pub fn describe(manifest: &Manifest, out: &Path, seconds: f64) -> String {
+    let c = manifest.counts;
+    let megabytes = c.text_bytes as f64 / 1e6;
+    format!(
+        "wrote {} shard(s), {} and the tokenizer ({TOKENIZER_DIR}) to {}\n\
+         {} files, {} documents, {} examples, {} tokens ({:.1} per example)\n\
+         {megabytes:.1} MB of text in {seconds:.1} s: {:.2} MB/s",
+        manifest.shards.len(),
+        manifest.file_name(),
+        out.display(),
+        c.files,
+        c.documents,
+        c.examples,
+        c.tokens,
+        c.tokens as f64 / c.examples.max(1) as f64,
+        megabytes / seconds.max(1e-9)
+    )
 }

@@ -145,3 +145,52 @@ pub fn inspect(dir: &Path, on_shard: &mut dyn FnMut(&ShardInfo)) -> Result<Inspe
         unlisted_files: unlisted,
     })
 }
+
+impl InspectReport {
+    /// The report as `electra data inspect` prints it after the shard lines: the manifest,
+    /// the settings, the counts, the example lengths and any unlisted file.
+    pub fn render(&self) -> String {
+        let m = &self.manifest;
+        let c = m.counts;
+        let per_example = |n: f64| n / c.examples.max(1) as f64;
+        let full = self.length_histogram.get(m.settings.max_seq_len).copied();
+        let input = match &m.settings.demo {
+            Some(d) => format!(
+                "demo corpus (seed {}, {} documents)",
+                d.seed, d.num_documents
+            ),
+            None => format!("{} file(s)", m.settings.inputs.len()),
+        };
+        let mut lines = vec![
+            format!("manifest      {}", self.manifest_path.display()),
+            format!("format        {} ({})", m.format, m.created_by),
+            format!(
+                "tokenizer     {} ids, sha256 {} (from {})",
+                m.tokenizer.vocab_size, m.tokenizer.sha256, m.tokenizer.source
+            ),
+            format!(
+                "settings      max_seq_len {}, seed {}, {} shard(s), token ids {:?}",
+                m.settings.max_seq_len, m.settings.seed, m.settings.num_shards, m.token_dtype
+            ),
+            format!("input         {input}"),
+            format!(
+                "counts        {} documents, {} examples, {} tokens, {:.1} MB of text",
+                c.documents,
+                c.examples,
+                c.tokens,
+                c.text_bytes as f64 / 1e6
+            ),
+            format!(
+                "examples      mean length {:.1}, {:.1}% at max length, {:.1}% with two segments",
+                per_example(c.tokens as f64),
+                100.0 * per_example(full.unwrap_or(0) as f64),
+                100.0 * per_example(self.two_segment_examples as f64)
+            ),
+        ];
+        for f in &self.unlisted_files {
+            lines.push(format!("warning: {f} is not listed in the manifest"));
+        }
+        lines.push(format!("all {} shard(s) verified", m.shards.len()));
+        lines.join("\n") + "\n"
+    }
+}

@@ -93,6 +93,7 @@ pub mod loader;
 pub mod manifest;
 pub mod packing;
 mod parquet_guard;
+pub mod progress;
 pub mod shards;
 pub mod tokenizer;
 pub mod vocab;

@@ -2,14 +2,53 @@
 //! runs the encoder and its head and names the outputs as `transformers` does
 //! (`last_hidden_state`, and `discriminator_logits` or `mlm_logits`), and
 //! [`HfOutputs::to_json`] writes them as nested JSON lists; [`HfModel::into_encoder`] drops the
-//! head for fine-tuning.
+//! head for fine-tuning. [`forward_file`] is `electra forward`: a JSON batch in, a JSON file
+//! of outputs out.
+
+use std::path::Path;
 
 use burn::prelude::*;
 use serde_json::{Map, Value};
 
 use crate::electra::ElectraModel;
-use crate::hf::HfModel;
-use crate::input::InputTensors;
+use crate::error::ModelError;
+use crate::hf::{self, HfModel};
+use crate::input::{InputBatch, InputTensors};
+
+/// Runs the HF checkpoint in `checkpoint` on the batch in `input` (a JSON object with
+/// `input_ids` and optional `attention_mask`, `token_type_ids`, lists of lists of integers)
+/// and writes [`HfOutputs::to_json`] to `output` atomically. Returns the head output's name.
+pub fn forward_file<B: Backend>(
+    checkpoint: &Path,
+    input: &Path,
+    output: &Path,
+    device: &B::Device,
+) -> Result<&'static str, ModelError> {
+    let in_file = |message: String| ModelError::Config {
+        path: input.to_path_buf(),
+        message,
+    };
+    let text = std::fs::read_to_string(input).map_err(|source| ModelError::Io {
+        path: input.to_path_buf(),
+        source,
+    })?;
+    let batch: InputBatch = serde_json::from_str(&text).map_err(|e| {
+        in_file(format!(
+            "expected a JSON object with `input_ids` and optional `attention_mask`, \
+             `token_type_ids` (lists of lists of integers): {e}"
+        ))
+    })?;
+    let (model, config) = hf::load::<B>(checkpoint, device)?;
+    let x = batch
+        .to_tensors::<B>(&config.model, device)
+        .map_err(|e| in_file(format!("input does not fit the model: {e}")))?;
+    let outputs = model.forward(x);
+    let head = outputs.logits.name();
+    let text = serde_json::to_string(&outputs.to_json())
+        .map_err(|e| ModelError::InvalidInput(format!("cannot write the outputs: {e}")))?;
+    electra_fs::write_atomic(output, text.as_bytes())?;
+    Ok(head)
+}
 
 /// The outputs of [`HfModel::forward`].
 #[derive(Debug)]

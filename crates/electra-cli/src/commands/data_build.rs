@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use electra_data::build::{BuildConfig, build_shards};
-use electra_data::build_request::InputRequest;
+use electra_data::build_request::{self, InputRequest};
 use electra_data::manifest::Slice;
 
 /// Arguments of `electra data build`.
@@ -80,7 +80,7 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
     };
     config.reader = args.reader.options();
     config.overwrite = args.overwrite;
-    let bar = super::progress::text_spinner(format!("into {} shard(s)", args.shards))?;
+    let bar = electra_data::progress::text_spinner(format!("into {} shard(s)", args.shards));
     let started = Instant::now();
     let manifest = build_shards(&input, &tokenizer, &config, &args.out, &|bytes| {
         bar.inc(bytes)
@@ -88,26 +88,6 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
     .with_context(|| format!("cannot build shards into {}", args.out.display()))?;
     bar.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
-    let c = manifest.counts;
-    println!(
-        "wrote {} shard(s), {} and the tokenizer ({}) to {}",
-        manifest.shards.len(),
-        manifest.file_name(),
-        electra_data::build::TOKENIZER_DIR,
-        args.out.display()
-    );
-    println!(
-        "{} files, {} documents, {} examples, {} tokens ({:.1} per example)",
-        c.files,
-        c.documents,
-        c.examples,
-        c.tokens,
-        c.tokens as f64 / c.examples.max(1) as f64
-    );
-    println!(
-        "{:.1} MB of text in {secs:.1} s: {:.2} MB/s",
-        c.text_bytes as f64 / 1e6,
-        c.text_bytes as f64 / 1e6 / secs.max(1e-9)
-    );
+    println!("{}", build_request::describe(&manifest, &args.out, secs));
     Ok(())
 }

@@ -1,12 +1,11 @@
-//! `electra forward`: run an HF-format checkpoint on a batch given as JSON.
+//! `electra forward`: run an HF-format checkpoint on a batch given as JSON
+//! (`electra_model::hf_outputs::forward_file`).
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use burn::prelude::*;
 use electra_backend::BackendTask;
-use electra_model::InputBatch;
-use electra_model::hf;
+use electra_model::hf_outputs::forward_file;
 
 /// Arguments of `electra forward`.
 #[derive(Debug, clap::Args)]
@@ -28,25 +27,7 @@ impl BackendTask for ForwardArgs {
     type Output = anyhow::Result<()>;
 
     fn run<B: Backend>(self, device: B::Device) -> anyhow::Result<()> {
-        let text = std::fs::read_to_string(&self.input)
-            .with_context(|| format!("cannot read input file {}", self.input.display()))?;
-        let batch: InputBatch = serde_json::from_str(&text).with_context(|| {
-            format!(
-                "{}: expected a JSON object with `input_ids` and optional `attention_mask`, \
-                 `token_type_ids` (lists of lists of integers)",
-                self.input.display()
-            )
-        })?;
-        let (model, config) = hf::load::<B>(&self.checkpoint, &device)
-            .with_context(|| format!("cannot load checkpoint {}", self.checkpoint.display()))?;
-        let x = batch
-            .to_tensors::<B>(&config.model, &device)
-            .with_context(|| format!("{}: input does not fit the model", self.input.display()))?;
-        let outputs = model.forward(x);
-        let head = outputs.logits.name();
-        let text = serde_json::to_string(&outputs.to_json())?;
-        electra_fs::write_atomic(&self.output, text.as_bytes())
-            .with_context(|| format!("cannot write {}", self.output.display()))?;
+        let head = forward_file::<B>(&self.checkpoint, &self.input, &self.output, &device)?;
         tracing::info!(output = %self.output.display(), "wrote {head} and last_hidden_state");
         Ok(())
     }

@@ -1,9 +1,7 @@
-//! What the commands that read a corpus share: the reader flags and the progress display.
-
-use std::time::Duration;
+//! What the commands that read a corpus share: the reader flags (the progress display is
+//! `electra_data::progress::text_spinner`).
 
 use electra_data::corpus::{CorpusFormat, ReaderOptions};
-use indicatif::{ProgressBar, ProgressStyle};
 
 /// The corpus reader's flags.
 #[derive(Debug, Clone, clap::Args)]
@@ -28,16 +26,4 @@ impl ReaderArgs {
             lossy: self.lossy,
         }
     }
-}
-
-/// A spinner that shows the bytes of text read and the rate, with `message` after it. Advance
-/// it with `set_position(bytes)`.
-pub fn text_spinner(message: String) -> anyhow::Result<ProgressBar> {
-    let bar = ProgressBar::new_spinner();
-    bar.set_style(ProgressStyle::with_template(
-        "{spinner} [{elapsed_precise}] {decimal_bytes} of text ({decimal_bytes_per_sec}) {msg}",
-    )?);
-    bar.enable_steady_tick(Duration::from_millis(200));
-    bar.set_message(message);
-    Ok(bar)
 }

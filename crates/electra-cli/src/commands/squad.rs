@@ -18,6 +18,9 @@ use electra_eval::squad::{Version, metrics};
 
 use super::tuning::{RecipeArgs, StartArgs};
 
+/// The defaults of the recipe flags: the library's (stated once).
+static D: std::sync::LazyLock<SquadConfig> = std::sync::LazyLock::new(SquadConfig::default);
+
 /// Arguments of `electra squad`.
 #[derive(Debug, clap::Args)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
@@ -71,37 +74,37 @@ pub struct TuneArgs {
     #[command(flatten)]
     pub recipe: RecipeArgs,
     /// Epochs.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = D.epochs)]
     pub epochs: usize,
     /// Windows per step.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = D.batch_size)]
     pub batch_size: usize,
     /// Tokens per window (default 512, or the model's max_position_embeddings if smaller).
     #[arg(long)]
     pub max_seq_len: Option<usize>,
     /// Tokens between the starts of consecutive windows of a long context.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = D.windows.doc_stride)]
     pub doc_stride: usize,
     /// Question tokens kept (longer questions are cut).
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = D.windows.max_query_length)]
     pub max_query_len: usize,
     /// Windows a context may need before it is refused.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = D.windows.max_windows)]
     pub max_windows: usize,
     /// The reference head's beam: best starts, and ends per start.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = D.beam_size)]
     pub beam: usize,
     /// N-best answers kept per question.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = D.answers.n_best_size)]
     pub n_best: usize,
     /// Longest answer, in tokens.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = D.answers.max_answer_length)]
     pub max_answer_len: usize,
     /// 2.0: the no-answer threshold of answers.json (default: the best-F1 one on --dev).
     #[arg(long, allow_hyphen_values = true)]
     pub null_threshold: Option<f64>,
     /// Windows per batch when predicting.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = D.eval_batch_size)]
     pub eval_batch_size: usize,
     /// Train on a seeded subset of this many questions (for bounded measurements).
     #[arg(long)]

@@ -35,7 +35,7 @@ pub struct TrainArgs {
 pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     vocab::check_output(&args.out, args.overwrite)?;
     let files = resolve_inputs(&args.input)?;
-    let bar = super::progress::text_spinner(format!("reading {} file(s)", files.len()))?;
+    let bar = electra_data::progress::text_spinner(format!("reading {} file(s)", files.len()));
     let options = TrainOptions {
         vocab_size: args.vocab_size,
         min_frequency: args.min_frequency,

@@ -20,11 +20,17 @@
 
 pub mod distributed;
 pub mod error;
+mod exchange;
 pub mod export;
+mod logging;
 pub mod metrics;
 pub mod observer;
 pub mod parallel;
+mod peers;
+mod reduce;
+mod run_dir;
 pub mod source;
+mod step;
 pub mod trainer;
 
 pub use electra_optim::{adam as optim, schedule};

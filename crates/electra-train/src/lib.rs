@@ -7,10 +7,14 @@
 //! exactly, metrics a user can plot, and data-parallel training on several devices.
 //!
 //! The pieces: [`source`] (batches from shards or the demo corpus), [`trainer`] (the loop,
-//! its phases as functions), [`observer`] (how the loop reports: progress, log lines, typed
-//! metrics), [`parallel`] (data-parallel peers over burn's collective all-reduce),
-//! [`distributed`] (several nodes: addresses, the coordinator, bounded waits), [`metrics`]
-//! and [`export`] (Hugging Face checkpoints of a run).
+//! its phases as functions), `step` (one optimizer step on one device, one function that
+//! reads top to bottom), [`parallel`] (data parallelism, a layer around the step: rows split
+//! across peers, whose gradients burn's collective all-reduces; the peers and the all-reduce
+//! in `peers` and `reduce`), [`distributed`] and `exchange` (several nodes, a layer around
+//! that: addresses, the coordinator, bounded waits, and what the nodes exchange), `run_dir`
+//! (config.toml, resuming, checkpoints), `logging` and [`observer`] (metrics typed from the
+//! step to the observer; [`metrics`] is `metrics.jsonl` and its plot) and [`export`] (Hugging
+//! Face checkpoints of a run). One device on one node enters none of the parallel layers.
 //!
 //! What fine-tuning needs as well lives in the crates below this one and is re-exported here
 //! under its old paths: [`config`] (the run's TOML config and presets), [`checkpoint`] and

@@ -1,16 +1,16 @@
 //! Data-parallel training on several devices (paper §3.1 trains on TPU pods the same way): a
-//! layer around the one-device step of [`crate::step`] that one device never enters. One model
+//! layer around the one-device step (`step::State::step`) that one device never enters. One model
 //! replica per device, each micro-batch split by rows across the replicas, and the gradients
 //! averaged with burn's collective all-reduce before every replica takes the same optimizer
 //! step.
 //!
-//! [`step`] is one optimizer step with peers: peer 0 (the calling thread) reads the step's
+//! `parallel::step` is one optimizer step with peers: peer 0 (the calling thread) reads the step's
 //! micro-batches and splits each by rows ([`split_rows`]); it sends every worker (one thread
 //! per extra device, [`Peers`]) its rows; every peer runs the one-device micro-batch loop on
-//! its rows ([`peer_gradients`]: [`crate::step::forward`], metrics, non-finite check,
-//! [`crate::step::backward`]) and reports its typed metrics; on several nodes the nodes then
+//! its rows ([`peer_gradients`]: `step::forward`, metrics, non-finite check,
+//! `step::backward`) and reports its typed metrics; on several nodes the nodes then
 //! exchange their metrics, non-finite losses, tokens and stop requests
-//! ([`crate::exchange::share_step`]); if every loss was finite, peer 0 gives the go-ahead and
+//! (`exchange::share_step`); if every loss was finite, peer 0 gives the go-ahead and
 //! every peer all-reduces the gradients (mean, in buckets in module order: [`param_order`])
 //! and applies the same Adam step. Identical parameters updated with identical averaged
 //! gradients never drift apart, so only peer 0's replica is evaluated and saved. Each worker
@@ -126,7 +126,7 @@ pub struct PeerWork {
 }
 
 /// Forward and backward of peer `peer` of `peers` on its micro-batches: the one-device loop
-/// of [`crate::step`] (gradients accumulated with the loss scaled by `1/accum`; the
+/// of `step` (gradients accumulated with the loss scaled by `1/accum`; the
 /// all-reduce mean then divides by the number of peers), with a non-finite loss reported
 /// instead of returned as an error, so that peer 0 can stop every peer.
 pub fn peer_gradients<B: AutodiffBackend>(

@@ -53,11 +53,9 @@ impl<B: AutodiffBackend> State<'_, B> {
         for micro in 0..accum {
             let batch = train.next_batch(t.batch_size / accum)?;
             tokens += real_tokens(&batch);
-            let out = forward(
-                &self.model,
-                &batch,
-                micro_step(self.step, accum, micro, 1, 0),
-            )?;
+            // Masking, sampling and dropout draw from (seed, micro-step); then the losses.
+            let index = micro_step(self.step, accum, micro, 1, 0);
+            let out = forward(&self.model, &batch, index)?;
             let metrics = StepMetrics::compute(&out);
             if !metrics.loss.is_finite() {
                 return Err(self.non_finite(metrics.loss));
@@ -65,6 +63,7 @@ impl<B: AutodiffBackend> State<'_, B> {
             backward(&self.model, out.loss, accum, &mut grads);
             micro_metrics.push(metrics);
         }
+        // The reference Adam step; global-norm clipping happens inside it.
         let (state, grad_norm) = self.apply(lr, grads.grads());
         let record = StepRecord::new(&micro_metrics, lr, grad_norm, tokens, started);
         Ok((state, record))

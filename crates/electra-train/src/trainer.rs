@@ -3,19 +3,19 @@
 //!
 //! The loop, as nanoGPT and burn's examples write it: for each step, one optimizer step, then
 //! log, evaluate and checkpoint when due. On one device and one node the step is
-//! [`crate::step`]'s (batch → forward → backward → accumulate → clip and Adam step → typed
+//! `step`'s (batch → forward → backward → accumulate → clip and Adam step → typed
 //! record); nothing else is entered. The layers around it:
 //!
-//! - several devices: [`crate::parallel::step`] splits each micro-batch by rows across the
+//! - several devices: `parallel::step` splits each micro-batch by rows across the
 //!   peers ([`crate::parallel::Peers`]: worker threads and burn's collective), which run the
 //!   same micro-batch loop and all-reduce their gradients before the same Adam step;
 //! - several nodes: the same, and the nodes agree on the run at the start
-//!   ([`crate::exchange::agree`]), exchange each step's metrics and stop requests, and
-//!   gather their data cursors into node 0's checkpoints ([`crate::exchange`]).
+//!   (`exchange::agree`), exchange each step's metrics and stop requests, and
+//!   gather their data cursors into node 0's checkpoints (`exchange`).
 //!
 //! Because every random draw is derived from the step index and the data cursor is saved, a
-//! run resumed from a checkpoint continues exactly where it stopped ([`crate::run_dir`]).
-//! Metrics are typed from the step to the observer ([`crate::logging`]); `metrics.jsonl` is
+//! run resumed from a checkpoint continues exactly where it stopped (`run_dir`).
+//! Metrics are typed from the step to the observer (`logging`); `metrics.jsonl` is
 //! written through the key table of [`crate::observer`].
 
 use std::path::PathBuf;

@@ -236,10 +236,6 @@ mod tests {
         }
     }
 
-    fn bits(m: &StepMetrics) -> (Vec<Option<u64>>, usize) {
-        metric_bits(m)
-    }
-
     #[test]
     fn a_step_survives_the_wire_bit_for_bit() {
         let own = NodeStep {
@@ -249,7 +245,7 @@ mod tests {
             stop: true,
         };
         let back = NodeStep::decode(&own.encode().expect("encode")).expect("decode");
-        let all_bits = |s: &NodeStep| s.metrics.iter().map(bits).collect::<Vec<_>>();
+        let all_bits = |s: &NodeStep| s.metrics.iter().map(metric_bits).collect::<Vec<_>>();
         assert_eq!(all_bits(&back), all_bits(&own));
         assert_eq!(back.metrics[0].disc_auc, None, "absent stays absent");
         assert_eq!(

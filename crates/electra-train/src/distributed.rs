@@ -22,9 +22,9 @@
 //! - An exact all-gather ([`encode_words`] / [`decode_words`]) built on the Sum all-reduce:
 //!   each node writes its 64-bit words, as four 16-bit chunks (exact in `f32`), into its own
 //!   slot of a zero tensor, so the sum is every node's words side by side. The trainer uses it
-//!   to compare the nodes' configs at the start, to share each step's metrics (rank 0 logs the
-//!   mean over every node, bit for bit as one process would), to agree on stopping, and to
-//!   collect every node's data cursor into rank 0's checkpoints.
+//!   (`exchange.rs`) to compare the nodes' configs at the start, to share each step's metrics
+//!   (rank 0 logs the mean over every node, bit for bit as one process would), to agree on
+//!   stopping, and to collect every node's data cursor into rank 0's checkpoints.
 
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::mpsc::channel;

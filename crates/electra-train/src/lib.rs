@@ -7,13 +7,17 @@
 //! exactly, metrics a user can plot, and data-parallel training on several devices.
 //!
 //! The pieces: [`source`] (batches from shards or the demo corpus), [`trainer`] (the loop,
-//! its phases as functions), [`observer`] (how the loop reports: progress, log lines, typed
-//! metrics), [`parallel`] (data-parallel peers over burn's collective all-reduce),
-//! [`distributed`] (several nodes: addresses, the coordinator, bounded waits), [`metrics`]
-//! and [`export`] (Hugging Face checkpoints of a run). [`launch`] is the whole job as the
-//! `electra pretrain` command asks for it: the request resolved into a config and a run
-//! directory, the run, and the run directory completed (tokenizer, curves) with a printable
-//! report; [`progress`] draws its terminal progress bar.
+//! its phases as functions), `step` (one optimizer step on one device, one function that
+//! reads top to bottom), [`parallel`] (data parallelism, a layer around the step: rows split
+//! across peers, whose gradients burn's collective all-reduces; the peers and the all-reduce
+//! in `peers` and `reduce`), [`distributed`] and `exchange` (several nodes, a layer around
+//! that: addresses, the coordinator, bounded waits, and what the nodes exchange), `run_dir`
+//! (config.toml, resuming, checkpoints), `logging` and [`observer`] (metrics typed from the
+//! step to the observer; [`metrics`] is `metrics.jsonl` and its plot) and [`export`] (Hugging
+//! Face checkpoints of a run). One device on one node enters none of the parallel layers.
+//! [`launch`] is the whole job as the `electra pretrain` command asks for it: the request
+//! resolved into a config and a run directory, the run, and the run directory completed
+//! (tokenizer, curves) with a printable report; [`progress`] draws its terminal progress bar.
 //!
 //! What fine-tuning needs as well lives in the crates below this one and is re-exported here
 //! under its old paths: [`config`] (the run's TOML config and presets), [`checkpoint`] and
@@ -23,14 +27,20 @@
 
 pub mod distributed;
 pub mod error;
+mod exchange;
 pub mod export;
 pub mod launch;
+mod logging;
 pub mod metrics;
 pub mod observer;
 pub mod parallel;
+mod peers;
 pub mod progress;
+mod reduce;
 mod report;
+mod run_dir;
 pub mod source;
+mod step;
 pub mod trainer;
 
 pub use electra_optim::{adam as optim, schedule};

@@ -122,12 +122,7 @@ impl LoggedMetrics {
     /// Reads a logged record (keys after `prefix`). Objective losses missing from it read
     /// NaN, optional metrics `None`.
     pub fn from_record(record: &Record, prefix: &str) -> Self {
-        let mut objective = StepMetrics {
-            loss: f64::NAN,
-            mlm_loss: f64::NAN,
-            mlm_accuracy: f64::NAN,
-            ..StepMetrics::default()
-        };
+        let mut objective = Self::unlogged().objective;
         for (key, _, set) in OBJECTIVE_KEYS {
             if let Some(&v) = record.get(&format!("{prefix}{key}")) {
                 set(&mut objective, v);
@@ -142,6 +137,20 @@ impl LoggedMetrics {
             grad_norm,
             tokens_per_sec,
             step_seconds,
+        }
+    }
+
+    /// What an empty record reads as (nothing logged yet): step 0, NaN losses and accuracy,
+    /// every optional value `None`.
+    pub fn unlogged() -> Self {
+        Self {
+            objective: StepMetrics {
+                loss: f64::NAN,
+                mlm_loss: f64::NAN,
+                mlm_accuracy: f64::NAN,
+                ..StepMetrics::default()
+            },
+            ..Self::default()
         }
     }
 

@@ -88,10 +88,10 @@ fn run() -> anyhow::Result<()> {
     match cli.command {
         Command::Forward(args) => on(device, args),
         Command::Pretrain(args) => {
-            let devices = match args.devices.is_empty() {
-                true => vec![device],
-                false => args.devices.clone(),
-            };
+            let mut devices = args.devices.clone();
+            if devices.is_empty() {
+                devices.push(device);
+            }
             let task = commands::pretrain::Pretrain(args.resolve()?);
             electra_backend::dispatch_devices(&devices, task)?
         }

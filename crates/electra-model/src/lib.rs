@@ -22,6 +22,7 @@ pub mod error;
 pub mod hf;
 pub mod input;
 pub mod kernels;
+pub mod memory;
 pub mod seed;
 
 #[cfg(test)]

@@ -51,6 +51,10 @@ pub enum TrainError {
     #[error("multi-node training: {0}")]
     Distributed(String),
 
+    /// Another process is writing the run directory (see [`electra_fs::DirLock`]).
+    #[error(transparent)]
+    Locked(#[from] electra_fs::LockError),
+
     /// A data error (corpus, tokenizer, shards).
     #[error(transparent)]
     Data(#[from] electra_data::DataError),

@@ -67,7 +67,8 @@ pub struct OutOfSpace {
 
 impl fmt::Display for OutOfSpace {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} writing {}", self.cause, self.path.display())?;
+        // The path is named by the error that carries this one (`PATH: ...`).
+        write!(f, "{}", self.cause)?;
         match self.free {
             Some(free) => write!(f, ": {} free on its filesystem", human_bytes(free))?,
             None => write!(f, ": the free space of its filesystem is unknown")?,
@@ -75,10 +76,7 @@ impl fmt::Display for OutOfSpace {
         if let Some(needed) = self.needed {
             write!(f, ", about {} needed", human_bytes(needed))?;
         }
-        write!(
-            f,
-            ". Free some space and run the command again; complete earlier outputs were kept"
-        )
+        write!(f, "; free some space and run the command again")
     }
 }
 
@@ -131,13 +129,16 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::StorageFull);
         assert!(is_out_of_space(&e));
         let text = e.to_string();
-        assert!(text.contains("model.safetensors"), "{text}");
+        assert!(text.contains("No space left on device"), "{text}");
         assert!(text.contains("free on its filesystem"), "{text}");
+        let inner = e.get_ref().and_then(|i| i.downcast_ref::<OutOfSpace>());
+        assert_eq!(inner.map(|o| o.path.as_path()), Some(path.as_path()));
         assert!(!text.contains("needed"), "{text}");
         // Rewritten again with the need: the path stays, the need is added.
         let e = explain_out_of_space(Path::new("elsewhere"), e, Some(3 << 20));
         let text = e.to_string();
-        assert!(text.contains("model.safetensors") && !text.contains("elsewhere"));
+        let inner = e.get_ref().and_then(|i| i.downcast_ref::<OutOfSpace>());
+        assert_eq!(inner.map(|o| o.path.as_path()), Some(path.as_path()));
         assert!(text.contains("about 3.0 MiB (3145728 bytes) needed"), "{text}");
     }
 

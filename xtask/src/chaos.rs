@@ -1,12 +1,14 @@
 //! `cargo xtask chaos --kills N --seed S`: a pre-training killed with SIGKILL at random
 //! moments N times, resumed each time with `--resume`, against the same run uninterrupted.
 //!
-//! 1. The uninterrupted run (`OUT/straight`) is timed: `W` seconds.
+//! 1. The uninterrupted run (`OUT/straight`) is timed: `W` seconds, its first step logged
+//!    after `S` (start-up).
 //! 2. The chaos run (`OUT/chaos`) starts; a seeded generator (SplitMix64 from `--seed`) draws
-//!    each kill's moment uniformly in `[0, 2·W/N]` seconds after the process started (so the
-//!    kills spread over start-up, training steps, metrics appends and checkpoint writes),
-//!    `SIGKILL` is sent, and the run is resumed with `electra pretrain --resume`. A process
-//!    that exits before its moment has finished the run: fewer kills than N land.
+//!    each kill's moment uniformly in `[0, 2·(S + (W − S)/N)]` seconds after the process
+//!    started (so a process lives on average its start-up and 1/N of the steps, and the
+//!    kills spread over start-up, resuming, training steps, metrics appends and checkpoint
+//!    writes), `SIGKILL` is sent, and the run is resumed with `electra pretrain --resume`. A
+//!    process that exits before its moment has finished the run: fewer kills than N land.
 //! 3. After the last kill the run is resumed to the end.
 //! 4. Every `metrics.jsonl` record (timings aside) and the final checkpoint's
 //!    `model.safetensors`, `optimizer.safetensors` (header as JSON, since burn orders its
@@ -96,11 +98,14 @@ pub fn run(root: &Path, args: &ChaosArgs) -> anyhow::Result<()> {
     let started = Instant::now();
 
     let straight = out.join("straight");
-    let t = Instant::now();
-    let mut child = spawn(&bin, &pretrain_args(args, &straight), &out.join("straight.log"))?;
-    finished_ok(&mut child, &out.join("straight.log"))?;
-    let w = t.elapsed().as_secs_f64();
-    eprintln!("uninterrupted run: {} steps in {w:.1} s", args.steps);
+    let (w, s) = timed_run(&bin, args, &straight, &out.join("straight.log"))?;
+    eprintln!(
+        "uninterrupted run: {} steps in {w:.1} s, the first after {s:.1} s",
+        args.steps
+    );
+    // Kill moments uniform in [0, window]: on average a process lives its start-up and 1/N of
+    // the steps, so the N kills spread over the whole run, about half of them in start-up.
+    let window = 2.0 * (s + (w - s).max(0.0) / f64::from(args.kills));
 
     let chaos = out.join("chaos");
     let log = out.join("chaos.log");
@@ -109,7 +114,7 @@ pub fn run(root: &Path, args: &ChaosArgs) -> anyhow::Result<()> {
     let mut command = pretrain_args(args, &chaos);
     let mut done = false;
     while tally.kills < args.kills {
-        let delay = Duration::from_secs_f64(moments.next_unit() * 2.0 * w / f64::from(args.kills));
+        let delay = Duration::from_secs_f64(moments.next_unit() * window);
         let mut child = spawn(&bin, &command, &log)?;
         if !kill_at(&mut child, delay)? {
             finished_ok(&mut child, &log)?;
@@ -155,6 +160,8 @@ pub fn run(root: &Path, args: &ChaosArgs) -> anyhow::Result<()> {
         "checkpoint_every": args.checkpoint_every,
         "seed": args.seed,
         "uninterrupted_seconds": w,
+        "start_up_seconds": s,
+        "kill_window_seconds": window,
         "wall_seconds": wall,
         "identical": identical,
         "differences": differences,
@@ -231,6 +238,24 @@ fn spawn(bin: &Path, args: &[String], log: &Path) -> anyhow::Result<Child> {
         .stderr(log)
         .spawn()
         .with_context(|| format!("cannot run {}", bin.display()))
+}
+
+/// Runs the pre-training into `run` to the end; returns its wall time and the time until its
+/// first step was logged (start-up: loading the data, building the model).
+fn timed_run(bin: &Path, args: &ChaosArgs, run: &Path, log: &Path) -> anyhow::Result<(f64, f64)> {
+    let started = Instant::now();
+    let mut child = spawn(bin, &pretrain_args(args, run), log)?;
+    let metrics = run.join("metrics.jsonl");
+    let mut first = None;
+    while child.try_wait()?.is_none() {
+        if first.is_none() && std::fs::metadata(&metrics).is_ok_and(|m| m.len() > 0) {
+            first = Some(started.elapsed().as_secs_f64());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    finished_ok(&mut child, log)?;
+    let wall = started.elapsed().as_secs_f64();
+    Ok((wall, first.unwrap_or(wall)))
 }
 
 /// Sends SIGKILL to `child` `delay` after now; `false` if it exited first.

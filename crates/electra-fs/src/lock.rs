@@ -13,9 +13,11 @@
 //! parts of a directory (the slices of a cluster `data build`) run at once while still
 //! excluding an exclusive holder (a whole build into the same directory).
 //!
-//! The lock file stays in the directory after the holder ends (removing it would race with a
-//! process that has just opened it); it is hidden, and the readers of run and shard
-//! directories skip hidden names.
+//! The holder removes the lock file when it releases the lock (if it holds it alone), so a
+//! directory is left as clean as before. A process that opened the file just before the
+//! removal may then lock a file that is no longer there: after locking, each process checks
+//! that the name still leads to the file it locked, and starts again if not. After `kill -9`
+//! the file stays, naming a process that is gone; it does not block anyone.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -55,6 +57,25 @@ pub enum LockError {
 pub struct DirLock {
     file: File,
     path: PathBuf,
+    shared: bool,
+}
+
+/// Whether `path` still names the open `file` (not removed, or replaced, by a holder that
+/// released it between our open and our lock). Always true where this cannot be asked.
+fn still_named(file: &File, path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (file.metadata(), std::fs::metadata(path)) {
+            (Ok(open), Ok(named)) => open.dev() == named.dev() && open.ino() == named.ino(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (file, path);
+        true
+    }
 }
 
 impl DirLock {
@@ -81,37 +102,20 @@ impl DirLock {
     ) -> Result<Self, LockError> {
         std::fs::create_dir_all(dir).map_err(at(dir))?;
         let path = dir.join(name);
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(at(&path))?;
-        let locked = if shared {
-            file.try_lock_shared()
-        } else {
-            file.try_lock()
-        };
-        match locked {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                let mut text = String::new();
-                // Only information for the message: an unreadable file says "another process".
-                let _ = file.read_to_string(&mut text);
-                let holder = text.trim();
-                return Err(LockError::Held {
-                    dir: dir.to_path_buf(),
-                    lock_file: path,
-                    holder: if holder.is_empty() {
-                        "another process".to_string()
-                    } else {
-                        holder.to_string()
-                    },
-                });
+        let mut file = loop {
+            let mut file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .map_err(at(&path))?;
+            Self::try_lock(&mut file, &path, dir, shared)?;
+            // Locked, but the file may have been removed by a holder that just released it.
+            if still_named(&file, &path) {
+                break file;
             }
-            Err(TryLockError::Error(e)) => return Err(FsError::new(&path, e).into()),
-        }
+        };
         let me = format!("process {} ({purpose})", std::process::id());
         // Shared holders append themselves; an exclusive holder replaces what a dead one left.
         if !shared {
@@ -124,7 +128,36 @@ impl DirLock {
             me
         };
         file.write_all(line.as_bytes()).map_err(at(&path))?;
-        Ok(Self { file, path })
+        Ok(Self { file, path, shared })
+    }
+
+    /// Takes the lock on `file` without waiting; [`LockError::Held`] naming the holder when
+    /// another process has it.
+    fn try_lock(file: &mut File, path: &Path, dir: &Path, shared: bool) -> Result<(), LockError> {
+        let locked = if shared {
+            file.try_lock_shared()
+        } else {
+            file.try_lock()
+        };
+        match locked {
+            Ok(()) => Ok(()),
+            Err(TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                // Only information for the message: an unreadable file says "another process".
+                let _ = file.read_to_string(&mut text);
+                let holder = text.trim();
+                Err(LockError::Held {
+                    dir: dir.to_path_buf(),
+                    lock_file: path.to_path_buf(),
+                    holder: if holder.is_empty() {
+                        "another process".to_string()
+                    } else {
+                        holder.to_string()
+                    },
+                })
+            }
+            Err(TryLockError::Error(e)) => Err(FsError::new(path, e).into()),
+        }
     }
 
     /// The lock file.
@@ -135,8 +168,12 @@ impl DirLock {
 
 impl Drop for DirLock {
     fn drop(&mut self) {
-        // Closing the file releases the lock; unlock first so the release does not wait for
-        // other handles of the file this process may have duplicated.
+        // The file is removed only by its sole holder: an exclusive one, or a shared one that
+        // can turn its lock exclusive (Linux's `flock` converts a lock in place).
+        let sole = !self.shared || (cfg!(target_os = "linux") && self.file.try_lock().is_ok());
+        if sole && cfg!(unix) {
+            let _ = std::fs::remove_file(&self.path);
+        }
         let _ = self.file.unlock();
     }
 }
@@ -158,6 +195,7 @@ mod tests {
         assert!(text.contains(run.to_str().expect("utf8")), "{text}");
         assert!(matches!(err, LockError::Held { .. }));
         drop(first);
+        assert!(!run.join(LOCK_FILE).exists(), "the released lock file stayed");
         let again = DirLock::acquire(&run, "electra pretrain").expect("free again");
         assert_eq!(again.path(), run.join(LOCK_FILE));
     }
@@ -169,7 +207,9 @@ mod tests {
         let b = DirLock::acquire_shared(dir.path(), "slice 1").expect("b");
         let err = DirLock::acquire(dir.path(), "whole build").expect_err("exclusive");
         assert!(err.to_string().contains("slice 0"), "{err}");
-        drop((a, b));
+        drop(a);
+        assert!(dir.path().join(LOCK_FILE).exists(), "removed under a shared holder");
+        drop(b);
         let whole = DirLock::acquire(dir.path(), "whole build").expect("exclusive");
         assert!(DirLock::acquire_shared(dir.path(), "slice 0").is_err());
         drop(whole);
@@ -183,5 +223,18 @@ mod tests {
         let lock = DirLock::acquire(dir.path(), "next run").expect("not blocked");
         let text = std::fs::read_to_string(lock.path()).expect("read");
         assert!(text.contains("next run") && !text.contains("999999"), "{text}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_lock_on_a_removed_file_is_not_taken_for_the_directory_s() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(LOCK_FILE);
+        // A file opened before its holder removed it: locking it locks nothing.
+        let old = File::create(&path).expect("create");
+        std::fs::remove_file(&path).expect("remove");
+        assert!(!still_named(&old, &path));
+        let lock = DirLock::acquire(dir.path(), "next").expect("lock");
+        assert!(still_named(&lock.file, &path));
     }
 }

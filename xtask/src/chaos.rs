@@ -167,7 +167,10 @@ pub fn run(root: &Path, args: &ChaosArgs) -> anyhow::Result<()> {
         "differences": differences,
         "binary": bin.display().to_string(),
     });
-    std::fs::write(out.join("chaos.json"), serde_json::to_string_pretty(&report)?)?;
+    std::fs::write(
+        out.join("chaos.json"),
+        serde_json::to_string_pretty(&report)?,
+    )?;
     println!(
         "chaos: {} of {} kills survived ({} inside a checkpoint write), {} steps redone, \
          losses and final weights {} the uninterrupted run's; {wall:.0} s (report: {})",
@@ -350,7 +353,8 @@ fn compare(straight: &Path, chaos: &Path, steps: u64) -> anyhow::Result<Vec<Stri
             straight.join(&last).join(file),
             chaos.join(&last).join(file),
         );
-        let read = |p: &Path| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
+        let read =
+            |p: &Path| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
         let (x, y) = (read(&x)?, read(&y)?);
         let same = if file.ends_with(".safetensors") {
             safetensors_parts(&x)? == safetensors_parts(&y)?

@@ -52,10 +52,9 @@ fn a_run_killed_at_random_moments_and_resumed_equals_the_uninterrupted_one() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stdout}\n{stderr}");
-    let report: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(out.join("chaos.json")).expect("chaos.json"),
-    )
-    .expect("json");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("chaos.json")).expect("chaos.json"))
+            .expect("json");
     assert_eq!(report["identical"], true, "{report}");
     // The kills land while the run is still going (their moments spread over the
     // uninterrupted run's time, and every restart pays the start-up again).

@@ -198,8 +198,8 @@ fn a_second_data_build_into_one_directory_is_refused_but_slices_share_it() {
     let me = format!("in use by process {}", std::process::id());
 
     // This test process holds the directory as a whole build would.
-    let whole = electra_fs::DirLock::acquire(&out, "a test standing in for a data build")
-        .expect("lock");
+    let whole =
+        electra_fs::DirLock::acquire(&out, "a test standing in for a data build").expect("lock");
     let refused = build(&["--shards", "2"]);
     assert!(!refused.status.success());
     assert!(stderr(&refused).contains(&me), "{}", stderr(&refused));
@@ -222,7 +222,11 @@ fn a_second_data_build_into_one_directory_is_refused_but_slices_share_it() {
     let other = build(&[&slices[..], &["--shard-index", "1"]].concat());
     assert!(other.status.success(), "{}", stderr(&other));
     let whole_build = build(&["--shards", "2", "--overwrite"]);
-    assert!(stderr(&whole_build).contains(&me), "{}", stderr(&whole_build));
+    assert!(
+        stderr(&whole_build).contains(&me),
+        "{}",
+        stderr(&whole_build)
+    );
     drop(slice0);
     let after = build(&["--shards", "2", "--overwrite"]);
     assert!(after.status.success(), "{}", stderr(&after));
@@ -233,8 +237,15 @@ fn a_second_data_build_into_one_directory_is_refused_but_slices_share_it() {
 
 fn assert_full_disk_error(err: &str, under: &Path) {
     assert!(err.contains("No space left on device"), "{err}");
-    assert!(err.contains("free on its filesystem"), "no free space named: {err}");
-    assert!(err.contains(s(under)), "no path under {}: {err}", under.display());
+    assert!(
+        err.contains("free on its filesystem"),
+        "no free space named: {err}"
+    );
+    assert!(
+        err.contains(s(under)),
+        "no path under {}: {err}",
+        under.display()
+    );
 }
 
 /// Pre-training onto a filesystem that fills up: an error naming the file and the space
@@ -449,7 +460,10 @@ fn a_model_that_cannot_fit_is_refused_before_allocating() {
     );
     let err = stderr(&refused);
     assert_eq!(refused.status.code(), Some(1), "{err}");
-    assert!(err.contains("needs about") && err.contains("weights"), "{err}");
+    assert!(
+        err.contains("needs about") && err.contains("weights"),
+        "{err}"
+    );
 }
 
 /// A run whose estimate is above 80 % of the available memory says so at the start, and
@@ -524,7 +538,11 @@ fn a_fifo_in_place_of_a_shard_or_the_manifest_is_an_error_not_a_hang() {
     let shard = shard_files(&shards).remove(1);
     std::fs::remove_file(&shard).expect("remove");
     mkfifo(&shard);
-    let name = shard.file_name().expect("name").to_string_lossy().into_owned();
+    let name = shard
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
 
     // `data inspect` compares sizes with the manifest first: a FIFO has none.
     let inspect = electra_within(MINUTE, &["data", "inspect", s(&shards)], &[]);
@@ -548,7 +566,10 @@ fn a_fifo_in_place_of_a_shard_or_the_manifest_is_an_error_not_a_hang() {
     let inspect = electra_within(MINUTE, &["data", "inspect", s(&shards)], &[]);
     let err = stderr(&inspect);
     assert!(!inspect.status.success());
-    assert!(err.contains("manifest.json") && err.contains("FIFO"), "{err}");
+    assert!(
+        err.contains("manifest.json") && err.contains("FIFO"),
+        "{err}"
+    );
 }
 
 /// Shards removed, or made unreadable, while a run trains on them: when the loader next

@@ -120,9 +120,10 @@ fn write_failed(path: &Path, what: &str, e: &parquet::errors::ParquetError) -> D
         if let Some(io) = c.downcast_ref::<std::io::Error>()
             && electra_fs::is_out_of_space(io)
         {
-            let again = io
-                .raw_os_error()
-                .map_or_else(|| std::io::Error::from(io.kind()), std::io::Error::from_raw_os_error);
+            let again = io.raw_os_error().map_or_else(
+                || std::io::Error::from(io.kind()),
+                std::io::Error::from_raw_os_error,
+            );
             return DataError::io(path, again);
         }
         cause = c.source();

@@ -51,7 +51,9 @@ pub fn read_regular_to_string(path: &Path) -> Result<String, FsError> {
 /// The whole of the regular file `path` (see [`open_regular`]).
 pub fn read_regular(path: &Path) -> Result<Vec<u8>, FsError> {
     let mut bytes = Vec::new();
-    open_regular(path)?.read_to_end(&mut bytes).map_err(at(path))?;
+    open_regular(path)?
+        .read_to_end(&mut bytes)
+        .map_err(at(path))?;
     Ok(bytes)
 }
 
@@ -110,6 +112,9 @@ mod tests {
             .expect("open_regular blocked on a FIFO");
         let err = got.expect_err("a FIFO");
         let text = err.to_string();
-        assert!(text.contains("FIFO") && text.contains("shard-00000"), "{text}");
+        assert!(
+            text.contains("FIFO") && text.contains("shard-00000"),
+            "{text}"
+        );
     }
 }

@@ -41,7 +41,7 @@ pub mod testing;
 pub use error::FsError;
 pub use file::{AtomicFile, write_atomic, write_atomic_with};
 pub use input::{open_regular, read_regular, read_regular_to_string};
+pub use kill::{KILL_AT_ENV, kill_point};
 pub use lock::{DirLock, LOCK_FILE, LockError};
 pub use space::{OutOfSpace, explain_out_of_space, free_bytes, human_bytes, is_out_of_space};
-pub use kill::{KILL_AT_ENV, kill_point};
 pub use staging::{StagingDir, sync_dir, sync_tree};

@@ -195,7 +195,10 @@ mod tests {
         assert!(text.contains(run.to_str().expect("utf8")), "{text}");
         assert!(matches!(err, LockError::Held { .. }));
         drop(first);
-        assert!(!run.join(LOCK_FILE).exists(), "the released lock file stayed");
+        assert!(
+            !run.join(LOCK_FILE).exists(),
+            "the released lock file stayed"
+        );
         let again = DirLock::acquire(&run, "electra pretrain").expect("free again");
         assert_eq!(again.path(), run.join(LOCK_FILE));
     }
@@ -208,7 +211,10 @@ mod tests {
         let err = DirLock::acquire(dir.path(), "whole build").expect_err("exclusive");
         assert!(err.to_string().contains("slice 0"), "{err}");
         drop(a);
-        assert!(dir.path().join(LOCK_FILE).exists(), "removed under a shared holder");
+        assert!(
+            dir.path().join(LOCK_FILE).exists(),
+            "removed under a shared holder"
+        );
         drop(b);
         let whole = DirLock::acquire(dir.path(), "whole build").expect("exclusive");
         assert!(DirLock::acquire_shared(dir.path(), "slice 0").is_err());
@@ -222,7 +228,10 @@ mod tests {
         std::fs::write(dir.path().join(LOCK_FILE), "process 999999 (killed)").expect("write");
         let lock = DirLock::acquire(dir.path(), "next run").expect("not blocked");
         let text = std::fs::read_to_string(lock.path()).expect("read");
-        assert!(text.contains("next run") && !text.contains("999999"), "{text}");
+        assert!(
+            text.contains("next run") && !text.contains("999999"),
+            "{text}"
+        );
     }
 
     #[cfg(unix)]

@@ -24,9 +24,9 @@ pub fn is_out_of_space(e: &Error) -> bool {
 pub fn free_bytes(path: &Path) -> Option<u64> {
     #[cfg(unix)]
     {
-        let existing = path.ancestors().find(|p| {
-            !p.as_os_str().is_empty() && std::fs::symlink_metadata(p).is_ok()
-        });
+        let existing = path
+            .ancestors()
+            .find(|p| !p.as_os_str().is_empty() && std::fs::symlink_metadata(p).is_ok());
         let stat = rustix::fs::statvfs(existing.unwrap_or(Path::new("."))).ok()?;
         Some(stat.f_bavail.saturating_mul(stat.f_frsize))
     }
@@ -139,7 +139,10 @@ mod tests {
         let text = e.to_string();
         let inner = e.get_ref().and_then(|i| i.downcast_ref::<OutOfSpace>());
         assert_eq!(inner.map(|o| o.path.as_path()), Some(path.as_path()));
-        assert!(text.contains("about 3.0 MiB (3145728 bytes) needed"), "{text}");
+        assert!(
+            text.contains("about 3.0 MiB (3145728 bytes) needed"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -277,21 +277,23 @@ pub fn save_config<B: Backend, M: ModuleSnapshot<B>>(
             let (pattern, replacement) = remap_regex(ours, hf);
             store = store.with_key_remapping(&pattern, &replacement);
         }
-        model.save_into(&mut store).map_err(|e| match into_io_error(e) {
-            // A full disk names the free space and the weights' size.
-            Ok(source) => ModelError::Io {
-                source: electra_fs::explain_out_of_space(
-                    &weights,
-                    source,
-                    Some((model.num_params() as u64).saturating_mul(4)),
-                ),
-                path: weights.clone(),
-            },
-            Err(e) => ModelError::Weights {
-                path: weights.clone(),
-                message: e.to_string(),
-            },
-        })
+        model
+            .save_into(&mut store)
+            .map_err(|e| match into_io_error(e) {
+                // A full disk names the free space and the weights' size.
+                Ok(source) => ModelError::Io {
+                    source: electra_fs::explain_out_of_space(
+                        &weights,
+                        source,
+                        Some((model.num_params() as u64).saturating_mul(4)),
+                    ),
+                    path: weights.clone(),
+                },
+                Err(e) => ModelError::Weights {
+                    path: weights.clone(),
+                    message: e.to_string(),
+                },
+            })
     })?;
     electra_fs::write_atomic(&dir.join("config.json"), config.to_json().as_bytes())?;
     Ok(())
@@ -304,9 +306,7 @@ pub fn into_io_error(
 ) -> Result<std::io::Error, burn_store::SafetensorsStoreError> {
     use burn_store::SafetensorsStoreError as E;
     match e {
-        E::Io(source) | E::Safetensors(safetensors::SafeTensorError::IoError(source)) => {
-            Ok(source)
-        }
+        E::Io(source) | E::Safetensors(safetensors::SafeTensorError::IoError(source)) => Ok(source),
         other => Err(other),
     }
 }

@@ -104,7 +104,10 @@ fn meminfo_available(text: &str) -> Option<u64> {
 /// `None` without a limit.
 fn cgroup_left(root: &Path) -> Option<u64> {
     let max: u64 = read_small(root.join("memory.max"))?.trim().parse().ok()?;
-    let current: u64 = read_small(root.join("memory.current"))?.trim().parse().ok()?;
+    let current: u64 = read_small(root.join("memory.current"))?
+        .trim()
+        .parse()
+        .ok()?;
     Some(max.saturating_sub(current))
 }
 
@@ -295,8 +298,8 @@ mod tests {
             available: 16 << 30,
             source: "test".into(),
         };
-        let err = check("pre-training", &config.weights_estimate(), Some(&memory))
-            .expect_err("refused");
+        let err =
+            check("pre-training", &config.weights_estimate(), Some(&memory)).expect_err("refused");
         let text = err.to_string();
         assert!(text.contains("needs about"), "{text}");
         assert!(text.contains("16.0 GiB"), "{text}");
@@ -313,7 +316,10 @@ mod tests {
         };
         let warning = check("x", &estimate, Some(&memory(1000))).expect("fits");
         assert!(warning.is_some_and(|w| w.contains("near the limit")));
-        assert_eq!(check("x", &estimate, Some(&memory(2000))).expect("fits"), None);
+        assert_eq!(
+            check("x", &estimate, Some(&memory(2000))).expect("fits"),
+            None
+        );
         assert_eq!(check("x", &estimate, None).expect("unknown"), None);
         assert!(check("x", &estimate, Some(&memory(899))).is_err());
     }

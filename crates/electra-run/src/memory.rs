@@ -124,8 +124,7 @@ mod tests {
             available: 24 << 30,
             source: "test".into(),
         };
-        let err = check("pre-training this config", &estimate, Some(&memory))
-            .expect_err("refused");
+        let err = check("pre-training this config", &estimate, Some(&memory)).expect_err("refused");
         assert!(err.to_string().contains("Adam moments"), "{err}");
     }
 }

@@ -221,7 +221,9 @@ pub fn run_observed<B: AutodiffBackend>(
     // Refused before the model is allocated if it cannot fit (CPU backends).
     electra_run::memory::check_pretraining::<B>(config, devices)?;
     // One writer per run directory, held until the run returns (released by the OS on kill -9).
-    let _lock = writer.then(|| electra_fs::DirLock::acquire(run_dir, "electra pretrain")).transpose()?;
+    let _lock = writer
+        .then(|| electra_fs::DirLock::acquire(run_dir, "electra pretrain"))
+        .transpose()?;
     prepare_run_dir(config, run_dir, writer)?;
     let state = init_or_resume::<B>(config, run_dir, devices, device, train, world.clone())?;
     let start_step = state.step;

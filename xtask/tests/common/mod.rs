@@ -39,4 +39,3 @@ pub fn debug_binaries() -> PathBuf {
         .unwrap_or_else(|| root.join("target"))
         .join("debug")
 }
-

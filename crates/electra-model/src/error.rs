@@ -10,23 +10,9 @@ pub enum ModelError {
     InvalidConfig(String),
 
     /// A model (or a training run) needs more memory than this machine has; refused before
-    /// anything is allocated (see [`crate::memory`]).
-    #[error(
-        "{what} needs about {needed} of memory ({parts}), but {available} is available \
-         ({origin}); make the model or the batch smaller, or free memory"
-    )]
-    OutOfMemory {
-        /// What was to run.
-        what: String,
-        /// The estimate, for people.
-        needed: String,
-        /// What the estimate is made of.
-        parts: String,
-        /// The memory available, for people.
-        available: String,
-        /// Where that number comes from.
-        origin: String,
-    },
+    /// anything is allocated (see [`crate::memory`]). Boxed: it is rare and large.
+    #[error("{0}")]
+    OutOfMemory(Box<crate::memory::MemoryShortage>),
 
     /// A preset name that does not exist.
     #[error("unknown model preset `{name}` (known presets: {known})")]

@@ -128,7 +128,7 @@ fn parse_size(text: &str) -> Option<u64> {
     };
     let value: f64 = number.trim().parse().ok()?;
     (value.is_finite() && value >= 0.0 && value * scale < u64::MAX as f64)
-        .then(|| (value * scale) as u64)
+        .then_some((value * scale) as u64)
 }
 
 /// An estimate of the memory something needs, part by part, in bytes.
@@ -166,6 +166,26 @@ fn human(bytes: u128) -> String {
     }
 }
 
+/// What [`ModelError::OutOfMemory`] says: what was to run, its estimate and what the machine
+/// has.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{what} needs about {needed} of memory ({parts}), but {available} is available ({origin}); \
+     make the model or the batch smaller, or free memory"
+)]
+pub struct MemoryShortage {
+    /// What was to run.
+    pub what: String,
+    /// The estimate, for people.
+    pub needed: String,
+    /// What the estimate is made of.
+    pub parts: String,
+    /// The memory available, for people.
+    pub available: String,
+    /// Where that number comes from.
+    pub origin: String,
+}
+
 /// Compares `estimate` (for `what`, e.g. "pre-training this config") with `memory`:
 /// [`ModelError::OutOfMemory`] if it needs more than is available, `Ok(Some(warning))` if it
 /// needs more than [`NEAR_LIMIT`] of it, `Ok(None)` otherwise (and when `memory` is unknown).
@@ -180,13 +200,13 @@ pub fn check(
     let needed = estimate.total();
     let available = u128::from(memory.available);
     if needed > available {
-        return Err(ModelError::OutOfMemory {
+        return Err(ModelError::OutOfMemory(Box::new(MemoryShortage {
             what: what.to_string(),
             needed: human(needed),
             parts: estimate.describe(),
             available: human(available),
             origin: memory.source.clone(),
-        });
+        })));
     }
     if needed as f64 > NEAR_LIMIT * available as f64 {
         return Ok(Some(format!(

@@ -20,6 +20,9 @@
 //!   equal pre-training FLOPs, fine-tuned on GLUE, resumable (`experiment/`).
 //! - `multinode test|build [--release]`: the multi-node tests, or an `electra-multinode`
 //!   binary, against burn-collective 0.21.0 with its global barrier fixed (`multinode.rs`).
+//! - `chaos --kills N --seed S`: a pre-training killed with SIGKILL at N seeded random
+//!   moments and resumed each time, compared bit for bit with the uninterrupted run
+//!   (`chaos.rs`).
 //! - `fixtures`: regenerates the Hugging Face parity fixtures with PyTorch (creates
 //!   `.venv-fixtures` from `scripts/requirements-fixtures.txt` on first use).
 
@@ -31,6 +34,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 mod against;
 mod bench;
+mod chaos;
 mod compare;
 mod conformance;
 mod experiment;
@@ -77,6 +81,9 @@ enum Task {
     /// Multi-node tests or build against burn-collective 0.21.0 with its barrier fixed
     /// (`test`, `build [--release]`; xtask/patches/).
     Multinode(multinode::MultinodeArgs),
+    /// Kill a pre-training with SIGKILL N times at seeded random moments, resume each time,
+    /// and compare losses and final weights with the uninterrupted run (bit for bit).
+    Chaos(chaos::ChaosArgs),
     /// Regenerate the HF parity fixtures (needs Python 3.11 + pip).
     Fixtures,
 }
@@ -93,6 +100,7 @@ fn main() -> anyhow::Result<()> {
         Some(Task::CheckFeatures) => features::check(&root),
         Some(Task::Experiment { args }) => experiment::run(&root, &args),
         Some(Task::Multinode(args)) => multinode::run_task(&root, &args),
+        Some(Task::Chaos(args)) => chaos::run(&root, &args),
         Some(Task::Fixtures) => fixtures(&root),
         None => {
             Cli::command().print_help()?;

@@ -130,6 +130,7 @@ pub fn build_shards(
 ) -> Result<Manifest> {
     config.validate()?;
     std::fs::create_dir_all(out_dir).map_err(|e| DataError::io(out_dir, e))?;
+    let _locks = lock_output(out_dir, config.slice)?;
     let conflicts = electra_fs::Outputs::from_paths(out_dir, conflicting_entries(out_dir, config)?);
     if !conflicts.is_empty() && !config.overwrite {
         return Err(DataError::OutputExists {
@@ -145,6 +146,30 @@ pub fn build_shards(
     let manifest = build_into(input, tokenizer, config, staging.path(), progress)?;
     commit_staged(staging, out_dir, &conflicts)?;
     Ok(manifest)
+}
+
+/// One build per output directory at a time ([`electra_fs::DirLock`], released when the build
+/// ends however it ends): a whole build holds the directory alone, so a second build into it
+/// is refused at once naming the first; the slices of a cluster build share the directory,
+/// each holding a lock of its own slice (`.electra-slice-I-of-N.lock`), so that only the same
+/// slice built twice at once is refused.
+pub fn lock_output(out_dir: &Path, slice: Option<Slice>) -> Result<Vec<electra_fs::DirLock>> {
+    let Some(s) = slice else {
+        return Ok(vec![electra_fs::DirLock::acquire(
+            out_dir,
+            "electra data build",
+        )?]);
+    };
+    let purpose = format!("electra data build, slice {} of {}", s.index, s.count);
+    Ok(vec![
+        electra_fs::DirLock::acquire_shared(out_dir, &purpose)?,
+        electra_fs::DirLock::acquire_named(
+            out_dir,
+            &format!(".electra-slice-{}-of-{}.lock", s.index, s.count),
+            &purpose,
+            false,
+        )?,
+    ])
 }
 
 /// The entries of `out_dir` a build with `config` would replace or leave stale: for a whole

@@ -84,6 +84,9 @@ pub enum DataError {
         /// What was found there (a few file names).
         found: String,
     },
+    /// Another process is building into the same output directory (or the same slice of it).
+    #[error(transparent)]
+    Locked(#[from] electra_fs::LockError),
     /// The background prefetch thread stopped unexpectedly.
     #[error("data loader thread stopped: {0}")]
     Loader(String),
@@ -101,10 +104,10 @@ pub type Result<T, E = DataError> = std::result::Result<T, E>;
 impl DataError {
     /// Wraps an I/O error with the path it concerns.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Self::Io {
-            path: path.into(),
-            source,
-        }
+        let path = path.into();
+        // A full disk names the free space (electra-fs).
+        let source = electra_fs::explain_out_of_space(&path, source, None);
+        Self::Io { path, source }
     }
 
     /// A format error about `path`.

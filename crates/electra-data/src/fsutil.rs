@@ -9,7 +9,7 @@ use crate::error::{DataError, Result};
 
 /// Lower-case hex SHA-256 of a file's bytes.
 pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+    let mut file = electra_fs::open_regular(path)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     loop {

@@ -175,7 +175,7 @@ impl Manifest {
 
     /// Reads one manifest file.
     pub fn read(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
+        let text = electra_fs::read_regular_to_string(path)?;
         let manifest: Manifest = serde_json::from_str(&text)
             .map_err(|e| DataError::manifest(path, format!("not a valid manifest ({e})")))?;
         if manifest.format != MANIFEST_FORMAT {
@@ -191,7 +191,8 @@ impl Manifest {
     /// it with the path to name in errors.
     pub fn load(dir: &Path) -> Result<(Self, PathBuf)> {
         let whole = dir.join(MANIFEST_FILE);
-        if whole.is_file() {
+        // Anything under the name (a FIFO too) is read, and refused if not a regular file.
+        if std::fs::symlink_metadata(&whole).is_ok() {
             return Ok((Self::read(&whole)?, whole));
         }
         if !dir.is_dir() {

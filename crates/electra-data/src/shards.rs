@@ -112,6 +112,25 @@ pub struct ShardWriter {
     row_groups: usize,
 }
 
+/// A failed Parquet write of `path`: a full disk (found among the error's causes) as an I/O
+/// error naming the free space, anything else as a shard error starting with `what`.
+fn write_failed(path: &Path, what: &str, e: &parquet::errors::ParquetError) -> DataError {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>()
+            && electra_fs::is_out_of_space(io)
+        {
+            let again = io.raw_os_error().map_or_else(
+                || std::io::Error::from(io.kind()),
+                std::io::Error::from_raw_os_error,
+            );
+            return DataError::io(path, again);
+        }
+        cause = c.source();
+    }
+    DataError::shard(path, format!("{what}: {e}"))
+}
+
 impl ShardWriter {
     /// Creates `path` (written to a hidden temporary sibling until finished).
     pub fn create(
@@ -175,7 +194,7 @@ impl ShardWriter {
         self.writer
             .write(&batch)
             .and_then(|()| self.writer.flush())
-            .map_err(|e| DataError::shard(&self.path, format!("write failed: {e}")))?;
+            .map_err(|e| write_failed(&self.path, "write failed", &e))?;
         self.row_groups += 1;
         Ok(())
     }
@@ -187,7 +206,7 @@ impl ShardWriter {
         let hashing = self
             .writer
             .into_inner()
-            .map_err(|e| DataError::shard(&self.path, format!("cannot finish: {e}")))?;
+            .map_err(|e| write_failed(&self.path, "cannot finish", &e))?;
         let (sha256, bytes, buffered) = hashing.finish();
         let file = buffered
             .into_inner()
@@ -284,7 +303,8 @@ impl std::fmt::Debug for ShardReader {
 impl ShardReader {
     /// Opens `path`, reads its footer and checks the schema and the `electra.format` key.
     pub fn open(path: &Path) -> Result<Self> {
-        let file = File::open(path).map_err(|e| DataError::io(path, e))?;
+        // Not `File::open`: a FIFO in place of a shard would block forever.
+        let file = electra_fs::open_regular(path)?;
         let metadata =
             ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(|e| {
                 DataError::shard(

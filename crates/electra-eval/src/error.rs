@@ -80,10 +80,10 @@ pub enum EvalError {
 
 impl EvalError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Self::Io {
-            path: path.into(),
-            source,
-        }
+        let path = path.into();
+        // A full disk names the free space (electra-fs).
+        let source = electra_fs::explain_out_of_space(&path, source, None);
+        Self::Io { path, source }
     }
 
     pub(crate) fn format(

@@ -15,10 +15,19 @@ pub struct FsError {
 }
 
 impl FsError {
-    /// An error on `path`.
+    /// An error on `path`. A full disk is rewritten to name the path and the free space
+    /// ([`explain_out_of_space`](crate::explain_out_of_space)).
     pub fn new(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        let path = path.into();
+        let source = crate::space::explain_out_of_space(&path, source, None);
+        Self { path, source }
+    }
+
+    /// This error, if it is a full disk, with the bytes the write needed added to its message.
+    pub fn needing(self, bytes: u64) -> Self {
+        let source = crate::space::explain_out_of_space(&self.path, self.source, Some(bytes));
         Self {
-            path: path.into(),
+            path: self.path,
             source,
         }
     }

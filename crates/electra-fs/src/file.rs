@@ -116,9 +116,11 @@ impl Drop for AtomicFile {
 
 /// Writes `bytes` to `path` atomically (see [`AtomicFile`]); the error names `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FsError> {
-    let mut file = AtomicFile::create(path)?;
-    file.write_all(bytes).map_err(at(path))?;
-    file.commit()
+    let needed = bytes.len() as u64;
+    let mut file = AtomicFile::create(path).map_err(|e| e.needing(needed))?;
+    file.write_all(bytes)
+        .map_err(|e| FsError::new(path, e).needing(needed))?;
+    file.commit().map_err(|e| e.needing(needed))
 }
 
 /// Writes `path` atomically with a writer that takes a path: `write` receives the temporary

@@ -141,3 +141,102 @@ pub fn replace_json_value(json: &mut serde_json::Value, at: Index, value: serde_
         *slot = value;
     }
 }
+
+/// A small tmpfs mounted for a test of a full disk, unmounted when dropped.
+///
+/// Mounting needs root (CI runs as root): [`SmallFs::mount`] returns `None` after printing
+/// why when the test does not run as root, so such a test passes elsewhere without claiming
+/// to have checked anything. As root a failing `mount` is a test failure, not a skip.
+#[derive(Debug)]
+pub struct SmallFs {
+    dir: tempfile::TempDir,
+}
+
+impl SmallFs {
+    /// Mounts a tmpfs of `bytes` (rounded up to pages by the kernel) on a new temporary
+    /// directory; `None` (with the reason printed) unless running as root.
+    #[allow(clippy::expect_used)]
+    pub fn mount(bytes: u64) -> Option<Self> {
+        if !is_root() {
+            println!(
+                "skipped: a full-disk test mounts a small tmpfs, which needs root (CI runs as \
+                 root); nothing was checked"
+            );
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("a mount point");
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("run mount");
+        assert!(
+            status.success(),
+            "mount -t tmpfs failed as root ({status}); a full-disk test cannot run"
+        );
+        Some(Self { dir })
+    }
+
+    /// The mounted directory.
+    pub fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Fills the filesystem until at most `leave` bytes are free (a file `filler` in it,
+    /// written until the disk is full, after a `leave`-byte reserve file was written and then
+    /// removed). Returns the filler, whose removal frees the space again.
+    #[allow(clippy::expect_used)]
+    pub fn fill_leaving(&self, leave: u64) -> std::path::PathBuf {
+        use std::io::Write;
+        let reserve = self.path().join("reserve");
+        std::fs::write(&reserve, vec![0u8; leave as usize]).expect("the reserve fits");
+        let filler = self.path().join("filler");
+        let mut file = std::fs::File::create(&filler).expect("filler");
+        let block = vec![0u8; 64 << 10];
+        let mut chunk = block.as_slice();
+        loop {
+            match file.write(chunk) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if crate::is_out_of_space(&e) => {
+                    if chunk.len() == 1 {
+                        break;
+                    }
+                    chunk = &chunk[..chunk.len() / 2];
+                }
+                Err(e) => panic!("filling {}: {e}", filler.display()),
+            }
+        }
+        drop(file);
+        std::fs::remove_file(&reserve).expect("remove the reserve");
+        filler
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let unmounted = std::process::Command::new("umount")
+            .arg(self.dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !unmounted {
+            // Still in use (a child process that has not exited): detach it lazily.
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(self.dir.path())
+                .status();
+        }
+    }
+}
+
+/// Whether this process runs as root (effective user id 0).
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|uid| uid == "0"))
+        })
+        .unwrap_or(false)
+}

@@ -9,6 +9,11 @@ pub enum ModelError {
     #[error("invalid model config: {0}")]
     InvalidConfig(String),
 
+    /// A model (or a training run) needs more memory than this machine has; refused before
+    /// anything is allocated (see [`crate::memory`]). Boxed: it is rare and large.
+    #[error("{0}")]
+    OutOfMemory(Box<crate::memory::MemoryShortage>),
+
     /// A preset name that does not exist.
     #[error("unknown model preset `{name}` (known presets: {known})")]
     UnknownPreset {

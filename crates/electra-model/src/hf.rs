@@ -222,6 +222,7 @@ pub fn load_pretraining<B: Backend>(
     device: &B::Device,
 ) -> Result<(ElectraForPreTraining<B>, HfConfig), ModelError> {
     let config = read_config(dir)?;
+    config.model.check_weights_fit(&B::name(device))?;
     let mut model = ElectraForPreTraining::new(&config.model, device);
     apply_weights(&mut model, &weights_file(dir)?, Architecture::PreTraining)?;
     Ok((model, config))
@@ -233,6 +234,7 @@ pub fn load_masked_lm<B: Backend>(
     device: &B::Device,
 ) -> Result<(ElectraForMaskedLM<B>, HfConfig), ModelError> {
     let config = read_config(dir)?;
+    config.model.check_weights_fit(&B::name(device))?;
     let mut model = ElectraForMaskedLM::new(&config.model, device);
     apply_weights(&mut model, &weights_file(dir)?, Architecture::MaskedLm)?;
     Ok((model, config))
@@ -277,13 +279,36 @@ pub fn save_config<B: Backend, M: ModuleSnapshot<B>>(
         }
         model
             .save_into(&mut store)
-            .map_err(|e| ModelError::Weights {
-                path: weights.clone(),
-                message: e.to_string(),
+            .map_err(|e| match into_io_error(e) {
+                // A full disk names the free space and the weights' size.
+                Ok(source) => ModelError::Io {
+                    source: electra_fs::explain_out_of_space(
+                        &weights,
+                        source,
+                        Some((model.num_params() as u64).saturating_mul(4)),
+                    ),
+                    path: weights.clone(),
+                },
+                Err(e) => ModelError::Weights {
+                    path: weights.clone(),
+                    message: e.to_string(),
+                },
             })
     })?;
     electra_fs::write_atomic(&dir.join("config.json"), config.to_json().as_bytes())?;
     Ok(())
+}
+
+/// The I/O error inside a burn-store safetensors error (a full disk, a failed read), or the
+/// error back. burn-store's error does not expose its cause through `Error::source`.
+pub fn into_io_error(
+    e: burn_store::SafetensorsStoreError,
+) -> Result<std::io::Error, burn_store::SafetensorsStoreError> {
+    use burn_store::SafetensorsStoreError as E;
+    match e {
+        E::Io(source) | E::Safetensors(safetensors::SafeTensorError::IoError(source)) => Ok(source),
+        other => Err(other),
+    }
 }
 
 /// Loads the tensors of `weights` into `model`, failing with every problem listed.

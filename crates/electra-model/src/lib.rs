@@ -23,6 +23,7 @@ pub mod hf;
 pub mod hf_outputs;
 pub mod input;
 pub mod kernels;
+pub mod memory;
 pub mod seed;
 
 #[cfg(test)]

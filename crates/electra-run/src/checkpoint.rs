@@ -40,8 +40,26 @@ const STATE: &str = "state.json";
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
     move |source| RunError::Io {
         path: path.to_path_buf(),
-        source,
+        source: electra_fs::explain_out_of_space(path, source, None),
     }
+}
+
+/// A write of a checkpoint file that failed: an I/O error (a full disk names the free space
+/// and the `needed` bytes of the whole checkpoint) or a checkpoint error.
+fn write_failed(path: &Path, e: burn_store::SafetensorsStoreError, needed: u64) -> RunError {
+    match electra_model::hf::into_io_error(e) {
+        Ok(source) => RunError::Io {
+            path: path.to_path_buf(),
+            source: electra_fs::explain_out_of_space(path, source, Some(needed)),
+        },
+        Err(other) => corrupt(path, other),
+    }
+}
+
+/// About the bytes a checkpoint of a model with `params` parameters takes: the f32 weights
+/// and the two f32 Adam moments of each (headers and `state.json` are small beside them).
+pub fn checkpoint_bytes(params: usize) -> u64 {
+    (params as u64).saturating_mul(3 * 4)
 }
 
 fn corrupt(path: &Path, message: impl std::fmt::Display) -> RunError {
@@ -136,16 +154,21 @@ pub fn save<B: Backend, M: ModuleSnapshot<B>>(
     // place only after all of them are complete and flushed.
     let staging = electra_fs::StagingDir::create(root.join(format!(".{name}.tmp")))?;
 
+    // A full disk names the space the whole checkpoint needs.
+    let needed = checkpoint_bytes(model.num_params());
     let model_path = staging.path().join(MODEL);
     let mut store = SafetensorsStore::from_file(&model_path);
     model
         .save_into(&mut store)
-        .map_err(|e| corrupt(&model_path, e))?;
+        .map_err(|e| write_failed(&model_path, e, needed))?;
     kill_point("model-written");
 
     let optimizer_path = staging.path().join(OPTIMIZER);
     let bytes = encode_optimizer(optimizer).map_err(|e| corrupt(&optimizer_path, e))?;
-    std::fs::write(&optimizer_path, bytes).map_err(io(&optimizer_path))?;
+    std::fs::write(&optimizer_path, bytes).map_err(|e| RunError::Io {
+        source: electra_fs::explain_out_of_space(&optimizer_path, e, Some(needed)),
+        path: optimizer_path.clone(),
+    })?;
     kill_point("optimizer-written");
 
     let state_path = staging.path().join(STATE);
@@ -153,7 +176,7 @@ pub fn save<B: Backend, M: ModuleSnapshot<B>>(
     std::fs::write(&state_path, text).map_err(io(&state_path))?;
     kill_point("state-written");
 
-    staging.commit(&dir)?;
+    staging.commit(&dir).map_err(|e| e.needing(needed))?;
     kill_point("renamed");
 
     let all = list_checkpoints(run_dir)?;

@@ -16,6 +16,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod error;
 pub mod init;
+pub mod memory;
 pub mod pretrained;
 
 #[cfg(test)]

@@ -60,6 +60,10 @@ pub enum TrainError {
     #[error(transparent)]
     OutputExists(#[from] electra_fs::OutputExists),
 
+    /// Another process is writing the run directory (see [`electra_fs::DirLock`]).
+    #[error(transparent)]
+    Locked(#[from] electra_fs::LockError),
+
     /// A data error (corpus, tokenizer, shards).
     #[error(transparent)]
     Data(#[from] electra_data::DataError),

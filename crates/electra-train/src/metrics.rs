@@ -30,7 +30,7 @@ impl MetricsLog {
     pub fn open(path: &Path, keep_through: u64) -> Result<Self, TrainError> {
         let io = |source| TrainError::Io {
             path: path.to_path_buf(),
-            source,
+            source: electra_fs::explain_out_of_space(path, source, None),
         };
         if path.exists() {
             let kept: Vec<Record> = read_for_resume(path)?
@@ -64,8 +64,12 @@ impl MetricsLog {
             .write_all(line.as_bytes())
             .and_then(|()| self.file.flush())
             .map_err(|source| TrainError::Io {
+                source: electra_fs::explain_out_of_space(
+                    &self.path,
+                    source,
+                    Some(line.len() as u64),
+                ),
                 path: self.path.clone(),
-                source,
             })
     }
 }

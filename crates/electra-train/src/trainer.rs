@@ -145,6 +145,12 @@ pub fn run_observed<B: AutodiffBackend>(
     let writer = world.as_ref().is_none_or(|w| w.rank == 0);
     let device = validate(config, devices, world.as_ref().map_or(1, |w| w.nodes))?;
     let run_dir = &options.run_dir;
+    // Refused before the model is allocated if it cannot fit (CPU backends).
+    electra_run::memory::check_pretraining::<B>(config, devices)?;
+    // One writer per run directory, held until the run returns (released by the OS on kill -9).
+    let _lock = writer
+        .then(|| electra_fs::DirLock::acquire(run_dir, "electra pretrain"))
+        .transpose()?;
     prepare_run_dir(config, run_dir, writer)?;
     let state = init_or_resume::<B>(config, run_dir, device, train, world.as_ref())?;
     let start_step = state.step;

@@ -8,7 +8,6 @@ use electra_data::build::{BuildConfig, build_shards};
 use electra_data::build_request::{self, InputRequest};
 use electra_data::manifest::Slice;
 
-/// Arguments of `electra data build`.
 #[derive(Debug, clap::Args)]
 pub struct BuildArgs {
     /// Corpus files, directories or globs (text, WikiExtractor, JSONL, Parquet; .gz too).

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use anyhow::Context;
 use electra_data::inspect::inspect;
 
-/// Arguments of `electra data inspect`.
 #[derive(Debug, clap::Args)]
 pub struct InspectArgs {
     /// The shard directory (holding manifest.json or slice manifests).

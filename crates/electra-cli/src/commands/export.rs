@@ -8,7 +8,6 @@ use burn::tensor::backend::Backend;
 use electra_backend::BackendTask;
 use electra_train::export::export_into;
 
-/// Arguments of `electra export`.
 #[derive(Debug, clap::Args)]
 pub struct ExportArgs {
     /// The run directory (as written by `electra pretrain`).

@@ -5,7 +5,6 @@ use electra_eval::Task;
 
 use crate::commands::glue::{GlueRun, TuneArgs};
 
-/// Arguments of `electra finetune`.
 #[derive(Debug, clap::Args)]
 pub struct FinetuneArgs {
     /// The task: cola, sst-2, mrpc, sts-b, qqp, mnli, qnli, rte, wnli.

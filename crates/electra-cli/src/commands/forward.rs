@@ -7,7 +7,6 @@ use burn::prelude::*;
 use electra_backend::BackendTask;
 use electra_model::hf_outputs::forward_file;
 
-/// Arguments of `electra forward`.
 #[derive(Debug, clap::Args)]
 pub struct ForwardArgs {
     /// HF checkpoint directory: config.json and model.safetensors (or pytorch_model.bin).

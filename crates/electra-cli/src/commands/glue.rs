@@ -88,7 +88,6 @@ impl TuneArgs {
     }
 }
 
-/// Arguments of `electra glue`.
 #[derive(Debug, clap::Args)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct GlueArgs {
@@ -104,14 +103,12 @@ pub struct GlueArgs {
     pub tune: TuneArgs,
 }
 
-/// `electra glue ...` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum GlueCommand {
     /// Score a prediction file (test-server format) against a labelled GLUE file.
     Score(ScoreArgs),
 }
 
-/// Arguments of `electra glue score`.
 #[derive(Debug, clap::Args)]
 pub struct ScoreArgs {
     /// The task (cola, sst-2, mrpc, sts-b, qqp, mnli, qnli, rte, wnli).

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use anyhow::Context;
 use electra_train::metrics;
 
-/// Arguments of `electra plot`.
 #[derive(Debug, clap::Args)]
 pub struct PlotArgs {
     /// The run directory (holds metrics.jsonl).

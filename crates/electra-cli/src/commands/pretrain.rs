@@ -15,7 +15,6 @@ use electra_train::progress::Bar;
 /// The flags of a new run conflict with `--resume` (a resumed run reads its own config).
 const R: &str = "resume";
 
-/// Arguments of `electra pretrain`.
 #[derive(Debug, clap::Args)]
 pub struct PretrainArgs {
     /// Run preset: demo (default), tiny, small, base, large.

@@ -21,7 +21,6 @@ use super::tuning::{RecipeArgs, StartArgs};
 /// The defaults of the recipe flags: the library's (stated once).
 static D: std::sync::LazyLock<SquadConfig> = std::sync::LazyLock::new(SquadConfig::default);
 
-/// Arguments of `electra squad`.
 #[derive(Debug, clap::Args)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct SquadArgs {
@@ -33,7 +32,6 @@ pub struct SquadArgs {
     pub tune: TuneArgs,
 }
 
-/// `electra squad ...` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum SquadCommand {
     /// Answer questions (JSON in, JSON out) with a model fine-tuned by `electra squad`.
@@ -56,7 +54,7 @@ pub struct TuneArgs {
     pub dev: Option<PathBuf>,
     /// SQuAD version: 1.1 or 2.0 (default: the training file's `version`).
     #[arg(long)]
-    pub version: Option<String>,
+    pub version: Option<Version>,
     /// Output directory. Running the same command again resumes after the finished seeds.
     #[arg(long, default_value = "squad-results")]
     pub out: PathBuf,
@@ -66,7 +64,7 @@ pub struct TuneArgs {
     /// The head: `reference` (the ELECTRA reference's joint head with the answerability
     /// classifier) or `hf` (Hugging Face's ElectraForQuestionAnswering, exported as one).
     #[arg(long, default_value = "reference")]
-    pub head: String,
+    pub head: HeadKind,
     /// Leave out the reference head's answerability classifier.
     #[arg(long)]
     pub no_answerable_classifier: bool,
@@ -111,7 +109,6 @@ pub struct TuneArgs {
     pub max_train_questions: Option<usize>,
 }
 
-/// Arguments of `electra squad predict`.
 #[derive(Debug, clap::Args)]
 pub struct PredictArgs {
     /// A model written by `electra squad` (OUT/model) or a Hugging Face
@@ -130,7 +127,7 @@ pub struct PredictArgs {
     pub tokenizer: Option<PathBuf>,
     /// SQuAD version of the model (default: recorded in its config.json, else 2.0).
     #[arg(long)]
-    pub version: Option<String>,
+    pub version: Option<Version>,
     /// 2.0: answer "" when the no-answer score exceeds this (default: the threshold chosen
     /// on the dev set at training, else the reference's -2.75).
     #[arg(long, allow_hyphen_values = true)]
@@ -143,7 +140,6 @@ pub struct PredictArgs {
     pub nbest: bool,
 }
 
-/// Arguments of `electra squad score`.
 #[derive(Debug, clap::Args)]
 pub struct ScoreArgs {
     /// The SQuAD file with gold answers (e.g. dev-v2.0.json).
@@ -158,11 +154,7 @@ pub struct ScoreArgs {
     pub na_prob_thresh: f64,
     /// The version whose script to follow (default: the data file's `version`).
     #[arg(long)]
-    pub version: Option<String>,
-}
-
-fn version(text: &Option<String>) -> anyhow::Result<Option<Version>> {
-    Ok(text.as_deref().map(str::parse).transpose()?)
+    pub version: Option<Version>,
 }
 
 /// `electra squad score`: prints the official script's output.
@@ -171,7 +163,7 @@ pub fn score(args: &ScoreArgs) -> anyhow::Result<()> {
         &args.data,
         &args.predictions,
         args.na_prob.as_deref(),
-        version(&args.version)?,
+        args.version,
         args.na_prob_thresh,
     )?;
     if let metrics::Scores::V1(s) = &scores {
@@ -187,7 +179,7 @@ pub fn score(args: &ScoreArgs) -> anyhow::Result<()> {
 impl TuneArgs {
     fn config(&self) -> anyhow::Result<SquadConfig> {
         let mut config = SquadConfig {
-            head: self.head.parse::<HeadKind>()?,
+            head: self.head,
             answerable_classifier: !self.no_answerable_classifier,
             learning_rate: self.recipe.lr,
             layerwise_lr_decay: self.recipe.layerwise_decay,
@@ -221,7 +213,7 @@ impl BackendTask for TuneArgs {
             start: self.start.start()?,
             train: self.train.clone().context("--train is required")?,
             dev: self.dev.clone().context("--dev is required")?,
-            version: version(&self.version)?,
+            version: self.version,
             config: self.config()?,
             max_seq_len_given: self.max_seq_len.is_some(),
             out: self.out.clone(),
@@ -243,7 +235,7 @@ impl BackendTask for PredictArgs {
             input: self.input,
             output: self.output,
             tokenizer: self.tokenizer,
-            version: version(&self.version)?,
+            version: self.version,
             null_threshold: self.null_threshold,
             max_seq_len: self.max_seq_len,
             nbest: self.nbest,

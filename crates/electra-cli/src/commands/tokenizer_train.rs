@@ -7,7 +7,6 @@ use electra_data::corpus::resolve_inputs;
 use electra_data::tokenizer::TrainOptions;
 use electra_data::vocab;
 
-/// Arguments of `electra tokenizer train`.
 #[derive(Debug, clap::Args)]
 pub struct TrainArgs {
     /// Corpus files, directories or globs (text, WikiExtractor, JSONL, Parquet; .gz too).

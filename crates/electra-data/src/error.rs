@@ -94,7 +94,10 @@ pub enum DataError {
 
 impl From<electra_fs::FsError> for DataError {
     fn from(e: electra_fs::FsError) -> Self {
-        Self::io(e.path, e.source)
+        Self::Io {
+            path: e.path,
+            source: e.source,
+        }
     }
 }
 
@@ -104,10 +107,8 @@ pub type Result<T, E = DataError> = std::result::Result<T, E>;
 impl DataError {
     /// Wraps an I/O error with the path it concerns.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        let path = path.into();
         // A full disk names the free space (electra-fs).
-        let source = electra_fs::explain_out_of_space(&path, source, None);
-        Self::Io { path, source }
+        electra_fs::FsError::new(path, source).into()
     }
 
     /// A format error about `path`.

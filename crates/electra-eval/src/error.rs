@@ -80,10 +80,8 @@ pub enum EvalError {
 
 impl EvalError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        let path = path.into();
         // A full disk names the free space (electra-fs).
-        let source = electra_fs::explain_out_of_space(&path, source, None);
-        Self::Io { path, source }
+        electra_fs::FsError::new(path, source).into()
     }
 
     pub(crate) fn format(

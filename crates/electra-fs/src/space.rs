@@ -2,9 +2,11 @@
 //! `EDQUOT`) rewritten to say where, how much space is free there and, when the writer knows,
 //! how much the write needed.
 //!
-//! Every [`FsError`](crate::FsError) goes through [`explain_out_of_space`]; crates that map
-//! I/O errors themselves (the data library's `DataError::io`, a checkpoint's tensors, the
-//! metrics log) call it too. The rewritten error keeps its [`std::io::ErrorKind`], so callers
+//! Every [`FsError`](crate::FsError) goes through [`explain_out_of_space`]
+//! ([`FsError::new`](crate::FsError::new), [`FsError::needing`](crate::FsError::needing)); the
+//! crates that meet I/O errors outside electra-fs's writers (the data and eval libraries'
+//! `io` constructors, a checkpoint's tensors, the metrics log, HF exports) build an `FsError`
+//! for them and convert it, so there is one path. The rewritten error keeps its [`std::io::ErrorKind`], so callers
 //! that match on `StorageFull` still can, and [`is_out_of_space`] still recognises it.
 
 use std::fmt;

@@ -281,14 +281,9 @@ pub fn save_config<B: Backend, M: ModuleSnapshot<B>>(
             .save_into(&mut store)
             .map_err(|e| match into_io_error(e) {
                 // A full disk names the free space and the weights' size.
-                Ok(source) => ModelError::Io {
-                    source: electra_fs::explain_out_of_space(
-                        &weights,
-                        source,
-                        Some((model.num_params() as u64).saturating_mul(4)),
-                    ),
-                    path: weights.clone(),
-                },
+                Ok(source) => electra_fs::FsError::new(&weights, source)
+                    .needing((model.num_params() as u64).saturating_mul(4))
+                    .into(),
                 Err(e) => ModelError::Weights {
                     path: weights.clone(),
                     message: e.to_string(),

@@ -38,20 +38,16 @@ const OPTIMIZER: &str = "optimizer.safetensors";
 const STATE: &str = "state.json";
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
-    move |source| RunError::Io {
-        path: path.to_path_buf(),
-        source: electra_fs::explain_out_of_space(path, source, None),
-    }
+    move |source| electra_fs::FsError::new(path, source).into()
 }
 
 /// A write of a checkpoint file that failed: an I/O error (a full disk names the free space
 /// and the `needed` bytes of the whole checkpoint) or a checkpoint error.
 fn write_failed(path: &Path, e: burn_store::SafetensorsStoreError, needed: u64) -> RunError {
     match electra_model::hf::into_io_error(e) {
-        Ok(source) => RunError::Io {
-            path: path.to_path_buf(),
-            source: electra_fs::explain_out_of_space(path, source, Some(needed)),
-        },
+        Ok(source) => electra_fs::FsError::new(path, source)
+            .needing(needed)
+            .into(),
         Err(other) => corrupt(path, other),
     }
 }
@@ -165,9 +161,8 @@ pub fn save<B: Backend, M: ModuleSnapshot<B>>(
 
     let optimizer_path = staging.path().join(OPTIMIZER);
     let bytes = encode_optimizer(optimizer).map_err(|e| corrupt(&optimizer_path, e))?;
-    std::fs::write(&optimizer_path, bytes).map_err(|e| RunError::Io {
-        source: electra_fs::explain_out_of_space(&optimizer_path, e, Some(needed)),
-        path: optimizer_path.clone(),
+    std::fs::write(&optimizer_path, bytes).map_err(|e| {
+        RunError::from(electra_fs::FsError::new(&optimizer_path, e).needing(needed))
     })?;
     kill_point("optimizer-written");
 

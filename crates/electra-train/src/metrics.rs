@@ -28,10 +28,7 @@ impl MetricsLog {
     /// Opens `path` for appending after dropping every line whose `step` is greater than
     /// `keep_through` (the step of the checkpoint a run resumes from; 0 for a new run).
     pub fn open(path: &Path, keep_through: u64) -> Result<Self, TrainError> {
-        let io = |source| TrainError::Io {
-            path: path.to_path_buf(),
-            source: electra_fs::explain_out_of_space(path, source, None),
-        };
+        let io = |source| TrainError::from(electra_fs::FsError::new(path, source));
         if path.exists() {
             let kept: Vec<Record> = read_for_resume(path)?
                 .into_iter()
@@ -63,13 +60,9 @@ impl MetricsLog {
         self.file
             .write_all(line.as_bytes())
             .and_then(|()| self.file.flush())
-            .map_err(|source| TrainError::Io {
-                source: electra_fs::explain_out_of_space(
-                    &self.path,
-                    source,
-                    Some(line.len() as u64),
-                ),
-                path: self.path.clone(),
+            .map_err(|source| {
+                let error = electra_fs::FsError::new(&self.path, source);
+                error.needing(line.len() as u64).into()
             })
     }
 }

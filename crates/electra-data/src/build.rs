@@ -131,18 +131,16 @@ pub fn build_shards(
     config.validate()?;
     std::fs::create_dir_all(out_dir).map_err(|e| DataError::io(out_dir, e))?;
     let _locks = lock_output(out_dir, config.slice)?;
-    let conflicts = electra_fs::Outputs::from_paths(out_dir, conflicting_entries(out_dir, config)?);
-    if !conflicts.is_empty() && !config.overwrite {
-        return Err(DataError::OutputExists {
-            dir: out_dir.to_path_buf(),
-            found: conflicts.summary(),
-        });
-    }
+    let conflicts = electra_fs::Outputs::from_paths(out_dir, conflicting_entries(out_dir, config)?)
+        .refuse_unless(config.overwrite, "a shard set")
+        .map_err(|e| DataError::OutputExists {
+            dir: e.dir,
+            found: e.found,
+        })?;
     // Dropped on an error, the staging directory removes itself; a leftover of a killed build
     // is hidden, so later builds and Parquet readers (they skip names starting with `.`)
     // ignore it.
-    let staging =
-        electra_fs::StagingDir::create(out_dir.join(format!(".build-{}.tmp", std::process::id())))?;
+    let staging = electra_fs::staging_in(out_dir, "build")?;
     let manifest = build_into(input, tokenizer, config, staging.path(), progress)?;
     commit_staged(staging, out_dir, &conflicts)?;
     Ok(manifest)

@@ -48,15 +48,6 @@ pub fn read_regular_to_string(path: &Path) -> Result<String, FsError> {
     Ok(text)
 }
 
-/// The whole of the regular file `path` (see [`open_regular`]).
-pub fn read_regular(path: &Path) -> Result<Vec<u8>, FsError> {
-    let mut bytes = Vec::new();
-    open_regular(path)?
-        .read_to_end(&mut bytes)
-        .map_err(at(path))?;
-    Ok(bytes)
-}
-
 fn describe(kind: &std::fs::FileType) -> &'static str {
     #[cfg(unix)]
     {

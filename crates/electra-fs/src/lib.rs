@@ -43,7 +43,7 @@ pub mod testing;
 
 pub use error::FsError;
 pub use file::{AtomicFile, write_atomic, write_atomic_with};
-pub use input::{open_regular, read_regular, read_regular_to_string};
+pub use input::{open_regular, read_regular_to_string};
 pub use kill::{KILL_AT_ENV, kill_point};
 pub use lock::{DirLock, LOCK_FILE, LockError};
 pub use output::{OutputExists, Outputs, hex, remove_entry, staging_in};

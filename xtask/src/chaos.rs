@@ -356,8 +356,9 @@ fn compare(straight: &Path, chaos: &Path, steps: u64) -> anyhow::Result<Vec<Stri
         let read =
             |p: &Path| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
         let (x, y) = (read(&x)?, read(&y)?);
+        // The header as JSON (burn's metadata keys come in any order), every tensor byte for byte.
         let same = if file.ends_with(".safetensors") {
-            safetensors_parts(&x)? == safetensors_parts(&y)?
+            crate::safetensors::split(&x)? == crate::safetensors::split(&y)?
         } else {
             x == y
         };
@@ -366,24 +367,6 @@ fn compare(straight: &Path, chaos: &Path, steps: u64) -> anyhow::Result<Vec<Stri
         }
     }
     Ok(differences)
-}
-
-/// A safetensors file as (header, tensor bytes): the header compared as JSON, because burn
-/// writes its `__metadata__` keys from a hash map, in an order that changes from process to
-/// process; the tensors' names, shapes, offsets and bytes must be equal.
-fn safetensors_parts(bytes: &[u8]) -> anyhow::Result<(Value, &[u8])> {
-    let len = bytes
-        .get(..8)
-        .and_then(|b| <[u8; 8]>::try_from(b).ok())
-        .map(u64::from_le_bytes)
-        .context("a safetensors file shorter than its header length")?;
-    let end = usize::try_from(len)
-        .ok()
-        .and_then(|l| l.checked_add(8))
-        .filter(|&e| e <= bytes.len())
-        .context("a safetensors header past the end of the file")?;
-    let header: Value = serde_json::from_slice(&bytes[8..end])?;
-    Ok((header, &bytes[end..]))
 }
 
 #[cfg(test)]

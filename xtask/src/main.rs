@@ -41,6 +41,7 @@ mod experiment;
 mod features;
 mod multinode;
 mod profile;
+mod safetensors;
 mod throughput;
 
 /// Project automation for electra-rs: CI, benchmarks, backend conformance, fixtures.

@@ -1,33 +1,27 @@
-//! Records on disk: JSON written atomically (a temporary file renamed into place), so an
-//! interrupted experiment never leaves a half-written record that a rerun would trust.
+//! Records on disk: JSON written atomically (through `electra_fs`, a temporary file renamed
+//! into place), so an interrupted experiment never leaves a half-written record that a rerun
+//! would trust.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use serde_json::Value;
 
-/// Writes `value` as pretty JSON to `path` through `path.tmp` and a rename (parents created).
+/// Writes `value` as pretty JSON to `path` atomically (parents created; see [`write_text`]).
 pub fn write_json(path: &Path, value: &Value) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(value)? + "\n";
     write_text(path, &text)
 }
 
-/// Writes `text` to `path` through a temporary file and a rename (parents created).
+/// Writes `text` to `path` atomically (`electra_fs::write_atomic`: a hidden temporary file,
+/// flushed and renamed), its parents created.
 pub fn write_text(path: &Path, text: &str) -> anyhow::Result<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("cannot create {}", parent.display()))?;
     }
-    let tmp = tmp_path(path);
-    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
-}
-
-fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".tmp-{}", std::process::id()));
-    path.with_file_name(name)
+    electra_fs::write_atomic(path, text.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Moves the directory `from` to `to`, replacing whatever `to` held.

@@ -311,15 +311,7 @@ fn hash_bytes(bytes: &[u8], hash: &mut Sha256) {
 /// header is not hashed as written: burn-store writes the `__metadata__` keys in a different
 /// order each time, so two exports of the same weights differ in bytes.
 fn hash_safetensors(bytes: &[u8], hash: &mut Sha256) -> anyhow::Result<()> {
-    let header_len = bytes
-        .get(..8)
-        .and_then(|b| <[u8; 8]>::try_from(b).ok())
-        .map(u64::from_le_bytes)
-        .context("shorter than its 8-byte header length")? as usize;
-    let data_start = 8usize.saturating_add(header_len);
-    let header: serde_json::Map<String, Value> =
-        serde_json::from_slice(bytes.get(8..data_start).context("header past the end")?)?;
-    let data = &bytes[data_start..];
+    let (header, data) = crate::safetensors::split(bytes)?;
     let mut names: Vec<&String> = header.keys().filter(|k| *k != "__metadata__").collect();
     names.sort();
     for name in names {
